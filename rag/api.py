@@ -1,0 +1,233 @@
+"""The `RAG` class: the Python API that the CLI, the app and the eval suite all use.
+
+It wires the stages together and owns the loaded parts (embedder, store, retriever, generator),
+built once per object and only when first needed: `rag info` never loads the language model.
+`ask()` consumes `stream()`, so there is one path from a question to an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.answer import (
+    ABSTAIN_TEXT,
+    NOT_COVERED,
+    Answer,
+    accept_rewrite,
+    answer_messages,
+    condense_messages,
+    joined_question,
+    model_abstained,
+)
+from rag.citations import attribute, citations_for, clean_markers
+from rag.errors import BadInput
+from rag.ingest import IngestReport, Progress
+from rag.retrieve import HybridRetriever, Passage, Retrieval
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.generate import Backend
+    from rag.store import Store, StoredDocument
+
+log = logging.getLogger(__name__)
+
+# An uncited answer sentence gets a marker when a passage is at least this similar to it.
+ATTRIBUTION_THRESHOLD = 0.5
+
+History = Sequence[dict] | None
+
+
+class RAG:
+    """Ask questions about a folder of articles and get answers that cite their passages."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        self._lock = threading.RLock()
+        self._embedder: Any = None
+        self._store: Store | None = None
+        self._retriever: HybridRetriever | None = None
+        self._backend: Backend | None = None
+
+    # -- the parts, loaded on first use -------------------------------------------------------
+
+    @property
+    def embedder(self) -> Any:
+        """The sentence-transformers embedder (LlamaIndex `HuggingFaceEmbedding`)."""
+        with self._lock:
+            if self._embedder is None:
+                from rag.embeddings import load_embedder
+
+                self._embedder = load_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def store(self) -> Store:
+        """The Chroma collection, checked against the embedding model."""
+        return self._open_store()
+
+    def _open_store(self, rebuild: bool = False) -> Store:
+        with self._lock:
+            if self._store is None or rebuild:
+                from rag.embeddings import embedding_dimension
+                from rag.store import Store
+
+                self._store = Store.open(self.settings, embedding_dimension(self.embedder), rebuild=rebuild)
+                self._retriever = None
+            return self._store
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        """Dense + BM25 retriever over the store."""
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = HybridRetriever(self.store, self.embedder, self.settings)
+            return self._retriever
+
+    @property
+    def backend(self) -> Backend:
+        """The generator (Ollama or the embedded model), chosen once."""
+        with self._lock:
+            if self._backend is None:
+                from rag.generate import choose_backend
+
+                self._backend = choose_backend(self.settings)
+            return self._backend
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[str | Path] | None = None, rebuild: bool = False, progress: Progress | None = None
+    ) -> IngestReport:
+        """Add, update and remove articles under `paths` (default: the corpus folder)."""
+        from rag.embeddings import piece_counter
+        from rag.ingest import ingest
+
+        roots = [Path(p) for p in (paths or [self.settings.corpus])]
+        store = self._open_store(rebuild=rebuild)
+        report = ingest(roots, store, self.embedder, piece_counter(self.embedder), self.settings, progress)
+        self.retriever.reset()
+        log.info("ingest: %s", report.summary())
+        return report
+
+    def documents(self) -> list[StoredDocument]:
+        """The stored articles, sorted by doc_id."""
+        return sorted(self.store.documents().values(), key=lambda d: d.doc_id)
+
+    def ensure_corpus(self, progress: Progress | None = None) -> IngestReport | None:
+        """Ingest the default corpus when the store is empty (first run)."""
+        if self.store.count() == 0:
+            return self.ingest([self.settings.corpus], progress=progress)
+        return None
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def check_question(self, question: str) -> str:
+        """The question trimmed, or BadInput when it is empty or too long."""
+        if not isinstance(question, str) or not question.strip():
+            raise BadInput("the question is empty; type a question about the articles")
+        question = " ".join(question.split())
+        if len(question) > self.settings.max_question_chars:
+            raise BadInput(
+                f"the question is {len(question):,} characters long; the limit is {self.settings.max_question_chars:,}"
+            )
+        return question
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+        """The top k passages for a question, most relevant first."""
+        return self._retrieve(self.check_question(question), k).passages
+
+    def _retrieve(self, question: str, k: int | None) -> Retrieval:
+        self.ensure_corpus()
+        return self.retriever.retrieve(question, k)
+
+    def standalone_question(self, question: str, history: History) -> str:
+        """The question made understandable without the conversation, for retrieval."""
+        if not history:
+            return question
+        if self.backend.name == "embedded":
+            # A 135M model rewrites questions badly; joining to the previous question retrieves well.
+            return joined_question(question, history)
+        rewrite = "".join(self.backend.stream(condense_messages(question, list(history)), temperature=0.0))
+        return accept_rewrite(rewrite, question, history)
+
+    def ask(
+        self, question: str, history: History = None, k: int | None = None, temperature: float | None = None
+    ) -> Answer:
+        """Answer a question from the articles, with citations (`stream()` without the pieces)."""
+        answer = None
+        for event in self.stream(question, history, k=k, temperature=temperature):
+            if isinstance(event, Answer):
+                answer = event
+        if answer is None:  # stream() always ends with an Answer; this guards a broken generator
+            raise RuntimeError("the answer stream ended without an answer")
+        return answer
+
+    def stream(
+        self, question: str, history: History = None, k: int | None = None, temperature: float | None = None
+    ) -> Iterator[str | Answer]:
+        """Yield text pieces as they are generated, then the final `Answer`."""
+        started = time.perf_counter()
+        question = self.check_question(question)
+        standalone = self.standalone_question(question, history)
+        retrieval = self._retrieve(standalone, k)
+        timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
+        passages = retrieval.passages
+        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+            yield NOT_COVERED
+            timings["total_s"] = time.perf_counter() - started
+            yield Answer(NOT_COVERED, [], passages, True, "none", "", question, standalone, timings=timings)
+            return
+        backend = self.backend
+        pieces: list[str] = []
+        for piece in backend.stream(answer_messages(standalone, passages), temperature):
+            if not pieces:
+                timings["ttft_s"] = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        timings["total_s"] = time.perf_counter() - started
+        yield self._finish("".join(pieces), passages, backend, question, standalone, timings)
+
+    def _finish(
+        self, raw: str, passages: list[Passage], backend: Backend, question: str, standalone: str, timings: dict
+    ) -> Answer:
+        """Turn the model's raw reply into an Answer with checked citations, or an abstention."""
+        common = dict(
+            backend=backend.name,
+            model=backend.model,
+            question=question,
+            standalone_question=standalone,
+            notice=backend.notice,
+            timings=timings,
+        )
+        if model_abstained(raw):
+            return Answer(ABSTAIN_TEXT, [], passages, True, **common)
+        text = clean_markers(raw, len(passages))
+        text = attribute(text, passages, self.similarities, ATTRIBUTION_THRESHOLD)
+        return Answer(text, citations_for(text, passages), passages, False, **common)
+
+    def similarities(self, sentences: list[str], texts: list[str]) -> list[list[float]]:
+        """Cosine similarity of each sentence to each text, with the store's embedder."""
+        import numpy as np
+
+        vectors = np.array(self.embedder.get_text_embedding_batch(sentences + texts))
+        a, b = vectors[: len(sentences)], vectors[len(sentences) :]
+        return (a @ b.T).tolist()  # the embedder returns unit vectors
+
+    def info(self) -> dict[str, Any]:
+        """Store path, counts, embedding model and the backend that would answer (no LLM loaded)."""
+        from rag.generate import describe_backend
+
+        docs = self.documents()
+        return {
+            "store": self.settings.chroma_url or str(self.settings.chroma_path.resolve()),
+            "documents": len(docs),
+            "chunks": self.store.count(),
+            "embedding_model": self.settings.embed_model,
+            "backend": describe_backend(self.settings),
+            "corpus": str(self.settings.corpus),
+        }

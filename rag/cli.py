@@ -1,0 +1,153 @@
+"""The `rag` command: a thin layer over the Python API; errors become one line and a nonzero exit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rag.errors import BadInput, RagError
+
+
+def _fail_cleanly(command: Callable) -> Callable:
+    """Turn the package's named errors into `Error: ...` on stderr and exit code 1 (2 for bad input)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BadInput as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except RagError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return run
+
+
+def _rag() -> Any:
+    from rag.api import RAG
+
+    return RAG()
+
+
+class _Bar:
+    """A tqdm progress bar on stderr fed by the ingest progress callback."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=stage.capitalize(), unit="chunk", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def passage_json(p: Any) -> dict:
+    """A passage as the JSON outputs show it."""
+    return {"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": p.score, "start": p.start, "end": p.end}
+
+
+def answer_json(answer: Any) -> dict:
+    """An answer as `rag ask --json` prints it."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "backend": answer.backend,
+        "model": answer.model,
+        "citations": [
+            {"marker": c.marker, "doc_id": c.passage.doc_id, "title": c.passage.title, "text": c.passage.text}
+            for c in answer.citations
+        ],
+        "passages": [passage_json(p) for p in answer.passages],
+    }
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+def main(verbose: bool) -> None:
+    """Chat with your articles: local answers that cite their sources."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for noisy in ("httpx", "chromadb", "bm25s", "sentence_transformers", "transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the store and embed everything again (after changing the model).")
+@_fail_cleanly
+def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
+    """Add, update or remove articles (default: the seeds folder)."""
+    bar = _Bar()
+    try:
+        report = _rag().ingest(list(paths) or None, rebuild=rebuild, progress=bar)
+    finally:
+        bar.close()
+    for warning in report.warnings:
+        click.echo(f"Warning: skipped {warning}", err=True)
+    click.echo(report.summary())
+
+
+def _print_answer(answer: Any) -> None:
+    click.echo(answer.text)
+    if answer.citations:
+        click.echo("\nSources:")
+        for c in sorted(answer.citations, key=lambda c: c.marker):
+            dateline = f" ({c.passage.dateline})" if c.passage.dateline else ""
+            click.echo(f"  [{c.marker}] {c.passage.title}{dateline} — {c.passage.doc_id}")
+    if answer.notice:
+        click.echo(f"\n{answer.notice}", err=True)
+
+
+@main.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("-k", "top_k", type=int, default=None, help="Passages handed to the model.")
+@_fail_cleanly
+def ask(question: str, as_json: bool, top_k: int | None) -> None:
+    """Answer a question from the articles, citing its sources."""
+    answer = _rag().ask(question, k=top_k)
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+
+
+@main.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("-k", "top_k", type=int, default=5, show_default=True, help="Passages to return.")
+@_fail_cleanly
+def retrieve(question: str, as_json: bool, top_k: int) -> None:
+    """Show the passages retrieved for a question, without generating an answer."""
+    passages = _rag().retrieve(question, k=top_k)
+    if as_json:
+        click.echo(json.dumps({"passages": [passage_json(p) for p in passages]}, ensure_ascii=False))
+        return
+    for n, p in enumerate(passages, start=1):
+        click.echo(f"[{n}] {p.score:.4f} {p.title} — {p.doc_id} ({p.start}-{p.end})\n    {p.text[:200]}…")
+
+
+@main.command()
+@_fail_cleanly
+def info() -> None:
+    """Store path, documents and chunks, embedding model, and the backend that would answer."""
+    for key, value in _rag().info().items():
+        click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+if __name__ == "__main__":
+    main()

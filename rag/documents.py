@@ -1,0 +1,228 @@
+"""Find, read and clean articles: files in, `Document`s out.
+
+Scraped news pages carry boilerplate that LlamaIndex's readers keep: the "All news" link, the
+photo caption printed twice (once with the credit glued on), "©" credit lines. This module drops
+those lines, takes the headline as title and parses the dateline ("MOSCOW, February 21. /TASS/.")
+into place, date text and agency, without ever adding a year the article does not state.
+The cleaned text keeps a map back to the original, so every chunk knows its character offsets.
+Not handled: multi-column PDFs, pages that need JavaScript, text in images.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+# Bump when cleaning changes, so that every document is re-chunked on the next ingest.
+CLEANER_VERSION = "1"
+
+DATELINE = re.compile(
+    r"^(?P<place>[A-Z][A-Z .'\-]{1,40}?),\s+"
+    r"(?P<date>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?)"
+    r"\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{1,20})\s*/\s*\.?\s*"
+)
+BOILERPLATE_LINES = {"all news", "all news ›", "read more", "advertisement"}
+
+
+@dataclass(frozen=True)
+class Dateline:
+    """Place, date text and agency from an article's dateline; empty strings when absent."""
+
+    place: str = ""
+    date: str = ""
+    agency: str = ""
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.place.title(), self.date) if p]
+        return ", ".join(parts) + (f" ({self.agency})" if self.agency else "")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One cleaned article: `text` is what gets chunked; offsets map back into `original`."""
+
+    doc_id: str
+    title: str
+    text: str
+    original: str
+    source: str
+    dateline: Dateline
+    content_hash: str
+    # (start in text, start in original) of each kept line, in order.
+    segments: tuple[tuple[int, int], ...] = field(repr=False, default=())
+
+    def original_offset(self, clean_offset: int) -> int:
+        """Character offset in `original` of a character offset in the cleaned `text`."""
+        if not self.segments:
+            return clean_offset
+        starts = [s[0] for s in self.segments]
+        i = max(bisect.bisect_right(starts, clean_offset) - 1, 0)
+        clean_start, orig_start = self.segments[i]
+        return orig_start + (clean_offset - clean_start)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why, in words a person can act on."""
+
+    path: str
+    reason: str
+
+
+def find_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Yield (file, doc_id) under `root` (or `root` itself), doc_id relative to it, sorted."""
+    if not root.exists() and not root.is_symlink():
+        raise BadInput(f"{root}: no such file or folder")
+    if root.is_file():
+        yield root, root.name
+        return
+    # os.walk without following links: a symlink loop cannot trap us.
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                path = Path(folder) / name
+                yield path, path.relative_to(root).as_posix()
+
+
+def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
+    """Read and clean one file; raises BadInput with a reason when it cannot be used."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise BadInput(f"unsupported file type '{suffix or path.name}' (use {', '.join(SUPPORTED_SUFFIXES)})")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise BadInput(f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read file: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise BadInput("file is empty")
+    original = _extract_text(path, suffix, data)
+    if not original.strip():
+        raise BadInput("no text could be extracted")
+    content_hash = hashlib.sha256(data + CLEANER_VERSION.encode()).hexdigest()
+    return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash)
+
+
+def _extract_text(path: Path, suffix: str, data: bytes) -> str:
+    """Raw text of a file, by type; LlamaIndex's readers for PDF and HTML."""
+    if suffix == ".pdf":
+        return _read_pdf(path)
+    if b"\x00" in data[:8192]:
+        raise BadInput("file looks binary (NUL bytes), not text")
+    text = _decode(data, path)
+    if suffix in (".html", ".htm"):
+        return html_to_text(text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """UTF-8 text; undecodable bytes become U+FFFD with a warning rather than a lost file."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        log.warning("%s: bytes that are not UTF-8 (first at byte %d) were replaced", path, exc.start)
+        return data.decode("utf-8", errors="replace")
+
+
+def _read_pdf(path: Path) -> str:
+    from llama_index.readers.file import PDFReader
+
+    try:
+        docs = PDFReader(return_full_document=True).load_data(path)
+    except Exception as exc:  # pypdf raises many unrelated types for a damaged file
+        raise BadInput(f"cannot read PDF: {exc}") from exc
+    return "\n\n".join(d.text for d in docs)
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page, one block element a line, scripts and styles dropped."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template"]):
+        tag.decompose()
+    title = soup.find("h1") or soup.find("title")
+    body = soup.find("article") or soup.body or soup
+    lines = [line.strip() for line in body.get_text("\n").splitlines()]
+    text = "\n".join(line for line in lines if line)
+    if title and not text.startswith(title.get_text(strip=True)):
+        text = title.get_text(strip=True) + "\n" + text
+    return text
+
+
+def clean_article(original: str, *, doc_id: str, source: str = "", content_hash: str = "") -> Document:
+    """Drop boilerplate lines, take the headline as title and parse the dateline."""
+    lines = list(_lines_with_offsets(original))
+    kept = [(start, line) for start, line in lines if not _is_boilerplate(line)]
+    kept = _drop_repeated_captions(kept)
+    title = ""
+    if kept:
+        title = kept[0][1].strip().lstrip("#").strip()
+        kept = kept[1:] or kept  # a one-line article keeps its line as text
+    text_parts, segments, cursor = [], [], 0
+    for start, line in kept:
+        segments.append((cursor, start))
+        text_parts.append(line)
+        cursor += len(line) + 2
+    text = "\n\n".join(text_parts)
+    return Document(
+        doc_id=doc_id,
+        title=title or doc_id,
+        text=text,
+        original=original,
+        source=source,
+        dateline=parse_dateline(text),
+        content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
+        segments=tuple(segments),
+    )
+
+
+def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their start offset, surrounding white space trimmed."""
+    offset = 0
+    for raw in text.splitlines(keepends=True):
+        stripped = raw.strip()
+        if stripped:
+            yield offset + raw.index(stripped[0]), stripped
+        offset += len(raw)
+
+
+def _is_boilerplate(line: str) -> bool:
+    return line.lower() in BOILERPLATE_LINES or line.startswith("©") or line.lower().startswith("(c) ")
+
+
+def _drop_repeated_captions(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Of two neighbouring lines where one starts with the other, keep the shorter.
+
+    News pages print a photo caption twice, once with the photographer's credit glued on.
+    """
+    drop: set[int] = set()
+    for i in range(len(kept) - 1):
+        a, b = kept[i][1], kept[i + 1][1]
+        short, long_ = (i, i + 1) if len(a) <= len(b) else (i + 1, i)
+        if len(kept[short][1]) >= 20 and kept[long_][1].startswith(kept[short][1]):
+            drop.add(long_)
+    return [item for i, item in enumerate(kept) if i not in drop]
+
+
+def parse_dateline(text: str) -> Dateline:
+    """Place, date and agency of the first paragraph that opens with a dateline."""
+    for paragraph in text.split("\n\n")[:8]:
+        match = DATELINE.match(paragraph)
+        if match:
+            return Dateline(match["place"].strip(), match["date"].strip(), match["agency"].strip())
+    return Dateline()

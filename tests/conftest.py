@@ -1,0 +1,56 @@
+"""Shared fixtures: temporary stores holding the seed articles, and a local Ollama-speaking server.
+
+Everything is real (Chroma, the packaged embedder, the packaged SmolLM2); only the Ollama server,
+which cannot be installed here, is stood in for by `ollama_server.OllamaServer`, which speaks its
+wire protocol.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ollama_server import OllamaServer  # noqa: E402
+
+from rag import RAG  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+# A port where nothing listens, so "auto" finds no Ollama even on a machine that runs one.
+NO_OLLAMA = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A writable copy of the seed articles."""
+    target = tmp_path / "articles"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+def make_rag(home: Path, corpus: Path, **overrides: object) -> RAG:
+    """A RAG on a fresh embedded store under `home`, never reaching a real Ollama."""
+    overrides.setdefault("ollama_host", NO_OLLAMA)
+    return RAG(home=home, corpus=corpus, **overrides)
+
+
+@pytest.fixture(scope="session")
+def seeded_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """One RAG for the whole session whose store holds the five seed articles (read-only use)."""
+    home = tmp_path_factory.mktemp("seeded")
+    rag = make_rag(home / ".rag", SEEDS, backend="embedded")
+    rag.ingest([SEEDS])
+    return rag
+
+
+@pytest.fixture
+def ollama() -> Iterator[OllamaServer]:
+    """A local server on 127.0.0.1 that speaks Ollama's chat and tags API."""
+    with OllamaServer() as server:
+        yield server
