@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING, Any
 from rag.answer import (
     ABSTAIN_TEXT,
     NOT_COVERED,
+    OVERRIDE_ATTEMPT,
+    REFUSAL_TEXT,
     Answer,
     accept_rewrite,
     answer_messages,
+    compact_messages,
     condense_messages,
     joined_question,
     model_abstained,
 )
-from rag.citations import attribute, citations_for, clean_markers
+from rag.citations import check_support, citations_for, clean_markers
 from rag.errors import BadInput
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
@@ -36,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# An uncited answer sentence gets a marker when a passage is at least this similar to it.
-ATTRIBUTION_THRESHOLD = 0.5
 
 History = Sequence[dict] | None
 
@@ -177,20 +178,36 @@ class RAG:
         retrieval = self._retrieve(standalone, k)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages
-        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
-            yield NOT_COVERED
+        refusal = self._refusal(question, retrieval)
+        if refusal:
+            yield refusal
             timings["total_s"] = time.perf_counter() - started
-            yield Answer(NOT_COVERED, [], passages, True, "none", "", question, standalone, timings=timings)
+            yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings)
             return
         backend = self.backend
         pieces: list[str] = []
-        for piece in backend.stream(answer_messages(standalone, passages), temperature):
+        for piece in backend.stream(self.prompt(standalone, passages, backend), temperature):
             if not pieces:
                 timings["ttft_s"] = time.perf_counter() - started
             pieces.append(piece)
             yield piece
         timings["total_s"] = time.perf_counter() - started
         yield self._finish("".join(pieces), passages, backend, question, standalone, timings)
+
+    def _refusal(self, question: str, retrieval: Retrieval) -> str:
+        """Why the question gets no generation (an instruction override, or nothing relevant), or ""."""
+        if OVERRIDE_ATTEMPT.search(question):
+            return REFUSAL_TEXT
+        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+            return NOT_COVERED
+        return ""
+
+    def prompt(self, question: str, passages: list[Passage], backend: Backend) -> list:
+        """The messages for the model: whole passages, or focused sentences for the small embedded model."""
+        count = self.settings.focus_sentences
+        if backend.name == "embedded" and count > 0:
+            return compact_messages(question, passages, count, self.similarities)
+        return answer_messages(question, passages)
 
     def _finish(
         self, raw: str, passages: list[Passage], backend: Backend, question: str, standalone: str, timings: dict
@@ -206,9 +223,12 @@ class RAG:
         )
         if model_abstained(raw):
             return Answer(ABSTAIN_TEXT, [], passages, True, **common)
-        text = clean_markers(raw, len(passages))
-        text = attribute(text, passages, self.similarities, ATTRIBUTION_THRESHOLD)
-        return Answer(text, citations_for(text, passages), passages, False, **common)
+        text, dropped = check_support(
+            clean_markers(raw, len(passages)), passages, self.similarities, self.settings.min_support
+        )
+        if not text:
+            return Answer(ABSTAIN_TEXT, [], passages, True, dropped=dropped, **common)
+        return Answer(text, citations_for(text, passages), passages, False, dropped=dropped, **common)
 
     def similarities(self, sentences: list[str], texts: list[str]) -> list[list[float]]:
         """Cosine similarity of each sentence to each text, with the store's embedder."""

@@ -2,8 +2,9 @@
 
 LlamaIndex's `CitationQueryEngine` asks for markers but trusts whatever the model writes. Here a
 marker that names no passage is removed from the text, and each answer sentence is checked
-against the passages by embedding similarity: a sentence the model left uncited gets the
-marker of the passage that clearly supports it, so that small models still give sourced answers.
+against the passages by embedding similarity: a marker must point at a passage that supports its
+sentence, a sentence the model left uncited gets the marker of the passage that supports it (so
+small models still give sourced answers), and a sentence no passage supports is dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from rag.retrieve import Passage
 
 # [1], [1, 2], [1][2], [1-2] and the full-width brackets some models emit.
 MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[\]】]")
+# A cited passage this much less similar to a sentence than the best passage is re-pointed.
+REPOINT_MARGIN = 0.1
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
 
 
@@ -61,8 +64,11 @@ def citations_for(text: str, passages: Sequence[Passage]) -> list[Citation]:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Answer text split into sentences (markers stay with the sentence they follow)."""
-    return [s for s in SENTENCE_END.split(text.strip()) if s.strip()]
+    """Text split into sentences and lines (markers stay with the sentence they follow).
+
+    Lines count as sentences: headlines, captions and datelines end without a full stop.
+    """
+    return [s.strip() for line in text.splitlines() for s in SENTENCE_END.split(line) if s.strip()]
 
 
 def strip_markers(text: str) -> str:
@@ -70,29 +76,59 @@ def strip_markers(text: str) -> str:
     return MARKER.sub("", text).strip()
 
 
-def attribute(
+def support_matrix(
+    sentences: list[str], passages: Sequence[Passage], similarity: Callable[[list[str], list[str]], list[list[float]]]
+) -> list[list[float]]:
+    """How well each passage supports each sentence: the best of its similarity to the whole
+    passage and to the passage's closest sentence (a short claim matches one sentence best)."""
+    units, owner = [], []
+    for index, passage in enumerate(passages):
+        for unit in [passage.text, *split_sentences(passage.text)]:
+            units.append(unit)
+            owner.append(index)
+    scores = similarity(sentences, units)
+    matrix = [[0.0] * len(passages) for _ in sentences]
+    for row, sentence_scores in zip(matrix, scores):
+        for index, score in zip(owner, sentence_scores):
+            row[index] = max(row[index], score)
+    return matrix
+
+
+def check_support(
     text: str,
     passages: Sequence[Passage],
     similarity: Callable[[list[str], list[str]], list[list[float]]],
     threshold: float,
-) -> str:
-    """Add a marker to each uncited sentence whose best-matching passage is similar enough."""
-    sentences = split_sentences(text)
-    bare = [(i, strip_markers(s)) for i, s in enumerate(sentences) if not MARKER.search(s)]
-    bare = [(i, s) for i, s in bare if len(s.split()) >= 3]
-    if not bare or not passages:
-        return text
-    scores = similarity([s for _, s in bare], [p.text for p in passages])
-    for (i, _), row in zip(bare, scores):
+) -> tuple[str, list[str]]:
+    """Keep each sentence's markers that point at a supporting passage, add the best supporting
+    passage to a sentence left without one, and drop sentences no passage supports.
+
+    Returns the checked text and the dropped sentences. Embedding similarity catches claims that
+    are about something else entirely, not a wrong date in an otherwise matching sentence.
+    """
+    sentences = [s for s in split_sentences(text) if strip_markers(s)]
+    if not sentences or not passages:
+        return "", sentences
+    matrix = support_matrix([strip_markers(s) for s in sentences], passages, similarity)
+    kept, dropped = [], []
+    for sentence, row in zip(sentences, matrix):
         best = max(range(len(row)), key=row.__getitem__)
-        if row[best] >= threshold:
-            sentences[i] = _append_marker(sentences[i], best + 1)
-    return " ".join(sentences)
+        # A marker stands when its passage supports the sentence about as well as the best one does.
+        floor = max(threshold, row[best] - REPOINT_MARGIN)
+        cited = [n for n in cited_numbers(sentence) if 1 <= n <= len(passages) and row[n - 1] >= floor]
+        if not cited and row[best] >= threshold:
+            cited = [best + 1]
+        if cited:
+            kept.append(_with_markers(strip_markers(sentence), cited))
+        else:
+            dropped.append(sentence)
+    return " ".join(kept), dropped
 
 
-def _append_marker(sentence: str, number: int) -> str:
-    """Put the marker before the closing punctuation: "... Tokyo [2]." """
-    stripped = sentence.rstrip()
+def _with_markers(sentence: str, numbers: list[int]) -> str:
+    """Put the markers before the closing punctuation: "... Tokyo [2]." """
+    stripped = re.sub(r"\s+([.,;:!?])", r"\1", sentence.rstrip())
+    markers = "".join(f"[{n}]" for n in numbers)
     if stripped and stripped[-1] in ".!?":
-        return f"{stripped[:-1]} [{number}]{stripped[-1]}"
-    return f"{stripped} [{number}]"
+        return f"{stripped[:-1]} {markers}{stripped[-1]}"
+    return f"{stripped} {markers}"

@@ -148,7 +148,12 @@ def load_embedded(settings: Settings) -> Backend:
             temperature=settings.temperature,
             max_new_tokens=settings.max_new_tokens,
             context_window=settings.context_window,
-            generate_kwargs={"stop": ["<|im_end|>", "<|endoftext|>"], "top_p": 0.9, "repeat_penalty": 1.15},
+            generate_kwargs={
+                # The small model tends to carry on with a made-up next question or fact list.
+                "stop": ["<|im_end|>", "<|endoftext|>", "\nQuestion:", "\nFacts:", "<passage"],
+                "top_p": 0.9,
+                "repeat_penalty": 1.15,
+            },
             model_kwargs={"n_threads": settings.threads or os.cpu_count() or 1, "seed": 0},
             messages_to_prompt=chatml,
             completion_to_prompt=lambda text: chatml([_user(text)]),

@@ -57,6 +57,17 @@ class Settings(BaseSettings):
         le=1,
         description="Share of the question's content words in the passages at or above which it counts as covered.",
     )
+    min_support: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="Similarity a passage needs to support an answer sentence; unsupported ones are dropped.",
+    )
+    focus_sentences: int = Field(
+        2,
+        ge=0,
+        description="Sentences per passage shown to the embedded model (closest to the question); 0 = whole passages.",
+    )
     backend: Literal["auto", "ollama", "embedded"] = Field(
         "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."
     )
@@ -71,7 +82,7 @@ class Settings(BaseSettings):
         None, description="A GGUF file for the embedded backend; unset = packaged SmolLM2-135M."
     )
     context_window: int = Field(4096, ge=512, description="Tokens of context for the embedded model.")
-    max_new_tokens: int = Field(256, ge=16, description="Most tokens generated for one answer.")
+    max_new_tokens: int = Field(160, ge=16, description="Most tokens generated for one answer.")
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     threads: int | None = Field(None, ge=1, description="CPU threads for the embedded model; unset = all cores.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused.")
