@@ -8,17 +8,13 @@ wire protocol.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ollama_server import OllamaServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ollama_server import OllamaServer  # noqa: E402
-
-from rag import RAG  # noqa: E402
+from rag import RAG
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -1,0 +1,178 @@
+"""Ingest: cleaning, chunking within the embedder's limit, incremental updates, model checks, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SEEDS, make_rag
+
+from rag import RAG, BadInput, StoreMismatch
+from rag.chunking import embed_text
+from rag.documents import clean_article, read_document
+from rag.embeddings import model_limit, resolve_model_path
+
+CAPTION = "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks"
+
+
+def seed(name: str) -> Path:
+    """The seed article whose file name starts with `name`."""
+    return next(SEEDS.glob(f"{name}*"))
+
+
+def test_news_page_boilerplate_is_dropped_and_caption_kept_once() -> None:
+    doc = read_document(seed("002"), "002.txt", 10**7)
+    assert "All news" not in doc.text
+    assert "©" not in doc.text
+    assert doc.text.count(CAPTION) == 1
+    assert "Iikura guest house in Tokyo" in doc.text
+    assert doc.title.startswith("Japan’s position on peace treaty")
+
+
+def test_dateline_is_parsed_leniently_without_inventing_a_year() -> None:
+    tokyo = read_document(seed("002"), "002.txt", 10**7).dateline
+    assert (tokyo.place, tokyo.date, tokyo.agency) == ("TOKYO", "April 15", "TASS")
+    misspelt = read_document(seed("004"), "004.txt", 10**7).dateline
+    assert (misspelt.place, misspelt.date) == ("MOSXOW", "February 11")
+    assert not re.search(r"\b\d{4}\b", str(misspelt))  # the article states no year
+    assert read_document(seed("000"), "000.txt", 10**7).dateline.place == ""
+
+
+def test_chunk_offsets_point_into_the_original_file(seeded_rag: RAG) -> None:
+    nodes = seeded_rag.store.nodes()
+    originals = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.iterdir()}
+    for node in nodes:
+        meta = node.metadata
+        original = originals[meta["doc_id"]]
+        span = original[meta["start"] : meta["end"]]
+        first_line = node.text.split("\n")[0]
+        assert span.startswith(first_line[:40]), meta["doc_id"]
+
+
+def test_no_chunk_exceeds_the_embedding_models_limit(seeded_rag: RAG) -> None:
+    tokenizer = seeded_rag.embedder._model.tokenizer
+    limit = model_limit(seeded_rag.embedder)
+    assert limit == 256
+    nodes = seeded_rag.store.nodes()
+    assert len(nodes) >= 10
+    longest = max(len(tokenizer(embed_text(n.metadata["title"], n.text))["input_ids"]) for n in nodes)
+    assert longest <= limit
+
+
+def test_every_chunk_carries_its_metadata(seeded_rag: RAG) -> None:
+    for node in seeded_rag.store.nodes():
+        meta = node.metadata
+        assert meta["doc_id"] in {p.name for p in SEEDS.iterdir()}
+        assert meta["title"] and meta["source"].endswith(meta["doc_id"])
+        assert 0 <= meta["start"] < meta["end"]
+        assert "dateline" in meta
+
+
+def test_unchanged_articles_are_not_embedded_again(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus)
+    first = rag.ingest([corpus])
+    assert len(first.added) == 5 and first.chunks_written == first.chunks_total > 0
+    second = rag.ingest([corpus])
+    assert second.chunks_written == 0 and len(second.unchanged) == 5
+    assert second.chunks_total == first.chunks_total
+    assert second.seconds < 1.0
+
+
+def test_changed_article_replaces_its_chunks_and_removed_article_loses_them(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus)
+    rag.ingest([corpus])
+    changed = corpus / "003_4d11091f11b44f0d.txt"
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\nA new paragraph about Zanzibar trade.\n", encoding="utf-8"
+    )
+    (corpus / "000_2668febe4f0e43ad.txt").unlink()
+    report = rag.ingest([corpus])
+    assert report.updated == ("003_4d11091f11b44f0d.txt",)
+    assert report.removed == ("000_2668febe4f0e43ad.txt",)
+    docs = rag.store.documents()
+    assert "000_2668febe4f0e43ad.txt" not in docs
+    assert len(docs["003_4d11091f11b44f0d.txt"].content_hashes) == 1  # no old version left behind
+    assert rag.retrieve("Zanzibar trade", k=1)[0].doc_id == "003_4d11091f11b44f0d.txt"
+
+
+def test_opening_the_store_with_another_model_says_how_to_rebuild(tmp_path: Path, corpus: Path) -> None:
+    make_rag(tmp_path / ".rag", corpus).ingest([corpus])
+    # The same weights under another name: the store cannot know they match, so it must refuse.
+    other = make_rag(tmp_path / ".rag", corpus, embed_model=resolve_model_path("all-MiniLM-L6-v2"))
+    with pytest.raises(StoreMismatch, match="rag ingest --rebuild"):
+        other.ingest([corpus])
+    rebuilt = other.ingest([corpus], rebuild=True)
+    assert len(rebuilt.added) == 5
+
+
+def test_bad_files_are_skipped_with_a_warning_and_nothing_is_lost(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus)
+    before = rag.ingest([corpus]).chunks_total
+    (corpus / "empty.txt").write_text("")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00" * 50)
+    (corpus / "latin1.txt").write_bytes(
+        "Caf\xe9 talks in Sapporo on fisheries.\n\nThe ministers met.".encode("latin-1")
+    )
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
+    report = rag.ingest([corpus])
+    skipped = {Path(s.path).name: s.reason for s in report.skipped}
+    assert "empty" in skipped["empty.txt"]
+    assert "binary" in skipped["binary.txt"]
+    assert "unsupported" in skipped["notes.docx"]
+    assert report.added == ("latin1.txt",)  # undecodable bytes replaced, the article kept
+    assert report.chunks_total > before
+    assert len(report.unchanged) == 5
+
+
+def test_a_file_that_became_unreadable_keeps_its_chunks(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus)
+    rag.ingest([corpus])
+    (corpus / "001_30c8c805c44e246e.txt").write_text("")
+    report = rag.ingest([corpus])
+    assert report.removed == ()
+    assert "001_30c8c805c44e246e.txt" in rag.store.documents()
+
+
+def test_missing_path_is_an_error(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus)
+    with pytest.raises(BadInput, match="no such file"):
+        rag.ingest([tmp_path / "nowhere"])
+
+
+def run_cli(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `python -m rag` with a store under `home` and no Ollama."""
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_OLLAMA_HOST": "http://127.0.0.1:9", "RAG_BACKEND": "embedded"}
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_cli_ingest_prints_a_summary_and_fails_cleanly_on_a_missing_path(tmp_path: Path, corpus: Path) -> None:
+    done = run_cli("ingest", str(corpus), home=tmp_path / ".rag", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "5 added" in done.stdout and "chunks written" in done.stdout
+    again = run_cli("ingest", str(corpus), home=tmp_path / ".rag", cwd=tmp_path)
+    assert "5 unchanged" in again.stdout and "0 chunks written" in again.stdout
+    missing = run_cli("ingest", str(tmp_path / "nope"), home=tmp_path / ".rag", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "Error: no such file or folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_cli_info_reports_the_store_without_loading_the_language_model(tmp_path: Path, corpus: Path) -> None:
+    run_cli("ingest", str(corpus), home=tmp_path / ".rag", cwd=tmp_path)
+    done = run_cli("info", home=tmp_path / ".rag", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "documents: 5" in done.stdout and "embedded" in done.stdout
+
+
+def test_cleaner_keeps_plain_articles_whole() -> None:
+    doc = clean_article("Title line\n\nBody sentence one. Body sentence two.", doc_id="x.txt")
+    assert doc.title == "Title line"
+    assert doc.text == "Body sentence one. Body sentence two."
+    assert json.dumps(str(doc.dateline)) == '""'

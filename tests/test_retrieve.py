@@ -1,0 +1,92 @@
+"""Hybrid retrieval: the right article for names, numbers and paraphrases, and diverse passages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_ingest import run_cli
+
+from rag import RAG, BadInput
+from rag.retrieve import diverse, reciprocal_rank_fusion, shingles
+
+
+def top_docs(rag: RAG, question: str, k: int = 3) -> list[str]:
+    """doc_ids of the top k passages."""
+    return [p.doc_id for p in rag.retrieve(question, k=k)]
+
+
+def test_question_about_the_iikura_guest_house_finds_the_tokyo_talks_article(seeded_rag: RAG) -> None:
+    assert "002_5c202a017dd63dc4.txt" in top_docs(seeded_rag, "What happened at the Iikura guest house?")
+
+
+def test_question_about_article_107_finds_the_foreign_ministry_article(seeded_rag: RAG) -> None:
+    assert "000_2668febe4f0e43ad.txt" in top_docs(seeded_rag, "What does Article 107 say?")
+
+
+def test_rare_names_are_found(seeded_rag: RAG) -> None:
+    assert top_docs(seeded_rag, "Takeo Mori", k=1) == ["003_4d11091f11b44f0d.txt"]
+    assert top_docs(seeded_rag, "Nailya Asker-zade", k=1) == ["004_f38f321cf535aa5e.txt"]
+
+
+def test_informal_paraphrase_finds_the_article(seeded_rag: RAG) -> None:
+    assert top_docs(seeded_rag, "did japan change its stance after kishida met lavrov", k=1) == [
+        "002_5c202a017dd63dc4.txt"
+    ]
+    assert top_docs(seeded_rag, "what did russia say about us military bases in japan", k=1) == [
+        "004_f38f321cf535aa5e.txt"
+    ]
+
+
+def test_passages_carry_their_source(seeded_rag: RAG) -> None:
+    passages = seeded_rag.retrieve("Soviet memorandum of January 27, 1960", k=5)
+    assert len(passages) == 5
+    assert all(p.title and p.text and p.end > p.start for p in passages)
+    assert passages == sorted(passages, key=lambda p: p.score, reverse=True)
+
+
+def test_top_passages_are_not_copies_of_one_paragraph(seeded_rag: RAG) -> None:
+    # 001 and 003 print the same 1960 memorandum paragraph word for word.
+    passages = seeded_rag.retrieve("the Soviet Union withdrew its obligation to hand over the islands", k=5)
+    for i, a in enumerate(passages):
+        for b in passages[i + 1 :]:
+            grams_a, grams_b = shingles(a.text), shingles(b.text)
+            assert len(grams_a & grams_b) / min(len(grams_a), len(grams_b)) <= 0.6
+
+
+def test_diversity_skips_a_repeated_paragraph() -> None:
+    from rag.retrieve import Passage
+
+    text = "After Japan and the United States signed the security treaty in 1960 the Soviet Union withdrew."
+    first = Passage("a.txt", "A", text, 0.3, 0, 10)
+    copy = Passage("b.txt", "B", "Background. " + text, 0.2, 0, 10)
+    other = Passage("c.txt", "C", "Lavrov met Kishida in Tokyo at the Iikura guest house.", 0.1, 0, 10)
+    assert [p.doc_id for p in diverse([first, copy, other], 2, 0.6)] == ["a.txt", "c.txt"]
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    fused = reciprocal_rank_fusion([["x", "y", "z"], ["y", "w"]], k=60)
+    assert max(fused, key=fused.get) == "y"
+
+
+def test_off_topic_question_is_not_relevant(seeded_rag: RAG) -> None:
+    retrieval = seeded_rag.retriever.retrieve("How do I bake sourdough bread?")
+    assert not retrieval.is_relevant(seeded_rag.settings.min_relevance, seeded_rag.settings.min_coverage)
+    on_topic = seeded_rag.retriever.retrieve("Who is Takeo Mori?")
+    assert on_topic.is_relevant(seeded_rag.settings.min_relevance, seeded_rag.settings.min_coverage)
+
+
+def test_empty_question_is_refused(seeded_rag: RAG) -> None:
+    with pytest.raises(BadInput, match="empty"):
+        seeded_rag.retrieve("   ")
+
+
+def test_cli_retrieve_json(tmp_path: Path, corpus: Path) -> None:
+    run_cli("ingest", str(corpus), home=tmp_path / ".rag", cwd=tmp_path)
+    done = run_cli("retrieve", "--json", "-k", "3", "Iikura guest house", home=tmp_path / ".rag", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    passages = json.loads(done.stdout)["passages"]
+    assert len(passages) == 3
+    assert set(passages[0]) == {"doc_id", "title", "text", "score", "start", "end"}
+    assert passages[0]["doc_id"] == "002_5c202a017dd63dc4.txt"
