@@ -149,7 +149,11 @@ def _read_pdf(path: Path) -> str:
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML page, one block element a line, scripts and styles dropped."""
+    """Visible text of an HTML page, one block element a line, scripts and styles dropped.
+
+    LlamaIndex's `HTMLTagReader` returns the text of one tag type; news pages need the headline
+    and the article body as separate lines for the cleaner, so BeautifulSoup is used directly.
+    """
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")

@@ -176,3 +176,36 @@ def test_cleaner_keeps_plain_articles_whole() -> None:
     assert doc.title == "Title line"
     assert doc.text == "Body sentence one. Body sentence two."
     assert json.dumps(str(doc.dateline)) == '""'
+
+
+def write_pdf(path: Path, lines: list[str]) -> None:
+    """A real one-page PDF with text, written by matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8.5, 11))
+    for i, line in enumerate(lines):
+        fig.text(0.05, 0.95 - i * 0.04, line, fontsize=10)
+    fig.savefig(path, format="pdf")
+    plt.close(fig)
+
+
+def test_markdown_html_and_pdf_articles_are_read(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "note.md").write_text("# Fisheries talks in Sapporo\n\nThe **fisheries** talks ended in Sapporo.\n")
+    (folder / "page.html").write_text(
+        "<html><head><title>Site</title><script>var tracking = 1;</script></head><body><nav>Home | All news</nav>"
+        "<article><h1>Ferry link to Sakhalin</h1><p>A ferry link to Sakhalin reopened in May.</p></article></body></html>"
+    )
+    write_pdf(folder / "report.pdf", ["Hokkaido fishermen report", "Crab quotas near Kunashir were cut."])
+    rag = make_rag(tmp_path / ".rag", folder)
+    report = rag.ingest([folder])
+    assert sorted(report.added) == ["note.md", "page.html", "report.pdf"], report.skipped
+    docs = rag.store.documents()
+    assert docs["note.md"].title == "Fisheries talks in Sapporo"
+    assert docs["page.html"].title == "Ferry link to Sakhalin"
+    assert rag.retrieve("crab quotas Kunashir", k=1)[0].doc_id == "report.pdf"
+    assert all("tracking" not in n.text for n in rag.store.nodes())
