@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     ollama_model: str = Field("qwen2.5:7b-instruct", description="Ollama model name.")
     ollama_host: str = Field(
         "http://127.0.0.1:11434",
-        validation_alias=AliasChoices("ollama_host", "RAG_OLLAMA_HOST", "OLLAMA_HOST"),
+        validation_alias=AliasChoices("RAG_OLLAMA_HOST", "OLLAMA_HOST"),
         description="Ollama server address (`OLLAMA_HOST` is honoured).",
     )
     request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the generator before giving up.")
@@ -89,12 +89,12 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(20_000_000, ge=1, description="Larger files are skipped at ingest.")
     host: str = Field(
         "127.0.0.1",
-        validation_alias=AliasChoices("host", "RAG_HOST", "GRADIO_SERVER_NAME"),
+        validation_alias=AliasChoices("RAG_HOST", "GRADIO_SERVER_NAME"),
         description="Address the app binds (`GRADIO_SERVER_NAME` is honoured).",
     )
     port: int = Field(
         7860,
-        validation_alias=AliasChoices("port", "RAG_PORT", "GRADIO_SERVER_PORT"),
+        validation_alias=AliasChoices("RAG_PORT", "GRADIO_SERVER_PORT"),
         description="Port the app binds (`GRADIO_SERVER_PORT` is honoured).",
     )
     auth: str | None = Field(
