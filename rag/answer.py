@@ -79,8 +79,11 @@ OVERRIDE_ATTEMPT = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 REFUSAL_TEXT = "I only answer questions about the articles, from what they say; I can't follow other instructions."
-# Chat-template tokens must not reach the model from article text or questions.
-CONTROL_TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]", re.IGNORECASE)
+# Chat-template tokens, and the tags that fence passages off, must not reach the model from
+# article text or questions: an article could close its passage and open a forged one.
+CONTROL_TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|<\s*/?\s*passage\b", re.IGNORECASE)
+# Control characters (but tab and line ends) and lone surrogates, which the tokenizers reject.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 FOLLOW_UP_WORDS = re.compile(
     r"^(?:and|but|so|also|what about|how about|then)\b|"
     r"\b(?:it|its|that|this|those|these|they|them|their|he|him|his|she|her|there|then|the same)\b",
@@ -106,8 +109,13 @@ class Answer:
 
 
 def sanitize(text: str) -> str:
-    """Text with chat-template control tokens removed."""
-    return CONTROL_TOKENS.sub("", text)
+    """Text with chat-template control tokens, control characters and lone surrogates removed."""
+    return CONTROL_TOKENS.sub("", printable(text))
+
+
+def printable(text: str) -> str:
+    """Text without control characters and lone surrogates (from a terminal paste or a browser)."""
+    return UNPRINTABLE.sub("", text)
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
@@ -163,8 +171,9 @@ def model_abstained(text: str) -> bool:
 def previous_question(history: Sequence[dict] | None) -> str:
     """The last question the user asked before this one."""
     for turn in reversed(history or []):
-        if turn.get("role") == "user" and str(turn.get("content", "")).strip():
-            return str(turn["content"]).strip()
+        content = printable(str(turn.get("content", ""))).strip()
+        if turn.get("role") == "user" and content:
+            return content
     return ""
 
 

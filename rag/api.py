@@ -26,6 +26,7 @@ from rag.answer import (
     condense_messages,
     joined_question,
     model_abstained,
+    printable,
 )
 from rag.citations import check_support, citations_for, clean_markers
 from rag.errors import BadInput
@@ -74,10 +75,12 @@ class RAG:
     def _open_store(self, rebuild: bool = False) -> Store:
         with self._lock:
             if self._store is None or rebuild:
-                from rag.embeddings import embedding_dimension
+                from rag.embeddings import configured_dimension, embedding_dimension
                 from rag.store import Store
 
-                self._store = Store.open(self.settings, embedding_dimension(self.embedder), rebuild=rebuild)
+                # Read from the model's config when possible: `rag info` then never loads torch.
+                dimension = configured_dimension(self.settings) or embedding_dimension(self.embedder)
+                self._store = Store.open(self.settings, dimension, rebuild=rebuild)
                 self._retriever = None
             return self._store
 
@@ -128,10 +131,11 @@ class RAG:
     # -- questions -----------------------------------------------------------------------------
 
     def check_question(self, question: str) -> str:
-        """The question trimmed, or BadInput when it is empty or too long."""
-        if not isinstance(question, str) or not question.strip():
+        """The question trimmed and without control characters, or BadInput when empty or too long."""
+        if isinstance(question, str):
+            question = " ".join(printable(question).split())
+        if not isinstance(question, str) or not question:
             raise BadInput("the question is empty; type a question about the articles")
-        question = " ".join(question.split())
         if len(question) > self.settings.max_question_chars:
             raise BadInput(
                 f"the question is {len(question):,} characters long; the limit is {self.settings.max_question_chars:,}"

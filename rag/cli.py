@@ -149,5 +149,37 @@ def info() -> None:
         click.echo(f"{key.replace('_', ' ')}: {value}")
 
 
+@main.command(
+    "eval", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.pass_context
+def eval_(ctx: click.Context) -> None:
+    """Score the assistant on a question set: retrieval, answers, grounding, abstention (see `rag eval --help`)."""
+    from eval.cli import eval_command  # the suite lives in eval/; imported here so `rag --help` stays fast
+
+    eval_command.main(ctx.args, prog_name="rag eval")
+
+
+@main.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Measure ingest, retrieval, generation and start-up speed (see `rag bench --help`, bench/README.md)."""
+    from bench.__main__ import main as bench_command  # imported here so `rag --help` stays fast
+
+    bench_command.main(ctx.args, prog_name="rag bench")
+
+
+@main.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Start the chat app at http://127.0.0.1:7860 (options: `rag serve --help`)."""
+    from rag.settings import PROJECT_ROOT
+
+    sys.path.insert(0, str(PROJECT_ROOT))  # app.py sits beside the package, not in it
+    from app import main as serve_app
+
+    serve_app(ctx.args)
+
+
 if __name__ == "__main__":
     main()

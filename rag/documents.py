@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ DATELINE = re.compile(
     r"\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{1,20})\s*/\s*\.?\s*"
 )
 BOILERPLATE_LINES = {"all news", "all news ›", "read more", "advertisement"}
+# Above this share of undecodable characters a file is not text in any encoding worth reading.
+MAX_UNDECODABLE = 0.25
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def find_files(root: Path) -> Iterator[tuple[Path, str]]:
     """Yield (file, doc_id) under `root` (or `root` itself), doc_id relative to it, sorted."""
     if not root.exists() and not root.is_symlink():
         raise BadInput(f"{root}: no such file or folder")
-    if root.is_file():
+    if not root.is_dir():  # a file, or a pipe or broken link that read_document will explain
         yield root, root.name
         return
     # os.walk without following links: a symlink loop cannot trap us.
@@ -102,12 +105,17 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
     if suffix not in SUPPORTED_SUFFIXES:
         raise BadInput(f"unsupported file type '{suffix or path.name}' (use {', '.join(SUPPORTED_SUFFIXES)})")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise BadInput(f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # opening a pipe would wait for a writer forever
+            raise BadInput("not a regular file (a pipe, socket or device)")
+        if info.st_size > max_bytes:
+            raise BadInput(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)  # the file may grow after stat()
     except OSError as exc:
         raise BadInput(f"cannot read file: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise BadInput(f"file is over the {max_bytes:,}-byte limit")
     if not data.strip():
         raise BadInput("file is empty")
     original = _extract_text(path, suffix, data)
@@ -124,6 +132,8 @@ def _extract_text(path: Path, suffix: str, data: bytes) -> str:
     if b"\x00" in data[:8192]:
         raise BadInput("file looks binary (NUL bytes), not text")
     text = _decode(data, path)
+    if text.count("\ufffd") > MAX_UNDECODABLE * len(text):
+        raise BadInput("file is not text: over a quarter of its bytes are not UTF-8")
     if suffix in (".html", ".htm"):
         return html_to_text(text)
     return text.replace("\r\n", "\n").replace("\r", "\n")

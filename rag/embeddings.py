@@ -7,6 +7,7 @@ which the chunker needs to keep every chunk under the model's 256-piece limit.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -67,3 +68,23 @@ def piece_counter(embedder: HuggingFaceEmbedding) -> Callable[[str], list[int]]:
 def embedding_dimension(embedder: HuggingFaceEmbedding) -> int:
     """Length of the vectors the model produces."""
     return int(embedder._model.get_embedding_dimension())
+
+
+def configured_dimension(settings: Settings) -> int | None:
+    """Vector length read from a local model folder's config, without loading torch (for `rag info`).
+
+    Only for a plain transformer + one pooling mode (+ normalise) stack, whose length is the
+    pooling's; for any other stack (a Dense layer changes it) None means "load the model and ask".
+    """
+    folder = Path(resolve_model_path(settings.embed_model))
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        config = json.loads((folder / pooling / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    modes = [k for k, on in config.items() if k.startswith("pooling_mode_") and on is True]
+    if not set(kinds) <= {"Transformer", "Pooling", "Normalize"} or len(modes) != 1:
+        return None
+    return int(config["word_embedding_dimension"])

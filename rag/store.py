@@ -4,16 +4,24 @@ LlamaIndex's `ChromaVectorStore` answers dense queries and defines how a node is
 module adds what it lacks for incremental ingest: a manifest of which article versions are
 stored, idempotent upserts by content-derived ids, and a record of the embedding model that built
 the collection, so that opening it with another model stops instead of mixing vector spaces.
+Embedded Chroma is not meant for several processes (chroma-core/chroma#3792): writes are safe,
+but a process's vector index only takes in other processes' writes when it writes itself, so a
+reader that sees the store changed makes an empty write first (`catch_up`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from rag.errors import StoreError, StoreMismatch
 from rag.settings import Settings
@@ -24,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # Chroma caps how many records one get() returns
+WRITABLE_HOME = "set RAG_HOME to a folder you can write, or RAG_CHROMA_URL to a Chroma server"
+NO_SUCH_ID = "rag:none"  # deleted to make embedded Chroma apply other processes' writes
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,19 @@ class StoredDocument:
     title: str
     dateline: str
     chunk_ids: tuple[str, ...]
+    complete: bool = True  # one version, with every chunk it had when written
+
+
+def _server_address(url: str) -> tuple[str, int, bool]:
+    """Host, port and TLS flag of `http(s)://host:port`; StoreError for anything else."""
+    parsed = urlparse(url)
+    try:
+        port = parsed.port or 8000
+    except ValueError as exc:
+        raise StoreError(f"RAG_CHROMA_URL has a bad port: '{url}'") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise StoreError(f"RAG_CHROMA_URL must look like http://host:port, not '{url}'")
+    return parsed.hostname, port, parsed.scheme == "https"
 
 
 def _client(settings: Settings) -> Any:
@@ -45,33 +68,64 @@ def _client(settings: Settings) -> Any:
     config = ChromaConfig(anonymized_telemetry=False)
     try:
         if settings.chroma_url:
-            from urllib.parse import urlparse
-
-            url = urlparse(settings.chroma_url)
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or 8000,
-                ssl=url.scheme == "https",
-                settings=config,
-            )
-        settings.chroma_path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=config)
+            host, port, ssl = _server_address(settings.chroma_url)
+            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=config)
+        return _embedded_client(settings.chroma_path, config)
+    except StoreError:
+        raise
     except Exception as exc:  # chromadb raises ValueError, OSError or its own types here
         where = settings.chroma_url or settings.chroma_path
         raise StoreError(f"cannot open the store at {where}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _failures(action: str) -> Iterator[None]:
+    """Chroma's errors (its own types, httpx's, sqlite's) as one StoreError naming what failed."""
+    try:
+        yield
+    except Exception as exc:
+        raise StoreError(f"{action} failed: {exc}") from exc
+
+
+def _embedded_client(path: Path, config: Any) -> Any:
+    """A PersistentClient on `path`, once the folder is known to be writable (Chroma writes on open)."""
+    import chromadb
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store folder {path}: {exc.strerror or exc}; {WRITABLE_HOME}") from exc
+    if not os.access(path, os.W_OK):
+        raise StoreError(f"the store folder {path} is read-only; {WRITABLE_HOME}")
+    return chromadb.PersistentClient(path=str(path), settings=config)
+
+
 class Store:
-    """One Chroma collection of article chunks, tagged with the model that embedded them."""
+    """One Chroma collection of article chunks, tagged with the model that embedded them.
 
-    def __init__(self, client: Any, collection: Any, embed_model: str, dimension: int) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
+    `marker` (embedded stores only) is a file every write rewrites, so that other processes
+    on this machine notice the change.
+    """
 
+    def __init__(
+        self, client: Any, collection: Any, embed_model: str, dimension: int, marker: Path | None = None
+    ) -> None:
         self.client = client
         self.collection = collection
         self.embed_model = embed_model
         self.dimension = dimension
-        self.vector_store = ChromaVectorStore(chroma_collection=collection)
+        self.marker = marker
+        self._vector_store: Any = None
+        self._batch_size: int | None = None
+
+    @property
+    def vector_store(self) -> Any:
+        """LlamaIndex's `ChromaVectorStore`, made on the first dense query (its import costs seconds)."""
+        if self._vector_store is None:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+
+            self._vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        return self._vector_store
 
     @classmethod
     def open(cls, settings: Settings, dimension: int, rebuild: bool = False) -> Store:
@@ -91,18 +145,45 @@ class Store:
                 f"but the configured model is '{settings.embed_model}' ({dimension}); "
                 "rebuild it with `rag ingest --rebuild` or set RAG_EMBED_MODEL back"
             )
-        return cls(client, collection, settings.embed_model, dimension)
+        marker = None if settings.chroma_url else settings.home / "store.version"
+        return cls(client, collection, settings.embed_model, dimension, marker)
 
     def count(self) -> int:
         """Number of chunks stored."""
-        return int(self.collection.count())
+        with _failures("reading the store"):
+            return int(self.collection.count())
 
     def _records(self, include: list[str]) -> Iterator[tuple[str, dict, str | None]]:
         total = self.count()
         for offset in range(0, total, PAGE):
-            got = self.collection.get(include=include, limit=PAGE, offset=offset)
+            with _failures("reading the store"):
+                got = self.collection.get(include=include, limit=PAGE, offset=offset)
             docs = got.get("documents") or [None] * len(got["ids"])
             yield from zip(got["ids"], got["metadatas"], docs)
+
+    def version(self) -> str:
+        """A token that changes whenever the store is written, here or by another process."""
+        stamp = ""
+        if self.marker is not None:
+            with contextlib.suppress(OSError):
+                stamp = self.marker.read_text()
+        return f"{stamp}/{self.count()}"
+
+    def catch_up(self) -> None:
+        """Make this process's copy of the embedded vector index take in other processes' writes."""
+        if self.marker is None:
+            return  # a Chroma server has one index for every client
+        try:
+            self.collection.delete(ids=[NO_SUCH_ID])
+        except Exception as exc:  # a read-only store still answers, from what this process has
+            log.warning("could not refresh the vector index from other processes' writes: %s", exc)
+
+    def _changed(self) -> None:
+        if self.marker is not None:
+            try:
+                self.marker.write_text(uuid.uuid4().hex)
+            except OSError as exc:
+                log.warning("could not record the store change in %s: %s", self.marker, exc)
 
     def documents(self) -> dict[str, StoredDocument]:
         """Every stored article, keyed by doc_id, from chunk metadata alone (no vectors read)."""
@@ -112,39 +193,49 @@ class Store:
         stored = {}
         for doc_id, items in groups.items():
             first = items[0][1]
+            hashes = frozenset(m.get("doc_hash", "") for _, m in items)
+            expected = first.get("chunk_count")  # absent in stores written before it was recorded
             stored[doc_id] = StoredDocument(
                 doc_id=doc_id,
-                content_hashes=frozenset(m.get("doc_hash", "") for _, m in items),
+                content_hashes=hashes,
                 root=first.get("root", ""),
                 title=first.get("title", ""),
                 dateline=first.get("dateline", ""),
                 chunk_ids=tuple(cid for cid, _ in items),
+                complete=len(hashes) == 1 and expected in (None, len(items)),
             )
         return stored
+
+    def batch_size(self) -> int:
+        """Most records Chroma takes in one write (5461 embedded; a server says its own)."""
+        if self._batch_size is None:
+            with _failures("asking the store its batch size"):
+                self._batch_size = min(int(self.client.get_max_batch_size()), PAGE)
+        return self._batch_size
 
     def upsert(self, nodes: Sequence[TextNode]) -> None:
         """Write nodes with their embeddings; writing the same ids twice changes nothing."""
         from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-        if not nodes:
-            return
-        try:
-            self.collection.upsert(
-                ids=[n.node_id for n in nodes],
-                embeddings=[n.get_embedding() for n in nodes],
-                metadatas=[node_to_metadata_dict(n, remove_text=True, flat_metadata=True) for n in nodes],
-                documents=[n.get_content() for n in nodes],
-            )
-        except Exception as exc:
-            raise StoreError(f"writing to the store failed: {exc}") from exc
+        size = self.batch_size()
+        for start in range(0, len(nodes), size):
+            batch = nodes[start : start + size]
+            with _failures("writing to the store"):
+                self.collection.upsert(
+                    ids=[n.node_id for n in batch],
+                    embeddings=[n.get_embedding() for n in batch],
+                    metadatas=[node_to_metadata_dict(n, remove_text=True, flat_metadata=True) for n in batch],
+                    documents=[n.get_content() for n in batch],
+                )
+            self._changed()
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         """Remove chunks by id."""
-        for start in range(0, len(chunk_ids), PAGE):
-            try:
-                self.collection.delete(ids=list(chunk_ids[start : start + PAGE]))
-            except Exception as exc:
-                raise StoreError(f"deleting from the store failed: {exc}") from exc
+        size = self.batch_size() if chunk_ids else PAGE
+        for start in range(0, len(chunk_ids), size):
+            with _failures("deleting from the store"):
+                self.collection.delete(ids=list(chunk_ids[start : start + size]))
+            self._changed()
 
     def nodes(self) -> list[TextNode]:
         """Every chunk as a LlamaIndex node (text and metadata, no vectors), for BM25."""
@@ -164,7 +255,8 @@ class Store:
         k = min(k, self.count())
         if k == 0:
             return []
-        result = self.vector_store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=k))
+        with _failures("searching the store"):
+            result = self.vector_store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=k))
         # ChromaVectorStore reports exp(-distance); with cosine space, distance = 1 - cosine.
         return [(node, 1.0 + math.log(sim)) for node, sim in zip(result.nodes, result.similarities)]
 
