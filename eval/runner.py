@@ -1,0 +1,161 @@
+"""Run the question set through the public API and score every row.
+
+Ours goes through `RAG.ask` (or, with retrieval only, through its retriever), on a store kept
+under the results folder so that evaluating never touches the user's `.rag/`. Answers are
+generated at temperature 0, so two runs on one machine give the same scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eval.baseline import NaiveBaseline
+from eval.dataset import Row
+from eval.grounding import SupportCheck, score_answer
+from eval.metrics import alias_match, best_f1, retrieval_scores, totals
+from rag import RAG, Settings
+from rag.answer import OVERRIDE_ATTEMPT, joined_question
+from rag.citations import cited_numbers
+from rag.retrieve import Retrieval
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+BASELINES = ("naive",)
+
+Outcome = Callable[[Row], dict]
+
+
+def eval_home(out: Path, settings: Settings) -> Path:
+    """A store folder under `out` for this corpus, embedder and chunking (each needs its own)."""
+    key = f"{Path(settings.corpus).resolve()}|{settings.embed_model}|{settings.chunk_tokens}|{settings.chunk_overlap}"
+    return out / ".store" / f"{Path(settings.corpus).name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def open_rag(out: Path, corpus: Path | None = None, **overrides: Any) -> RAG:
+    """A RAG whose store lives under `out` (settings otherwise from `RAG_*` variables and `overrides`)."""
+    settings = Settings(**overrides, **({"corpus": corpus} if corpus else {}))
+    return RAG(settings, home=eval_home(out, settings))
+
+
+def gate_refuses(settings: Settings, question: str, retrieval: Retrieval) -> bool:
+    """Whether `ask` would refuse before generating: an instruction override, or nothing relevant.
+
+    The same two tests `RAG.ask` applies; the API does not expose them as one call.
+    """
+    relevant = retrieval.is_relevant(settings.min_relevance, settings.min_coverage)
+    return bool(OVERRIDE_ATTEMPT.search(question)) or not relevant
+
+
+def retrieval_outcome(rag: RAG, row: Row) -> dict:
+    """Retrieved doc_ids, the gate's verdict and its two signals (follow-ups joined to the last question)."""
+    question = rag.check_question(joined_question(row.question, row.history))
+    started = time.perf_counter()
+    retrieval = rag.retriever.retrieve(question)
+    return {
+        "retrieved": [p.doc_id for p in retrieval.passages],
+        "gate_refused": gate_refuses(rag.settings, row.question, retrieval),
+        "best_similarity": retrieval.best_similarity,
+        "coverage": retrieval.coverage,
+        "retrieval_ms": (time.perf_counter() - started) * 1000,
+    }
+
+
+def answer_outcome(rag: RAG, check: SupportCheck, row: Row) -> dict:
+    """The answer, its timings, its citations checked against the passages it was given."""
+    answer = rag.ask(row.question, history=row.history or None, temperature=0.0)
+    passages = [p.text for p in answer.passages]
+    outcome = {
+        "retrieved": [p.doc_id for p in answer.passages],
+        "gate_refused": answer.backend == "none",
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "backend": answer.backend,
+        "model": answer.model,
+        **{key: answer.timings.get(key) for key in ("retrieval_ms", "ttft_s", "total_s")},
+        **citation_counts(answer),
+    }
+    if not answer.abstained:
+        outcome.update(score_answer(answer.text, passages, check))
+    return outcome
+
+
+def citation_counts(answer: Any) -> dict:
+    """Markers in the text, and how many name a retrieved passage through the answer's citations."""
+    retrieved = {p.chunk_id for p in answer.passages}
+    by_marker = {c.marker: c.passage.chunk_id for c in answer.citations}
+    markers = cited_numbers(answer.text)
+    inside = [m for m in markers if 1 <= m <= len(answer.passages) and by_marker.get(m) in retrieved]
+    return {"citations": len(markers), "citations_retrieved": len(inside)}
+
+
+def score(row: Row, outcome: dict) -> dict:
+    """One result row: the question, what happened, and its scores."""
+    record = {
+        "id": row.id,
+        "type": row.type,
+        "category": row.category,
+        "answerable": row.answerable,
+        "question": row.question,
+        "gold_answer": row.answer,
+        "gold_doc_ids": list(row.doc_ids),
+        **outcome,
+    }
+    if row.answerable:
+        record.update(retrieval_scores(outcome["retrieved"], row.doc_ids))
+        if "answer" in outcome:
+            golds = [row.answer, *row.aliases]
+            record["alias_match"] = alias_match(outcome["answer"], golds)
+            record["token_f1"] = best_f1(outcome["answer"], golds)
+    return record
+
+
+def evaluate(rows: Sequence[Row], outcome: Outcome, label: str, progress: bool = True) -> dict:
+    """Every row scored (with a progress bar on stderr), and the totals."""
+    from tqdm import tqdm
+
+    bar = tqdm(rows, desc=label, unit="question", file=sys.stderr, disable=not progress, leave=False)
+    scored = [score(row, outcome(row)) for row in bar]
+    return {"totals": totals(scored), "rows": scored}
+
+
+def pipelines(rag: RAG, retrieval_only: bool, baseline: str | None) -> dict[str, Outcome]:
+    """The outcome function of each pipeline to run: ours, and the baseline if asked for."""
+    if retrieval_only:
+        chosen: dict[str, Outcome] = {"ours": lambda row: retrieval_outcome(rag, row)}
+    else:
+        check = SupportCheck(rag.similarities)
+        chosen = {"ours": lambda row: answer_outcome(rag, check, row)}
+    if baseline == "naive":
+        naive = NaiveBaseline.from_rag(rag, with_llm=not retrieval_only)
+        chosen["naive"] = naive.retrieval_only if retrieval_only else lambda row: naive.answer(row, rag.backend)
+    return chosen
+
+
+def run(
+    rag: RAG, rows: Sequence[Row], retrieval_only: bool = False, baseline: str | None = None, progress: bool = True
+) -> dict:
+    """Evaluate each pipeline on the rows; the result is what `results.json` holds."""
+    results = {
+        name: evaluate(rows, outcome, name, progress)
+        for name, outcome in pipelines(rag, retrieval_only, baseline).items()
+    }
+    return {"config": run_config(rag, rows, retrieval_only), "pipelines": results}
+
+
+def run_config(rag: RAG, rows: Sequence[Row], retrieval_only: bool) -> dict:
+    """What was run, for the report's header."""
+    settings = rag.settings
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "retrieval only" if retrieval_only else "full",
+        "corpus": str(settings.corpus),
+        "questions": len(rows),
+        "settings": {key: getattr(settings, key) for key in ("top_k", "candidates", "min_relevance", "min_coverage")},
+        "backend": None if retrieval_only else f"{rag.backend.name} ({rag.backend.model})",
+        "grounding_check": SupportCheck(rag.similarities).describe(),
+    }
