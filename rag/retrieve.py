@@ -188,11 +188,7 @@ class HybridRetriever:
     def _bm25_folder(self) -> Path:
         """`home/bm25/<collection>/<hash of the stored chunk ids>`."""
         digest = hashlib.sha256()
-        total = self.store.count()
-        ids = []
-        for offset in range(0, total, 5000):  # Chroma caps how many records one get() returns
-            ids += self.store.collection.get(include=[], limit=5000, offset=offset)["ids"]
-        for chunk_id in sorted(ids):
+        for chunk_id in sorted(self.store.ids()):
             digest.update(chunk_id.encode() + b"\0")
         return self.settings.home / "bm25" / self.settings.collection / digest.hexdigest()[:20]
 

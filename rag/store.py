@@ -161,6 +161,14 @@ class Store:
             docs = got.get("documents") or [None] * len(got["ids"])
             yield from zip(got["ids"], got["metadatas"], docs)
 
+    def ids(self) -> list[str]:
+        """Every stored chunk id, read in pages (Chroma caps how many records one get() returns)."""
+        ids: list[str] = []
+        for offset in range(0, self.count(), PAGE):
+            with _failures("reading the store"):
+                ids += self.collection.get(include=[], limit=PAGE, offset=offset)["ids"]
+        return ids
+
     def version(self) -> str:
         """A token that changes whenever the store is written, here or by another process."""
         stamp = ""
