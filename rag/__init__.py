@@ -3,7 +3,7 @@
 from rag.answer import Answer
 from rag.api import RAG
 from rag.citations import Citation
-from rag.errors import BackendUnavailable, BadInput, RagError, StoreError, StoreMismatch
+from rag.errors import BackendUnavailable, BadInput, EmbeddingFailed, RagError, StoreError, StoreMismatch
 from rag.ingest import IngestReport
 from rag.retrieve import Passage
 from rag.settings import Settings
@@ -14,6 +14,7 @@ __all__ = [
     "BackendUnavailable",
     "BadInput",
     "Citation",
+    "EmbeddingFailed",
     "IngestReport",
     "Passage",
     "RagError",

@@ -60,7 +60,8 @@ def piece_counter(embedder: HuggingFaceEmbedding) -> Callable[[str], list[int]]:
     tokenizer = embedder._model.tokenizer
 
     def encode(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False)
+        # Counting whole articles is the point here, so the "longer than 256" warning is noise.
+        return tokenizer.encode(text, add_special_tokens=False, verbose=False)
 
     return encode
 

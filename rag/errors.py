@@ -17,5 +17,9 @@ class StoreError(RagError):
     """The store cannot be opened, read or written (permissions, server down, ...)."""
 
 
+class EmbeddingFailed(RagError):
+    """The embedding model failed part way through an ingest; what was already stored is kept."""
+
+
 class BackendUnavailable(RagError):
     """The configured generator cannot answer (Ollama down, model missing, file corrupt)."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from rag.chunking import Chunk, chunk_document, embed_text
 from rag.documents import Document, Skipped, find_files, read_document
-from rag.errors import BadInput, StoreError
+from rag.errors import BadInput, EmbeddingFailed, StoreError
 from rag.settings import Settings
 from rag.store import Store, StoredDocument
 
@@ -181,11 +181,17 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
 def write_nodes(nodes: list[TextNode], store: Store, embedder: BaseEmbedding, progress: Progress | None) -> None:
     """Embed and store nodes a batch at a time, so that a crash keeps the batches already written."""
     # Longest first, as sentence-transformers orders what it is given at once: a batch is padded to
-    # its longest chunk, and in article order that cost 10% more model work (bench/README.md).
+    # its longest chunk, so batches of like lengths waste the least model work.
     nodes = sorted(nodes, key=lambda n: len(n.metadata["title"]) + len(n.text), reverse=True)
     done = 0
     for batch in _batches(nodes, EMBED_BATCH):
-        embed_nodes(list(batch), embedder, None)
+        try:
+            embed_nodes(list(batch), embedder, None)
+        except Exception as exc:  # out of memory, a broken model file, a custom model raising: say so plainly
+            raise EmbeddingFailed(
+                f"the embedding model failed after {done} of {len(nodes)} new chunks were stored ({exc}); "
+                "nothing stored was lost: run the ingest again to finish"
+            ) from exc
         store.upsert(batch)
         done += len(batch)
         if progress:

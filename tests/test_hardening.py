@@ -29,7 +29,7 @@ from conftest import NO_OLLAMA, SEEDS, make_rag
 from ollama_server import OllamaServer
 
 import rag.ingest
-from rag import RAG, BackendUnavailable, BadInput, Settings, StoreError
+from rag import RAG, BackendUnavailable, BadInput, EmbeddingFailed, Settings, StoreError
 from rag.answer import UNPRINTABLE
 from rag.chunking import chunk_document, embed_text
 from rag.documents import find_files, read_document
@@ -512,7 +512,13 @@ class FailingCall:
 
 # Where the fault strikes: (object, its method that fails, calls that work first, what ingest raises, message).
 PARTIAL_FAULTS = {
-    "embedding fails on the third batch": ("_embedder", "get_text_embedding_batch", 2, RuntimeError, "out of memory"),
+    "embedding fails on the third batch": (
+        "_embedder",
+        "get_text_embedding_batch",
+        2,
+        EmbeddingFailed,
+        "out of memory",
+    ),
     "the store write fails on the third batch": ("collection", "upsert", 2, StoreError, "disk is full"),
     "deleting the old version fails": ("collection", "delete", 0, StoreError, "database is locked"),
 }
