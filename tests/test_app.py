@@ -24,7 +24,7 @@ import pytest
 from conftest import NO_OLLAMA, SEEDS
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from rag import Answer, BadInput, Citation, Passage, Settings, ui
 from rag.documents import read_document
@@ -272,7 +272,8 @@ def test_stop_ends_the_answer_and_the_chat_goes_on(browser: Browser) -> None:
     page.locator("#rag-chat .rag-streaming").wait_for(timeout=ANSWER_WAIT_MS)
     page.locator("#rag-stop").click()
     page.locator("#rag-chat .rag-stopped").wait_for(timeout=ANSWER_WAIT_MS)
-    assert page.locator("#rag-question textarea").is_editable()
+    # The box opens again in the event that follows the stopped answer: a round trip later.
+    expect(page.locator("#rag-question textarea")).to_be_editable(timeout=ANSWER_WAIT_MS)
     answer = ask(page, "Where did Lavrov and Kishida hold talks?")
     assert answer.locator(".rag-byline").count() == 1
     new_chat(page)
