@@ -228,7 +228,7 @@ class RAG:
         if model_abstained(raw):
             return Answer(ABSTAIN_TEXT, [], passages, True, **common)
         text, dropped = check_support(
-            clean_markers(raw, len(passages)), passages, self.similarities, self.settings.min_support
+            clean_markers(raw, len(passages)), passages, self.similarities, self.settings.min_support, standalone
         )
         if not text:
             return Answer(ABSTAIN_TEXT, [], passages, True, dropped=dropped, **common)

@@ -5,6 +5,8 @@ marker that names no passage is removed from the text, and each answer sentence 
 against the passages by embedding similarity: a marker must point at a passage that supports its
 sentence, a sentence the model left uncited gets the marker of the passage that supports it (so
 small models still give sourced answers), and a sentence no passage supports is dropped.
+Embeddings blur numbers ("April 12, 2023" and "April 12, 2014" are near neighbours), so every
+number in a sentence must also be in its cited passages or the question.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[
 # A cited passage this much less similar to a sentence than the best passage is re-pointed.
 REPOINT_MARGIN = 0.1
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
+NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,25 @@ def strip_markers(text: str) -> str:
     return MARKER.sub("", text).strip()
 
 
+def numbers_in(text: str) -> set[str]:
+    """The numbers written in a text, without thousands separators: "1,000 in 1956" -> {"1000", "1956"}."""
+    return {n.replace(",", "") for n in NUMBER.findall(text)}
+
+
+def numbers_supported(sentence: str, sources: Sequence[Passage], question: str = "") -> bool:
+    """Whether every number in the sentence is in the sources (text, title, dateline) or the question.
+
+    The gap between two years stated there also counts, so "27 years after 1945" can stand.
+    """
+    wanted = numbers_in(strip_markers(sentence))
+    if not wanted:
+        return True
+    found = numbers_in(question).union(*(numbers_in(f"{p.title} {p.dateline} {p.text}") for p in sources))
+    years = [int(n) for n in found if n.isdigit() and 1000 <= int(n) <= 2100]
+    found |= {str(abs(a - b)) for a in years for b in years}
+    return wanted <= found
+
+
 def support_matrix(
     sentences: list[str], passages: Sequence[Passage], similarity: Callable[[list[str], list[str]], list[list[float]]]
 ) -> list[list[float]]:
@@ -99,12 +121,14 @@ def check_support(
     passages: Sequence[Passage],
     similarity: Callable[[list[str], list[str]], list[list[float]]],
     threshold: float,
+    question: str = "",
 ) -> tuple[str, list[str]]:
     """Keep each sentence's markers that point at a supporting passage, add the best supporting
     passage to a sentence left without one, and drop sentences no passage supports.
 
     Returns the checked text and the dropped sentences. Embedding similarity catches claims that
-    are about something else entirely, not a wrong date in an otherwise matching sentence.
+    are about something else entirely; the number test catches a wrong date or figure in an
+    otherwise matching sentence. Names put in the wrong roles get past both.
     """
     sentences = [s for s in split_sentences(text) if strip_markers(s)]
     if not sentences or not passages:
@@ -118,6 +142,15 @@ def check_support(
         cited = [n for n in cited_numbers(sentence) if 1 <= n <= len(passages) and row[n - 1] >= floor]
         if not cited and row[best] >= threshold:
             cited = [best + 1]
+        if cited and not numbers_supported(sentence, [passages[n - 1] for n in cited], question):
+            # Point it at the closest passage that does state its numbers, if one is close enough.
+            close = [i for i in range(len(row)) if row[i] >= threshold]
+            stating = [i for i in close if numbers_supported(sentence, [passages[i]], question)]
+            if stating:
+                cited = [max(stating, key=row.__getitem__) + 1]
+            else:  # a figure drawn from two passages, such as the years between two events
+                together = numbers_supported(sentence, [passages[i] for i in close], question)
+                cited = [i + 1 for i in close] if together else []
         if cited:
             kept.append(_with_markers(strip_markers(sentence), cited))
         else:

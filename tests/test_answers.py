@@ -113,6 +113,30 @@ def test_unsupported_sentences_are_dropped_and_uncited_ones_get_their_source(see
     assert dropped == ["Bananas grow well in warm climates [1]."]
 
 
+def test_a_sentence_with_a_date_its_passage_does_not_state_is_dropped(seeded_rag: RAG) -> None:
+    memo = passage(1, "A Soviet memorandum dated January 27, 1960, set conditions for handing over the islands.")
+    okinawa = passage(2, "The Agreement on the return of Okinawa to Japan entered into force in 1972.")
+    text = (
+        "The Soviet memorandum was dated January 27, 1960 [1]. "
+        "The Soviet memorandum was dated February 27, 1961 [1]. "
+        "The Okinawa agreement entered into force in 1972, 12 years after the Soviet memorandum [1][2]."
+    )
+    checked, dropped = check_support(text, [memo, okinawa], seeded_rag.similarities, seeded_rag.settings.min_support)
+    # Embedding similarity alone keeps the wrong year; the number check drops it. A gap between
+    # two stated years (1972 - 1960) may stand.
+    assert dropped == ["The Soviet memorandum was dated February 27, 1961 [1]."]
+    assert checked.startswith("The Soviet memorandum was dated January 27, 1960 [1].")
+    assert checked.endswith("12 years after the Soviet memorandum [1][2].")
+    asked, _ = check_support(
+        "It entered into force in 1972, 27 years after 1945 [1].",
+        [okinawa],
+        seeded_rag.similarities,
+        seeded_rag.settings.min_support,
+        question="How many years after 1945 did the Okinawa agreement enter into force?",
+    )
+    assert asked == "It entered into force in 1972, 27 years after 1945 [1]."  # 1945 is the question's
+
+
 def test_model_saying_the_passages_lack_the_answer_is_an_abstention() -> None:
     assert model_abstained("The passages do not provide any information about that.")
     assert model_abstained(ABSTAIN_TEXT)
