@@ -1,9 +1,10 @@
 """Faster embedding backends, tried against the one in use: speed, and dense retrieval quality.
 
-Variants: the current PyTorch fp32 model; PyTorch dynamic int8 (`torch.ao.quantization`, no new
-dependency); ONNX Runtime fp32 and int8 (ONNX Runtime ships with chromadb, but exporting the model
-needs the `onnx` package, and sentence-transformers' own `backend="onnx"` needs `optimum`, which
-pins transformers below 5; those variants are skipped when `onnx` cannot be imported).
+Variants: sentence-transformers on PyTorch fp32 (the raw library); PyTorch dynamic int8
+(`torch.ao.quantization`); the product's ONNX Runtime embedder (`rag/onnx_embedding.py`, fp32,
+the default since it was measured here) and its export quantised to int8 weights.
+sentence-transformers' own ONNX and OpenVINO backends cannot be installed beside transformers 5
+(`optimum-onnx` pins transformers below 4.58; `optimum-intel` pulls torchvision and a CUDA torch).
 Quality is the rank of the gold article and of the chunk holding the gold `support` sentence in
 dense search over the seed articles' chunks, for the answerable questions of `eval/qa.jsonl`
 (follow-ups joined to their previous question, as the product does).
@@ -26,14 +27,14 @@ from bench.measure import NO_OLLAMA
 Encoder = Callable[[list[str]], np.ndarray]
 
 
-def seed_chunks() -> tuple[list[str], list[str]]:
+def seed_chunks(work: Path) -> tuple[list[str], list[str]]:
     """The exact texts the product embeds for the seed articles, and each one's doc_id."""
     from rag.chunking import chunk_document, embed_text
     from rag.documents import find_files, read_document
     from rag.embeddings import load_embedder, piece_counter
     from rag.settings import Settings
 
-    settings = Settings(ollama_host=NO_OLLAMA)
+    settings = Settings(home=work / "home", ollama_host=NO_OLLAMA)
     count = piece_counter(load_embedder(settings))
     texts, doc_ids = [], []
     for path, doc_id in find_files(SEEDS):
@@ -56,70 +57,40 @@ def torch_int8(model: Any) -> Any:
     return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def onnx_encoders(model: Any, work: Path, batch: int) -> dict[str, Encoder]:
-    """ONNX Runtime fp32 and int8 encoders of the model's transformer, with the same pooling."""
-    import onnxruntime as ort
+def onnx_encoders(work: Path, batch: int) -> dict[str, Encoder]:
+    """The product's ONNX embedder (fp32), and the same export quantised to int8 weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32, int8 = work / "minilm.onnx", work / "minilm-int8.onnx"
-    _export(model, fp32)
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 0  # all cores, as torch uses
-    sessions = {
-        name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8))
-    }
-    return {name: _onnx_encode(session, model, batch) for name, session in sessions.items()}
+    from rag.embeddings import load_embedder, read_stack, resolve_model_path
+    from rag.onnx_embedding import OnnxEmbedding, onnx_file, session
+    from rag.settings import Settings
 
-
-def _export(model: Any, path: Path) -> None:
-    import torch
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = model.tokenizer(["a sample", "another sample text"], padding=True, return_tensors="pt")
-    torch.onnx.export(
-        LastHidden(model[0].auto_model).eval(),
-        tuple(sample[n] for n in names),
-        str(path),
-        input_names=names,
-        output_names=["last_hidden_state"],
-        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-        opset_version=17,
-        dynamo=False,
+    settings = Settings(home=work / "home", model_cache=work / "models", embed_batch_size=batch)
+    fp32 = load_embedder(settings)
+    if not isinstance(fp32, OnnxEmbedding):
+        raise RuntimeError("the ONNX export failed; see the log")
+    folder = Path(resolve_model_path(settings.embed_model))
+    int8_file = work / "minilm-int8.onnx"
+    quantize_dynamic(str(onnx_file(folder, settings.models_path)), str(int8_file), weight_type=QuantType.QInt8)
+    stack = read_stack(folder) or {}
+    int8 = OnnxEmbedding(
+        session(int8_file),
+        folder / "tokenizer.json",
+        embed_batch_size=batch,
+        max_length=stack["max_length"],
+        dimension=stack["dimension"],
     )
+    return {"onnx_fp32": length_sorted(fp32), "onnx_int8": length_sorted(int8)}
 
 
-def _onnx_encode(session: Any, model: Any, batch: int) -> Encoder:
-    """Length-sorted batches, mean pooling and normalisation, as sentence-transformers does."""
+def length_sorted(embedder: Any) -> Encoder:
+    """Texts embedded longest first, as sentence-transformers' encode and our ingest both order them."""
 
     def encode(texts: list[str]) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
-        for start in range(0, len(texts), batch):
-            picked = order[start : start + batch]
-            tokens = model.tokenizer(
-                [texts[i] for i in picked],
-                padding=True,
-                truncation=True,
-                max_length=model.max_seq_length,
-                return_tensors="np",
-            )
-            feeds = {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-            hidden = session.run(None, feeds)[0]
-            mask = tokens["attention_mask"][..., None]
-            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1)
-            out[picked] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = embedder.get_text_embedding_batch([texts[i] for i in order])
+        out = np.zeros((len(texts), len(vectors[0])), dtype=np.float32)
+        out[order] = np.asarray(vectors, dtype=np.float32)
         return out
 
     return encode
@@ -168,22 +139,17 @@ def throughput(encoders: dict[str, Encoder], texts: list[str], rounds: int) -> d
 
 def run(work: Path, repeat: int, rounds: int) -> dict:
     """The embedding phase: every variant that can run here, its speed and its retrieval quality."""
-    from rag.embeddings import load_embedder
+    from rag.embeddings import load_torch, resolve_model_path
     from rag.settings import Settings
 
-    settings = Settings(ollama_host=NO_OLLAMA)
-    model = load_embedder(settings)._model
+    settings = Settings(home=work / "home", ollama_host=NO_OLLAMA)
+    model = load_torch(resolve_model_path(settings.embed_model), settings)._model
     batch = settings.embed_batch_size
-    texts, doc_ids = seed_chunks()
+    texts, doc_ids = seed_chunks(work)
     encoders = {"torch_fp32": torch_encoder(model, batch), "torch_int8": torch_encoder(torch_int8(model), batch)}
-    notes = {}
-    try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
-
-        work.mkdir(parents=True, exist_ok=True)
-        encoders.update(onnx_encoders(model, work, batch))
-    except ImportError as exc:
-        notes["onnx"] = f"skipped: {exc}; sentence-transformers' ONNX/OpenVINO backends need `optimum`"
+    notes = {"openvino": "not tried: optimum-intel pulls torchvision, which brings a CUDA build of torch"}
+    work.mkdir(parents=True, exist_ok=True)
+    encoders.update(onnx_encoders(work, batch))
     speed = throughput(encoders, texts * repeat, rounds)
     rows = [r for r in questions() if r["answerable"]]
     variants = {

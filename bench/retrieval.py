@@ -112,8 +112,8 @@ def run(work: Path, sizes: list[int], question_limit: int | None) -> dict:
     from rag.retrieve import HybridRetriever
     from rag.settings import Settings
 
-    embedder = load_embedder(Settings(ollama_host=NO_OLLAMA))
-    sentence_vectors = np.asarray(embedder._model.encode(seed_sentences(), normalize_embeddings=True))
+    embedder = load_embedder(Settings(home=work / "embedder", ollama_host=NO_OLLAMA))
+    sentence_vectors = np.asarray(embedder.get_text_embedding_batch(seed_sentences()))
     asked = [row["question"] for row in questions(question_limit)]
     results = {}
     for size in sizes:

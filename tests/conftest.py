@@ -7,6 +7,7 @@ wire protocol.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 # A port where nothing listens, so "auto" finds no Ollama even on a machine that runs one.
 NO_OLLAMA = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One ONNX export of the embedder for the in-process tests, not one per temporary store
+    (`test_embeddings.py` exports into fresh folders; the app and CLI subprocess tests do too)."""
+    os.environ["RAG_MODEL_CACHE"] = str(tmp_path_factory.mktemp("models"))
+    yield
+    os.environ.pop("RAG_MODEL_CACHE", None)
 
 
 @pytest.fixture

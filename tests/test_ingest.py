@@ -55,7 +55,10 @@ def test_chunk_offsets_point_into_the_original_file(seeded_rag: RAG) -> None:
 
 
 def test_no_chunk_exceeds_the_embedding_models_limit(seeded_rag: RAG) -> None:
-    tokenizer = seeded_rag.embedder._model.tokenizer
+    from transformers import AutoTokenizer
+
+    # The model's own tokenizer, special tokens included: not the counter the chunker used.
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
     limit = model_limit(seeded_rag.embedder)
     assert limit == 256
     nodes = seeded_rag.store.nodes()

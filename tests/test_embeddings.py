@@ -1,0 +1,88 @@
+"""The embedder: ONNX Runtime by default, with the same vectors as sentence-transformers on PyTorch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import RAG
+from rag.embeddings import load_embedder, model_limit, piece_counter, resolve_model_path
+from rag.onnx_embedding import OnnxEmbedding
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = [
+    "Where did Lavrov and Kishida hold talks?",
+    "TOKYO, April 15. /TASS/. Japan's position on signing a peace treaty with Russia has not changed.",
+    "Ünïcödé, emoji 🗾 and 日本語 all go through the same word pieces.",
+    # Longer than the model reads: both must cut it at 256 pieces the same way.
+    (ROOT / "seeds" / "000_2668febe4f0e43ad.txt").read_text(encoding="utf-8"),
+]
+
+
+def settings_for(cache: Path, **overrides: object) -> Settings:
+    return Settings(home=cache.parent / ".rag", model_cache=cache, **overrides)
+
+
+def test_onnx_embedder_gives_the_vectors_sentence_transformers_gives(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    onnx = load_embedder(settings_for(cache))
+    torch = load_embedder(settings_for(cache, embed_backend="torch"))
+    assert isinstance(onnx, OnnxEmbedding) and not isinstance(torch, OnnxEmbedding)
+    assert len(list(cache.glob("*.onnx"))) == 1  # exported into the configured folder
+    ours, theirs = np.array(onnx.get_text_embedding_batch(TEXTS)), np.array(torch.get_text_embedding_batch(TEXTS))
+    assert ours.shape == theirs.shape == (len(TEXTS), 384)
+    assert np.abs(ours - theirs).max() < 1e-5
+    query = "Who is Takeo Mori?"
+    assert np.abs(np.array(onnx.get_query_embedding(query)) - torch.get_query_embedding(query)).max() < 1e-5
+    assert model_limit(onnx) == model_limit(torch) == 256
+    assert [piece_counter(onnx)(t) for t in TEXTS] == [piece_counter(torch)(t) for t in TEXTS]
+
+
+def test_export_is_made_once_and_then_reused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = tmp_path / "models"
+    with caplog.at_level(logging.INFO, logger="rag.embeddings"):
+        load_embedder(settings_for(cache))
+        exported = next(cache.glob("*.onnx"))
+        stamp = exported.stat().st_mtime_ns
+        again = load_embedder(settings_for(cache))
+    assert isinstance(again, OnnxEmbedding)
+    assert exported.stat().st_mtime_ns == stamp
+    assert sum("exporting the embedding model" in r.message for r in caplog.records) == 1
+
+
+def test_damaged_export_falls_back_to_pytorch_and_is_made_again(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    load_embedder(settings_for(cache))
+    exported = next(cache.glob("*.onnx"))
+    exported.write_bytes(b"not an onnx file")
+    fallback = load_embedder(settings_for(cache))
+    assert not isinstance(fallback, OnnxEmbedding)  # still embeds, with PyTorch
+    assert len(fallback.get_query_embedding("Kuril Islands")) == 384
+    assert not exported.exists()
+    assert isinstance(load_embedder(settings_for(cache)), OnnxEmbedding)
+
+
+def test_export_that_cannot_be_written_falls_back_to_pytorch(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folder cannot be made inside a file")
+    embedder = load_embedder(settings_for(blocker / "models"))
+    assert not isinstance(embedder, OnnxEmbedding)
+    assert len(embedder.get_query_embedding("Kuril Islands")) == 384
+
+
+def test_a_store_built_with_pytorch_answers_onnx_queries(tmp_path: Path, corpus: Path) -> None:
+    home, cache = tmp_path / ".rag", tmp_path / "models"
+    RAG(home=home, corpus=corpus, model_cache=cache, embed_backend="torch").ingest([corpus])
+    rag = RAG(home=home, corpus=corpus, model_cache=cache)
+    assert rag.ingest([corpus]).chunks_written == 0  # same model, same store: nothing to embed again
+    assert isinstance(rag.embedder, OnnxEmbedding)
+    assert rag.retrieve("Iikura guest house", k=3)[0].doc_id == "002_5c202a017dd63dc4.txt"
+
+
+def test_the_default_model_resolves_to_the_packaged_folder() -> None:
+    folder = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
