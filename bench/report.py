@@ -38,6 +38,7 @@ def flatten(phases: dict[str, Any]) -> dict[str, Any]:
         },
         # Beyond the list: what explains the figures above.
         "raw_encode_chunks_per_s": ingest.get("ratio", {}).get("raw_chunks_per_s"),
+        "ingest_to_own_embedder_ratio": ingest.get("ratio", {}).get("ratio_to_own_embedder"),
         "raw_tokens_per_s": generation.get("raw_tokens_per_s"),
         "reingest_unchanged_cli_s": startup.get("reingest_cli", {}).get("seconds"),
         "rag_info_s": startup.get("info", {}).get("process_s"),

@@ -59,7 +59,7 @@ class RAG:
 
     @property
     def embedder(self) -> Any:
-        """The sentence-transformers embedder (LlamaIndex `HuggingFaceEmbedding`)."""
+        """The embedding model, a LlamaIndex `BaseEmbedding` (ONNX Runtime, or PyTorch as a fallback)."""
         with self._lock:
             if self._embedder is None:
                 from rag.embeddings import load_embedder
@@ -251,7 +251,7 @@ class RAG:
             "store": self.settings.chroma_url or str(self.settings.chroma_path.resolve()),
             "documents": len(docs),
             "chunks": self.store.count(),
-            "embedding_model": self.settings.embed_model,
+            "embedding_model": f"{self.settings.embed_model} ({self.settings.embed_backend})",
             "backend": describe_backend(self.settings),
             "corpus": str(self.settings.corpus),
         }

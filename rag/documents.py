@@ -126,7 +126,8 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
 
 
 def _extract_text(path: Path, suffix: str, data: bytes) -> str:
-    """Raw text of a file, by type; LlamaIndex's readers for PDF and HTML."""
+    """Raw text of a file, by type: LlamaIndex's `PDFReader` for PDF. Text, Markdown and HTML are
+    decoded here rather than by a reader, to warn about undecodable bytes and keep offsets exact."""
     if suffix == ".pdf":
         return _read_pdf(path)
     if b"\x00" in data[:8192]:

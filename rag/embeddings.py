@@ -135,22 +135,19 @@ def onnx_ready(stack: dict[str, Any] | None) -> bool:
 
 
 # -- what the chunker and the store need, whichever way the model runs ---------------------------
+# The ONNX embedder answers these itself; sentence-transformers' model does, inside LlamaIndex's wrapper.
 
 
 def model_limit(embedder: BaseEmbedding) -> int:
     """Word pieces the model reads, special tokens included; the rest of a longer text is cut."""
-    from rag.onnx_embedding import OnnxEmbedding
-
-    if isinstance(embedder, OnnxEmbedding):
-        return embedder.max_length
+    if hasattr(embedder, "count_pieces"):
+        return int(embedder.max_length)
     return int(embedder._model.max_seq_length)
 
 
 def piece_counter(embedder: BaseEmbedding) -> Callable[[str], list[int]]:
     """A tokenizer callable (text -> word-piece ids, no special tokens) for the chunker."""
-    from rag.onnx_embedding import OnnxEmbedding
-
-    if isinstance(embedder, OnnxEmbedding):
+    if hasattr(embedder, "count_pieces"):
         return embedder.count_pieces
     tokenizer = embedder._model.tokenizer
 
@@ -163,10 +160,8 @@ def piece_counter(embedder: BaseEmbedding) -> Callable[[str], list[int]]:
 
 def embedding_dimension(embedder: BaseEmbedding) -> int:
     """Length of the vectors the model produces."""
-    from rag.onnx_embedding import OnnxEmbedding
-
-    if isinstance(embedder, OnnxEmbedding):
-        return embedder.dimension
+    if hasattr(embedder, "count_pieces"):
+        return int(embedder.dimension)
     return int(embedder._model.get_embedding_dimension())
 
 
