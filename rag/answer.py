@@ -130,12 +130,18 @@ def format_passages(passages: Sequence[Passage]) -> str:
 
 def focus(question: str, passage: Passage, count: int, similarity: Similarity) -> str:
     """The `count` sentences of a passage closest in meaning to the question, in their order."""
-    sentences = [s for s in split_sentences(passage.text) if len(s.split()) > 3]
+    sentences = [ended(s) for s in split_sentences(passage.text) if len(s.split()) > 3]
     if len(sentences) <= count:
         return " ".join(sentences) or passage.text
     scores = similarity([question], sentences)[0]
     best = sorted(sorted(range(len(sentences)), key=scores.__getitem__, reverse=True)[:count])
     return " ".join(sentences[i] for i in best)
+
+
+def ended(sentence: str) -> str:
+    """A sentence with a full stop when it has no closing punctuation: a photo caption or headline
+    joined to the next sentence would read as one run-on sentence, and a small model copies it."""
+    return sentence if sentence.rstrip()[-1:] in ".!?\"”’)]:" else sentence.rstrip() + "."
 
 
 def compact_messages(question: str, passages: Sequence[Passage], count: int, similarity: Similarity) -> list:

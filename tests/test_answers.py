@@ -9,7 +9,7 @@ import pytest
 from test_ingest import run_cli
 
 from rag import RAG, Answer, BadInput
-from rag.answer import ABSTAIN_TEXT, joined_question, model_abstained
+from rag.answer import ABSTAIN_TEXT, focus, joined_question, model_abstained
 from rag.citations import check_support, citations_for, clean_markers
 from rag.retrieve import Passage
 
@@ -135,6 +135,14 @@ def test_a_sentence_with_a_date_its_passage_does_not_state_is_dropped(seeded_rag
         question="How many years after 1945 did the Okinawa agreement enter into force?",
     )
     assert asked == "It entered into force in 1972, 27 years after 1945 [1]."  # 1945 is the question's
+
+
+def test_a_caption_without_a_full_stop_is_not_run_into_the_next_sentence(seeded_rag: RAG) -> None:
+    # The small model copied "held talks in Tokyo Japan's position on ..." from such a run-on.
+    caption = "Lavrov and Kishida seen during talks at the Iikura guest house in Tokyo"
+    story = "Japan's position on a peace treaty has not changed, Kishida told a press conference on Friday."
+    facts = focus("Where did they hold talks?", passage(1, f"{caption}\n{story}"), 2, seeded_rag.similarities)
+    assert facts == f"{caption}. {story}"
 
 
 def test_model_saying_the_passages_lack_the_answer_is_an_abstention() -> None:
