@@ -141,7 +141,7 @@ def focus(question: str, passage: Passage, count: int, similarity: Similarity) -
 def ended(sentence: str) -> str:
     """A sentence with a full stop when it has no closing punctuation: a photo caption or headline
     joined to the next sentence would read as one run-on sentence, and a small model copies it."""
-    return sentence if sentence.rstrip()[-1:] in ".!?\"”’)]:" else sentence.rstrip() + "."
+    return sentence if sentence.rstrip()[-1:] in '.!?"”’)]:' else sentence.rstrip() + "."
 
 
 def compact_messages(question: str, passages: Sequence[Passage], count: int, similarity: Similarity) -> list:

@@ -86,3 +86,21 @@ def test_a_store_built_with_pytorch_answers_onnx_queries(tmp_path: Path, corpus:
 def test_the_default_model_resolves_to_the_packaged_folder() -> None:
     folder = Path(resolve_model_path("all-MiniLM-L6-v2"))
     assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def test_a_model_the_onnx_path_cannot_reproduce_runs_on_pytorch(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    # The packaged model with CLS pooling instead of mean pooling: another model as far as we know.
+    folder = tmp_path / "cls-model"
+    shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), folder)
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    embedder = load_embedder(settings_for(tmp_path / "models", embed_model=str(folder)))
+    assert not isinstance(embedder, OnnxEmbedding)
+    assert not (tmp_path / "models").exists()  # nothing exported
+    mean = load_embedder(settings_for(tmp_path / "models"))
+    assert np.abs(np.array(embedder.get_query_embedding("Kuril")) - mean.get_query_embedding("Kuril")).max() > 1e-3
