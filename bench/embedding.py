@@ -61,7 +61,7 @@ def onnx_encoders(work: Path, batch: int) -> dict[str, Encoder]:
     """The product's ONNX embedder (fp32), and the same export quantised to int8 weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from rag.embeddings import load_embedder, read_stack, resolve_model_path
+    from rag.embeddings import load_embedder, resolve_model_path
     from rag.onnx_embedding import OnnxEmbedding, onnx_file, session
     from rag.settings import Settings
 
@@ -72,13 +72,12 @@ def onnx_encoders(work: Path, batch: int) -> dict[str, Encoder]:
     folder = Path(resolve_model_path(settings.embed_model))
     int8_file = work / "minilm-int8.onnx"
     quantize_dynamic(str(onnx_file(folder, settings.models_path)), str(int8_file), weight_type=QuantType.QInt8)
-    stack = read_stack(folder) or {}
     int8 = OnnxEmbedding(
         session(int8_file),
         folder / "tokenizer.json",
         embed_batch_size=batch,
-        max_length=stack["max_length"],
-        dimension=stack["dimension"],
+        max_length=fp32.max_length,
+        dimension=fp32.dimension,
     )
     return {"onnx_fp32": length_sorted(fp32), "onnx_int8": length_sorted(int8)}
 

@@ -3,8 +3,8 @@
 Both use the same model files and the configured batch size; ours runs the model on ONNX Runtime
 and the raw library on PyTorch, so a ratio under 1 is the ONNX speed-up net of everything else
 ingest does. Rounds alternate (ours, raw, ours, raw) so that other load on the machine hits both,
-and the best round of each is kept. Then a
-1,000-article corpus is ingested once and again unchanged, counting calls into the embedder.
+and the best round of each is kept. Then a 1,000-article corpus is ingested once and again
+unchanged, counting calls into the embedder.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 sentence-transformers has `backend="onnx"`, but it needs `optimum`, whose releases pin
 transformers below 5; so the export, the tokenisation (`tokenizers`, the model's own
 tokenizer.json) and the mean pooling and normalisation are done here, for the plain
-transformer + mean pooling + normalise stack only (`rag.embeddings.onnx_stack` checks that).
+transformer + mean pooling + normalise stack only (`rag.embeddings.onnx_ready` checks that).
 The vectors match sentence-transformers' to 1e-6, so a store does not care which built it.
 The export needs torch and takes a few seconds; it is made once and cached.
 """
@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
@@ -58,8 +59,6 @@ class OnnxEmbedding(BaseEmbedding):
 
     def encode(self, texts: list[str]) -> list[list[float]]:
         """Unit vectors for one batch of texts: mean of the token vectors under the attention mask."""
-        import numpy as np
-
         if not texts:
             return []
         encodings = self._tokenizer.encode_batch(texts)
