@@ -31,7 +31,6 @@ import gradio as gr
 from pydantic import ValidationError
 
 from rag import RAG, Answer, BadInput, RagError, Settings, ui
-from rag.cli import answer_json
 from rag.documents import SUPPORTED_SUFFIXES
 from rag.generate import ollama_models
 
@@ -366,7 +365,7 @@ class ChatApp:
             answer = self.pick(*engine_choice).ask(question, history=history, k=top_k, temperature=temperature)
         except RagError as exc:
             raise gr.Error(sentence(exc)) from exc
-        return answer_json(answer)
+        return answer.to_dict()
 
     # -- layout and events -----------------------------------------------------------------------
 

@@ -107,6 +107,20 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # sentences no passage supported
 
+    def to_dict(self) -> dict:
+        """The answer as JSON shows it (`rag ask --json`, the app's `/ask`, the eval): one shape everywhere."""
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "backend": self.backend,
+            "model": self.model,
+            "citations": [
+                {"marker": c.marker, "doc_id": c.passage.doc_id, "title": c.passage.title, "text": c.passage.text}
+                for c in self.citations
+            ],
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
 
 def sanitize(text: str) -> str:
     """Text with chat-template control tokens, control characters and lone surrogates removed."""

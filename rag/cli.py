@@ -56,26 +56,6 @@ class _Bar:
             self.bar.close()
 
 
-def passage_json(p: Any) -> dict:
-    """A passage as the JSON outputs show it."""
-    return {"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": p.score, "start": p.start, "end": p.end}
-
-
-def answer_json(answer: Any) -> dict:
-    """An answer as `rag ask --json` prints it."""
-    return {
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "backend": answer.backend,
-        "model": answer.model,
-        "citations": [
-            {"marker": c.marker, "doc_id": c.passage.doc_id, "title": c.passage.title, "text": c.passage.text}
-            for c in answer.citations
-        ],
-        "passages": [passage_json(p) for p in answer.passages],
-    }
-
-
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
 def main(verbose: bool) -> None:
@@ -121,7 +101,7 @@ def ask(question: str, as_json: bool, top_k: int | None) -> None:
     """Answer a question from the articles, citing its sources."""
     answer = _rag().ask(question, k=top_k)
     if as_json:
-        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
         _print_answer(answer)
 
@@ -135,7 +115,7 @@ def retrieve(question: str, as_json: bool, top_k: int) -> None:
     """Show the passages retrieved for a question, without generating an answer."""
     passages = _rag().retrieve(question, k=top_k)
     if as_json:
-        click.echo(json.dumps({"passages": [passage_json(p) for p in passages]}, ensure_ascii=False))
+        click.echo(json.dumps({"passages": [p.to_dict() for p in passages]}, ensure_ascii=False))
         return
     for n, p in enumerate(passages, start=1):
         click.echo(f"[{n}] {p.score:.4f} {p.title} — {p.doc_id} ({p.start}-{p.end})\n    {p.text[:200]}…")

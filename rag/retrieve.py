@@ -52,6 +52,17 @@ class Passage:
     chunk_id: str = ""
     similarity: float | None = None  # dense cosine, when the dense search found it
 
+    def to_dict(self) -> dict:
+        """The passage as the JSON outputs (CLI, app, eval) show it."""
+        return {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "text": self.text,
+            "score": self.score,
+            "start": self.start,
+            "end": self.end,
+        }
+
 
 @dataclass(frozen=True)
 class Retrieval:
