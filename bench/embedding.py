@@ -101,7 +101,7 @@ def quality(encode: Encoder, texts: list[str], doc_ids: list[str], rows: list[di
     With five seed articles, an article hit@5 is always 1; the chunk holding the `support`
     sentence is the finer test.
     """
-    from rag.answer import joined_question
+    from rag.followup import joined_question
 
     asked = [joined_question(r["question"], r.get("history")) for r in rows]
     scores = encode(asked) @ encode(texts).T

@@ -48,7 +48,9 @@ def decode_rate(run: dict, tokens: int) -> float:
 def compare(rag: Any, raw: Any, question: str, ours_first: bool) -> dict:
     """Ours and raw on the same prompt, in the given order."""
     backend = rag.backend
-    messages = rag.prompt(question, rag.retrieve(question, k=5), backend)
+    passages = rag.retrieve(question, k=5)
+    shown = rag.find_evidence(question, passages)[: rag.settings.evidence_shown]
+    messages = rag.prompt(question, passages, shown, backend)
     prompt = backend.llm.messages_to_prompt(messages)
     runs: dict[str, Callable[[], dict]] = {
         "ours": lambda: timed_stream(backend.stream(messages, temperature=0.0)),

@@ -18,7 +18,7 @@ from eval.dataset import Row
 from eval.metrics import quantile
 from eval.runner import retrieval_outcome
 from rag import RAG
-from rag.answer import OVERRIDE_ATTEMPT
+from rag.safety import OVERRIDE_ATTEMPT
 
 
 @dataclass(frozen=True)

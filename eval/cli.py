@@ -34,6 +34,13 @@ def _one_line_errors(command: Callable) -> Callable:
 @click.command("eval")
 @click.option("--qa", "qa", type=click.Path(path_type=Path), default=DEFAULT_QA, help="Question set (.jsonl).")
 @click.option("--corpus", type=click.Path(path_type=Path), default=None, help="Articles the questions are about.")
+@click.option(
+    "--split",
+    type=click.Choice(["all", "dev", "test"]),
+    default="all",
+    show_default=True,
+    help="Rows of one half only: tune on dev, report test.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N questions, spread across types.")
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval and the gate only (seconds, no generation).")
 @click.option("--baseline", type=click.Choice(BASELINES), default=None, help="Also run a plain LlamaIndex pipeline.")
@@ -47,6 +54,7 @@ def _one_line_errors(command: Callable) -> Callable:
 def eval_command(
     qa: Path,
     corpus: Path | None,
+    split: str,
     limit: int | None,
     retrieval_only: bool,
     baseline: str | None,
@@ -58,10 +66,12 @@ def eval_command(
     as_json: bool,
 ) -> None:
     """Score the assistant on known questions: retrieval, answers, citation grounding and abstention."""
-    from eval.dataset import load_rows, spread
+    from eval.dataset import in_split, load_rows, spread
     from eval.runner import open_rag
 
-    rows = spread(load_rows(qa), limit)
+    rows = spread(in_split(load_rows(qa), split), limit)
+    if not rows:
+        raise BadInput(f"{qa} has no rows in the '{split}' split")
     rag = open_rag(out, corpus, **({"backend": backend} if backend else {}))
     ingested = rag.ingest([rag.settings.corpus])
     for warning in ingested.warnings:

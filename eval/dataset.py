@@ -9,6 +9,8 @@ from pathlib import Path
 from rag.errors import BadInput
 
 TYPES = ("single", "multi", "paraphrase", "followup", "unanswerable")
+# Thresholds and prompts are tuned on "dev" rows and reported on "test" rows; "" = not assigned.
+SPLITS = ("dev", "test", "")
 DEFAULT_QA = Path(__file__).resolve().parent / "qa.jsonl"
 
 
@@ -26,6 +28,7 @@ class Row:
     support: str = ""
     category: str = ""
     history: list[dict] = field(default_factory=list)
+    split: str = ""  # "dev" (tune on it) or "test" (report it), fixed in the file
 
     @property
     def group(self) -> str:
@@ -48,9 +51,12 @@ def parse_row(line: str, number: int) -> Row:
             support=str(data.get("support", "")),
             category=str(data.get("category", "")),
             history=list(data.get("history", [])),
+            split=str(data.get("split", "")),
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise BadInput(f"line {number} of the question set is not a valid row ({type(exc).__name__}: {exc})") from exc
+    if row.split not in SPLITS:
+        raise BadInput(f"line {number} of the question set has split '{row.split}'; use one of: {', '.join(SPLITS)}")
     if not row.question.strip() or (row.answerable and not row.answer):
         raise BadInput(f"line {number} of the question set needs a question and, when answerable, an answer")
     return row
@@ -82,3 +88,10 @@ def spread(rows: list[Row], limit: int | None) -> list[Row]:
                 chosen.append(members.pop(0))
     order = {r.id: i for i, r in enumerate(rows)}
     return sorted(chosen, key=lambda r: order[r.id])
+
+
+def in_split(rows: list[Row], split: str | None) -> list[Row]:
+    """The rows of one split ("dev" or "test"), or all rows for None or "all"."""
+    if split in (None, "all"):
+        return rows
+    return [r for r in rows if r.split == split]

@@ -17,6 +17,7 @@ from rag.citations import strip_markers
 ARTICLES = re.compile(r"\b(a|an|the)\b")
 PUNCTUATION = set(string.punctuation) | set("’‘“”–—")
 RETRIEVAL_DEPTHS = (1, 3, 5)
+EVIDENCE_KEYS = ("evidence_support@1", "evidence_support@3", "evidence_alias@1", "evidence_alias@3")
 
 
 def normalize(text: str) -> str:
@@ -45,6 +46,35 @@ def alias_match(prediction: str, golds: Sequence[str]) -> bool:
     """Whether any gold form occurs in the answer as whole words, after normalisation."""
     text = f" {normalize(strip_markers(prediction))} "
     return any(f" {normalize(g)} " in text for g in golds if normalize(g))
+
+
+def same_sentence(found: str, support: str) -> bool:
+    """Whether an evidence sentence is the gold support sentence: one holds the other after
+    normalisation, or they share at least 60% of their words (Dice), which allows for a
+    caption's credit or a split at a semicolon."""
+    a, b = normalize(found), normalize(support)
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    words_a, words_b = set(a.split()), set(b.split())
+    return 2 * len(words_a & words_b) / (len(words_a) + len(words_b)) >= 0.6
+
+
+def evidence_scores(evidence: Sequence[str], support: str, golds: Sequence[str]) -> dict[str, float]:
+    """Sentence-level hit@1 and hit@3 of the ranked evidence, against the gold support sentence
+    and against the gold answer's forms (an evidence sentence that holds the answer)."""
+    scores = {}
+    for depth in (1, 3):
+        top = evidence[:depth]
+        scores[f"evidence_support@{depth}"] = float(any(same_sentence(e, support) for e in top))
+        scores[f"evidence_alias@{depth}"] = float(any(alias_match(e, golds) for e in top))
+    return scores
+
+
+def answer_words(answer: str) -> int:
+    """Words in an answer, its markers not counted."""
+    return len(strip_markers(answer).split())
 
 
 def first_gold_rank(retrieved: Sequence[str], gold: Iterable[str]) -> int | None:
@@ -93,8 +123,10 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
     }
-    for key in (*(f"hit@{k}" for k in RETRIEVAL_DEPTHS), "mrr", "recall@5", "alias_match", "token_f1"):
+    for key in (*(f"hit@{k}" for k in RETRIEVAL_DEPTHS), "mrr", "recall@5", *EVIDENCE_KEYS, "alias_match", "token_f1"):
         result[key] = mean(r.get(key) for r in answerable)
+    result["confidently_wrong"] = share(confidently_wrong(r) for r in rows)
+    result["answer_words_p50"] = quantile((r.get("answer_words") for r in rows if r.get("abstained") is False), 0.5)
     result.update(grounding_totals(rows))
     result["abstain_rate"] = share(r.get("abstained") for r in unanswerable)
     result["false_refusal_rate"] = share(r.get("abstained") for r in answerable)
@@ -105,6 +137,14 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
     result["total_s_p50"] = quantile((r.get("total_s") for r in rows), 0.5)
     result["total_s_p95"] = quantile((r.get("total_s") for r in rows), 0.95)
     return result
+
+
+def confidently_wrong(row: dict) -> bool | None:
+    """An answer that is not an abstention and holds no gold form (any answer to an unanswerable
+    question); None when no answer was generated (retrieval-only runs)."""
+    if "abstained" not in row:
+        return None
+    return not row["abstained"] and not row.get("alias_match", False)
 
 
 def grounding_totals(rows: Sequence[dict]) -> dict[str, float | None]:

@@ -13,7 +13,12 @@ METRICS = (
     ("hit@5", "retrieval hit@5"),
     ("mrr", "retrieval MRR"),
     ("recall@5", "gold-document recall@5"),
+    ("evidence_support@1", "evidence hit@1, gold sentence"),
+    ("evidence_support@3", "evidence hit@3, gold sentence"),
+    ("evidence_alias@1", "evidence hit@1, holds the answer"),
+    ("evidence_alias@3", "evidence hit@3, holds the answer"),
     ("alias_match", "answer alias match"),
+    ("confidently_wrong", "confidently wrong, all questions"),
     ("token_f1", "answer token F1"),
     ("grounded_sentences", "sentences supported by their citations"),
     ("citation_recall", "citation recall (ALCE)"),
@@ -23,12 +28,13 @@ METRICS = (
     ("false_refusal_rate", "false-refusal rate, answerable"),
     ("gate_abstain_rate", "gate refusals, unanswerable"),
     ("gate_false_refusal_rate", "gate refusals, answerable"),
+    ("answer_words_p50", "answer words, median"),
     ("retrieval_ms_p50", "retrieval ms, median"),
     ("ttft_s_p50", "time to first token s, median"),
     ("total_s_p50", "total s, median"),
     ("total_s_p95", "total s, 95th percentile"),
 )
-LATENCIES = {"retrieval_ms_p50", "ttft_s_p50", "total_s_p50", "total_s_p95"}
+LATENCIES = {"retrieval_ms_p50", "ttft_s_p50", "total_s_p50", "total_s_p95", "answer_words_p50"}
 
 
 def fmt(value: float | None, metric: str = "") -> str:
@@ -44,13 +50,21 @@ def measured(results: dict) -> list[tuple[str, str]]:
     return [(key, label) for key, label in METRICS if any(run["totals"].get(key) is not None for run in runs)]
 
 
+def columns(results: dict) -> list[tuple[str, dict]]:
+    """(heading, totals) per table column: each pipeline on all rows, then on its dev and test rows."""
+    found = []
+    for name, run in results["pipelines"].items():
+        found.append((name, run["totals"]))
+        found += [(f"{name} {split}", totals) for split, totals in run.get("splits", {}).items()]
+    return found
+
+
 def table_rows(results: dict, limits: dict[str, str]) -> list[list[str]]:
-    """Header and one row per measured metric: label, each pipeline's value, the gate's limit."""
-    names = list(results["pipelines"])
-    rows = [["metric", *names, "limit"]]
+    """Header and one row per measured metric: label, each column's value, the gate's limit."""
+    shown = columns(results)
+    rows = [["metric", *(heading for heading, _ in shown), "limit"]]
     for key, label in measured(results):
-        values = [fmt(results["pipelines"][n]["totals"].get(key), key) for n in names]
-        rows.append([label, *values, limits.get(key, "")])
+        rows.append([label, *(fmt(totals.get(key), key) for _, totals in shown), limits.get(key, "")])
     return rows
 
 
@@ -100,12 +114,13 @@ def _share(rows: Sequence[dict], key: str) -> str:
 
 def per_question(rows: Sequence[dict]) -> list[list[str]]:
     """One line per question: scores and timings."""
-    table = [["id", "type", "hit@5", "F1", "abstained", "retrieval ms", "first token s", "total s", "answer"]]
+    table = [["id", "split", "type", "hit@5", "F1", "abstained", "retrieval ms", "first token s", "total s", "answer"]]
     for r in rows:
         answer = (r.get("answer") or "").replace("\n", " ")
         table.append(
             [
                 r["id"],
+                r.get("split") or "—",
                 r["category"] or r["type"],
                 fmt(r.get("hit@5")),
                 fmt(r.get("token_f1")),

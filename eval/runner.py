@@ -18,11 +18,12 @@ from typing import Any
 from eval.baseline import NaiveBaseline
 from eval.dataset import Row
 from eval.grounding import SupportCheck, score_answer
-from eval.metrics import alias_match, best_f1, retrieval_scores, totals
+from eval.metrics import alias_match, answer_words, best_f1, evidence_scores, retrieval_scores, totals
 from rag import RAG, Settings
-from rag.answer import OVERRIDE_ATTEMPT, joined_question
 from rag.citations import cited_numbers
+from rag.followup import joined_question
 from rag.retrieve import Retrieval
+from rag.safety import OVERRIDE_ATTEMPT
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 BASELINES = ("naive",)
@@ -56,8 +57,11 @@ def retrieval_outcome(rag: RAG, row: Row) -> dict:
     question = rag.check_question(joined_question(row.question, row.history))
     started = time.perf_counter()
     retrieval = rag.retriever.retrieve(question)
+    evidence = rag.find_evidence(question, retrieval.passages)
     return {
         "retrieved": [p.doc_id for p in retrieval.passages],
+        "evidence": [e.text for e in evidence],
+        "evidence_score": evidence[0].score if evidence else 0.0,
         "gate_refused": gate_refuses(rag.settings, row.question, retrieval),
         "best_similarity": retrieval.best_similarity,
         "coverage": retrieval.coverage,
@@ -73,6 +77,10 @@ def answer_outcome(rag: RAG, check: SupportCheck, row: Row) -> dict:
         "retrieved": [p.doc_id for p in answer.passages],
         "gate_refused": answer.backend == "none",
         "answer": answer.text,
+        "answer_words": answer_words(answer.text),
+        "how": answer.how,
+        "evidence": [e.text for e in answer.evidence],
+        "evidence_score": answer.evidence[0].score if answer.evidence else 0.0,
         "abstained": answer.abstained,
         "backend": answer.backend,
         "model": answer.model,
@@ -97,6 +105,7 @@ def score(row: Row, outcome: dict) -> dict:
     """One result row: the question, what happened, and its scores."""
     record = {
         "id": row.id,
+        "split": row.split,
         "type": row.type,
         "category": row.category,
         "answerable": row.answerable,
@@ -106,9 +115,11 @@ def score(row: Row, outcome: dict) -> dict:
         **outcome,
     }
     if row.answerable:
+        golds = [row.answer, *row.aliases]
         record.update(retrieval_scores(outcome["retrieved"], row.doc_ids))
+        if row.support and "evidence" in outcome:
+            record.update(evidence_scores(outcome["evidence"], row.support, golds))
         if "answer" in outcome:
-            golds = [row.answer, *row.aliases]
             record["alias_match"] = alias_match(outcome["answer"], golds)
             record["token_f1"] = best_f1(outcome["answer"], golds)
     return record
@@ -120,7 +131,11 @@ def evaluate(rows: Sequence[Row], outcome: Outcome, label: str, progress: bool =
 
     bar = tqdm(rows, desc=label, unit="question", file=sys.stderr, disable=not progress, leave=False)
     scored = [score(row, outcome(row)) for row in bar]
-    return {"totals": totals(scored), "rows": scored}
+    result: dict[str, Any] = {"totals": totals(scored), "rows": scored}
+    splits = {split: [r for r in scored if r["split"] == split] for split in ("dev", "test")}
+    if all(splits.values()):  # both halves ran: report them side by side
+        result["splits"] = {split: totals(members) for split, members in splits.items()}
+    return result
 
 
 def pipelines(rag: RAG, retrieval_only: bool, baseline: str | None) -> dict[str, Outcome]:

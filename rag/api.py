@@ -17,21 +17,19 @@ from typing import TYPE_CHECKING, Any
 from rag.answer import (
     ABSTAIN_TEXT,
     NOT_COVERED,
-    OVERRIDE_ATTEMPT,
-    REFUSAL_TEXT,
     Answer,
-    accept_rewrite,
     answer_messages,
-    compact_messages,
-    condense_messages,
-    joined_question,
+    evidence_messages,
     model_abstained,
-    printable,
+    reply_from_evidence,
 )
 from rag.citations import check_support, citations_for, clean_markers
 from rag.errors import BadInput
+from rag.evidence import Evidence, Weights, select
+from rag.followup import accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
+from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -186,37 +184,12 @@ class RAG:
         if refusal:
             yield refusal
             timings["total_s"] = time.perf_counter() - started
-            yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings)
+            how = "refuse" if refusal == REFUSAL_TEXT else "abstain"
+            yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings, how=how)
             return
+        evidence = self.find_evidence(standalone, passages)
+        timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]
         backend = self.backend
-        pieces: list[str] = []
-        for piece in backend.stream(self.prompt(standalone, passages, backend), temperature):
-            if not pieces:
-                timings["ttft_s"] = time.perf_counter() - started
-            pieces.append(piece)
-            yield piece
-        timings["total_s"] = time.perf_counter() - started
-        yield self._finish("".join(pieces), passages, backend, question, standalone, timings)
-
-    def _refusal(self, question: str, retrieval: Retrieval) -> str:
-        """Why the question gets no generation (an instruction override, or nothing relevant), or ""."""
-        if OVERRIDE_ATTEMPT.search(question):
-            return REFUSAL_TEXT
-        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
-            return NOT_COVERED
-        return ""
-
-    def prompt(self, question: str, passages: list[Passage], backend: Backend) -> list:
-        """The messages for the model: whole passages, or focused sentences for the small embedded model."""
-        count = self.settings.focus_sentences
-        if backend.name == "embedded" and count > 0:
-            return compact_messages(question, passages, count, self.similarities)
-        return answer_messages(question, passages)
-
-    def _finish(
-        self, raw: str, passages: list[Passage], backend: Backend, question: str, standalone: str, timings: dict
-    ) -> Answer:
-        """Turn the model's raw reply into an Answer with checked citations, or an abstention."""
         common = dict(
             backend=backend.name,
             model=backend.model,
@@ -225,14 +198,70 @@ class RAG:
             notice=backend.notice,
             timings=timings,
         )
+        small = backend.name == "embedded"
+        if small and (not evidence or evidence[0].score < self.settings.min_evidence):
+            yield ABSTAIN_TEXT  # nothing in the passages scores as an answer: no generation
+            timings["total_s"] = time.perf_counter() - started
+            yield Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
+            return
+        shown = evidence[: self.settings.evidence_shown]
+        pieces: list[str] = []
+        for piece in backend.stream(self.prompt(standalone, passages, shown, backend), temperature):
+            if not pieces:
+                timings["ttft_s"] = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        timings["total_s"] = time.perf_counter() - started
+        finish = self._finish_small if small else self._finish
+        yield finish("".join(pieces), passages, shown, common)
+
+    def prompt(self, question: str, passages: list[Passage], evidence: list[Evidence], backend: Backend) -> list:
+        """The messages for the model: the evidence alone for the small built-in model, else whole
+        passages with the evidence named."""
+        if backend.name == "embedded":
+            return evidence_messages(question, evidence)
+        return answer_messages(question, passages, evidence)
+
+    def find_evidence(self, question: str, passages: list[Passage]) -> list[Evidence]:
+        """The sentences of the passages most likely to answer the question, best first."""
+        return select(question, passages, self.similarities, self.settings.evidence_sentences, self.weights)
+
+    @property
+    def weights(self) -> Weights:
+        """How evidence selection weighs its signals (from the settings)."""
+        return Weights(**self.settings.evidence_weights)
+
+    def _refusal(self, question: str, retrieval: Retrieval) -> str:
+        """Why the question gets no generation (an instruction override, or nothing relevant), or ""."""
+        if is_override_attempt(question):
+            return REFUSAL_TEXT
+        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+            return NOT_COVERED
+        return ""
+
+    def _finish_small(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
+        """The small model's reply kept when it only copies from the evidence, else the evidence quoted."""
+        text, how = reply_from_evidence(raw, common["standalone_question"], evidence, self.settings.quote_above)
+        if how == "abstain":
+            return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=[raw], **common)
+        cited = citations_for(text, passages)
+        used = sorted(evidence, key=lambda e: e.passage not in {c.marker for c in cited})
+        dropped = [raw] if how == "quote" and raw.strip() else []
+        return Answer(text, cited, passages, False, evidence=used, how=how, dropped=dropped, **common)
+
+    def _finish(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
+        """A large model's reply with checked citations, or an abstention."""
+        standalone = common["standalone_question"]
         if model_abstained(raw):
-            return Answer(ABSTAIN_TEXT, [], passages, True, **common)
+            return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
         text, dropped = check_support(
             clean_markers(raw, len(passages)), passages, self.similarities, self.settings.min_support, standalone
         )
         if not text:
-            return Answer(ABSTAIN_TEXT, [], passages, True, dropped=dropped, **common)
-        return Answer(text, citations_for(text, passages), passages, False, dropped=dropped, **common)
+            return Answer(ABSTAIN_TEXT, [], passages, True, dropped=dropped, evidence=evidence, how="abstain", **common)
+        cited = citations_for(text, passages)
+        used = [e for e in evidence if e.passage in {c.marker for c in cited}]
+        return Answer(text, cited, passages, False, dropped=dropped, evidence=used, how="model", **common)
 
     def similarities(self, sentences: list[str], texts: list[str]) -> list[list[float]]:
         """Cosine similarity of each sentence to each text, with the store's embedder."""

@@ -28,6 +28,9 @@ class Chunk:
     text: str
     start: int
     end: int
+    # (offset in `text`, offset in the original) where each of its lines starts: cleaning drops
+    # lines between them, so one offset for the chunk cannot place a sentence inside it.
+    lines: tuple[tuple[int, int], ...] = ()
 
 
 def embed_text(title: str, text: str) -> str:
@@ -56,9 +59,17 @@ def chunk_document(
                 text=text,
                 start=doc.original_offset(start),
                 end=doc.original_offset(start + len(text) - 1) + 1,
+                lines=line_map(doc, start, start + len(text)),
             )
         )
     return chunks
+
+
+def line_map(doc: Document, start: int, end: int) -> tuple[tuple[int, int], ...]:
+    """Where the lines of `doc.text[start:end]` start, in the chunk and in the original file."""
+    pairs = [(0, doc.original_offset(start))]
+    pairs += [(clean - start, original) for clean, original in doc.segments if start < clean < end]
+    return tuple(pairs)
 
 
 def chunk_id(doc_id: str, content_hash: str, index: int) -> str:

@@ -7,6 +7,10 @@ sentence, a sentence the model left uncited gets the marker of the passage that 
 small models still give sourced answers), and a sentence no passage supports is dropped.
 Embeddings blur numbers ("April 12, 2023" and "April 12, 2014" are near neighbours), so every
 number in a sentence must also be in its cited passages or the question.
+
+A reply of the small model is held to a stricter test (`copied_from`): its names and numbers must
+occur in the evidence it was shown, and nearly all its content words too. That catches an
+invented name; a name copied from the evidence but put in the wrong role still gets past it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.retrieve import Passage
+from rag.retrieve import Passage, content_terms
 
 # [1], [1, 2], [1][2], [1-2] and the full-width brackets some models emit.
 MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[\]】]")
@@ -23,6 +27,13 @@ MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[
 REPOINT_MARGIN = 0.1
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
 NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
+# Words a reply may use about its sources, or to open a sentence, without copying them.
+REPLY_FILLER = frozenset(
+    "the a an it its he she they this that these those there according article articles text passage "
+    "passages says said states stated yes no".split()
+)
+REPLY_FILLER_TERMS = content_terms(" ".join(REPLY_FILLER))
 
 
 @dataclass(frozen=True)
@@ -152,16 +163,43 @@ def check_support(
                 together = numbers_supported(sentence, [passages[i] for i in close], question)
                 cited = [i + 1 for i in close] if together else []
         if cited:
-            kept.append(_with_markers(strip_markers(sentence), cited))
+            kept.append(with_markers(strip_markers(sentence), cited))
         else:
             dropped.append(sentence)
     return " ".join(kept), dropped
 
 
-def _with_markers(sentence: str, numbers: list[int]) -> str:
+def with_markers(sentence: str, numbers: list[int]) -> str:
     """Put the markers before the closing punctuation: "... Tokyo [2]." """
     stripped = re.sub(r"\s+([.,;:!?])", r"\1", sentence.rstrip())
     markers = "".join(f"[{n}]" for n in numbers)
     if stripped and stripped[-1] in ".!?":
         return f"{stripped[:-1]} {markers}{stripped[-1]}"
     return f"{stripped} {markers}"
+
+
+def copied_from(reply: str, sources: Sequence[str], question: str, min_share: float = 0.75) -> bool:
+    """Whether a short reply only copies: every name and number in it occurs in the sources or the
+    question, at least `min_share` of its content words do, and it says something the question does not."""
+    reply = strip_markers(reply)
+    known = " ".join([*sources, question])
+    words = {_bare(w) for w in re.findall(r"[\w'’\-]+", known)}
+    names = {_bare(n) for n in CAPITALISED.findall(reply)} - REPLY_FILLER
+    if not names <= words or not numbers_in(reply) <= numbers_in(known):
+        return False
+    terms = content_terms(reply) - REPLY_FILLER_TERMS
+    if not terms or not terms - content_terms(question):
+        return False  # an empty reply, or the question said back
+    return len(terms & content_terms(known)) / len(terms) >= min_share
+
+
+def _bare(word: str) -> str:
+    """A word lower-cased without its possessive: "Mori's" -> "mori"."""
+    return re.sub(r"['’]s$", "", word.lower())
+
+
+def marker_for(reply: str, sources: Sequence[str]) -> int:
+    """Index of the source sharing the most content words with the reply (the first on a tie)."""
+    terms = content_terms(strip_markers(reply))
+    overlap = [len(terms & content_terms(s)) for s in sources]
+    return max(range(len(sources)), key=lambda i: (overlap[i], -i))

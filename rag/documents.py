@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning changes, so that every document is re-chunked on the next ingest.
-CLEANER_VERSION = "1"
+CLEANER_VERSION = "2"  # 2: chunks record where their lines start in the original
 
 DATELINE = re.compile(
     r"^(?P<place>[A-Z][A-Z .'\-]{1,40}?),\s+"

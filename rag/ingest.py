@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -140,6 +141,7 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
         "chunk_count",
         "start",
         "end",
+        "lines",
     ]
     nodes = []
     for chunk in chunks:
@@ -157,6 +159,7 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
             "chunk_count": len(chunks),
             "start": chunk.start,
             "end": chunk.end,
+            "lines": json.dumps(chunk.lines, separators=(",", ":")),  # Chroma keeps only flat values
         }
         nodes.append(
             TextNode(

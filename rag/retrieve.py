@@ -10,6 +10,7 @@ would waste the model's context, so a passage mostly contained in one already ch
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import shutil
@@ -51,6 +52,12 @@ class Passage:
     dateline: str = ""
     chunk_id: str = ""
     similarity: float | None = None  # dense cosine, when the dense search found it
+    lines: tuple[tuple[int, int], ...] = ()  # (offset in text, offset in the original) of each line
+
+    def original_offset(self, offset: int) -> int:
+        """The character offset in the original file of an offset in `text`."""
+        line_start, original = max(((a, b) for a, b in self.lines if a <= offset), default=(0, self.start))
+        return original + offset - line_start
 
     def to_dict(self) -> dict:
         """The passage as the JSON outputs (CLI, app, eval) show it."""
@@ -90,7 +97,16 @@ def to_passage(node: TextNode, score: float, similarity: float | None) -> Passag
         dateline=meta.get("dateline", ""),
         chunk_id=node.node_id,
         similarity=similarity,
+        lines=_line_map(meta.get("lines")),
     )
+
+
+def _line_map(value: object) -> tuple[tuple[int, int], ...]:
+    """The chunk's line map from its metadata; empty for chunks stored before it was recorded."""
+    try:
+        return tuple((int(a), int(b)) for a, b in json.loads(str(value)))
+    except (TypeError, ValueError):
+        return ()
 
 
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> dict[str, float]:

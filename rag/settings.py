@@ -67,10 +67,24 @@ class Settings(BaseSettings):
         le=1,
         description="Similarity a passage needs to support an answer sentence; unsupported ones are dropped.",
     )
-    focus_sentences: int = Field(
-        2,
+    evidence_sentences: int = Field(
+        3, ge=1, le=20, description="Evidence sentences kept from the passages (best first), shown with the answer."
+    )
+    evidence_shown: int = Field(
+        1, ge=1, le=20, description="Evidence sentences the model is shown (the built-in model sees nothing else)."
+    )
+    evidence_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weights of the evidence signals (meaning, words, context, rank, kind); unset = tuned defaults.",
+    )
+    min_evidence: float = Field(
+        0.3, ge=0, le=1, description="Best evidence score below which the built-in model's answer is an abstention."
+    )
+    quote_above: float = Field(
+        0.4,
         ge=0,
-        description="Sentences per passage shown to the embedded model (closest to the question); 0 = whole passages.",
+        le=1,
+        description="Best evidence score at or above which a rejected reply is replaced by the evidence quoted.",
     )
     backend: Literal["auto", "ollama", "embedded"] = Field(
         "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from test_hardening import Tally, tally_fixture
 
 from rag import RAG, BadInput, Passage
-from rag.answer import UNPRINTABLE
 from rag.citations import MARKER, check_support, citations_for, cited_numbers, clean_markers, marker_numbers
 from rag.documents import BOILERPLATE_LINES, DATELINE, clean_article, html_to_text, parse_dateline
+from rag.safety import UNPRINTABLE
 
 tally = tally_fixture("fuzz")
 FUZZ = settings(max_examples=150, deadline=None)

