@@ -52,6 +52,7 @@ class Passage:
     dateline: str = ""
     chunk_id: str = ""
     similarity: float | None = None  # dense cosine, when the dense search found it
+    found_by: tuple[str, ...] = ()  # which searches found it: "dense" (meaning), "bm25" (words)
     lines: tuple[tuple[int, int], ...] = ()  # (offset in text, offset in the original) of each line
 
     def original_offset(self, offset: int) -> int:
@@ -68,6 +69,7 @@ class Passage:
             "score": self.score,
             "start": self.start,
             "end": self.end,
+            "found_by": list(self.found_by),
         }
 
 
@@ -84,8 +86,8 @@ class Retrieval:
         return bool(self.passages) and (self.best_similarity >= min_similarity or self.coverage >= min_coverage)
 
 
-def to_passage(node: TextNode, score: float, similarity: float | None) -> Passage:
-    """A LlamaIndex node and its scores as a plain `Passage`."""
+def to_passage(node: TextNode, score: float, similarity: float | None, found_by: tuple[str, ...] = ()) -> Passage:
+    """A LlamaIndex node, its scores and the searches that found it as a plain `Passage`."""
     meta = node.metadata
     return Passage(
         doc_id=meta.get("doc_id", ""),
@@ -97,6 +99,7 @@ def to_passage(node: TextNode, score: float, similarity: float | None) -> Passag
         dateline=meta.get("dateline", ""),
         chunk_id=node.node_id,
         similarity=similarity,
+        found_by=found_by,
         lines=_line_map(meta.get("lines")),
     )
 
@@ -116,6 +119,11 @@ def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> dict[str, float
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return fused
+
+
+def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
+    """The names of the searches whose ranking holds the chunk, in the rankings' order."""
+    return tuple(name for name, ranking in rankings.items() if chunk_id in ranking)
 
 
 def content_terms(text: str) -> set[str]:
@@ -239,11 +247,10 @@ class HybridRetriever:
         dense_hits, lexical_hits = self.dense(question), self.lexical(question)
         nodes = {node.node_id: node for node, _ in dense_hits + lexical_hits}
         similarity = {node.node_id: sim for node, sim in dense_hits}
-        fused = reciprocal_rank_fusion(
-            [[n.node_id for n, _ in dense_hits], [n.node_id for n, _ in lexical_hits]], self.settings.rrf_k
-        )
+        rankings = {"dense": [n.node_id for n, _ in dense_hits], "bm25": [n.node_id for n, _ in lexical_hits]}
+        fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
-        passages = [to_passage(nodes[cid], fused[cid], similarity.get(cid)) for cid in ranked]
+        passages = [to_passage(nodes[cid], fused[cid], similarity.get(cid), found_by(cid, rankings)) for cid in ranked]
         best = max(similarity.values(), default=0.0)
         chosen = diverse(passages, k, self.settings.duplicate_overlap)
         return Retrieval(chosen, best, term_coverage(question, chosen))

@@ -9,7 +9,7 @@ import pytest
 from test_ingest import run_cli
 
 from rag import RAG, BadInput
-from rag.retrieve import diverse, reciprocal_rank_fusion, shingles
+from rag.retrieve import HybridRetriever, diverse, reciprocal_rank_fusion, shingles
 
 
 def top_docs(rag: RAG, question: str, k: int = 3) -> list[str]:
@@ -70,6 +70,26 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     assert max(fused, key=fused.get) == "y"
 
 
+def narrow_retriever(rag: RAG, candidates: int) -> HybridRetriever:
+    """A retriever over the same store whose two searches each return only `candidates` hits, so
+    that one search alone finds some passages (with 20 each, both find nearly every seed chunk)."""
+    return HybridRetriever(rag.store, rag.embedder, rag.settings.model_copy(update={"candidates": candidates}))
+
+
+def test_each_passage_says_which_search_found_it(seeded_rag: RAG) -> None:
+    retriever = narrow_retriever(seeded_rag, 3)
+    named = retriever.retrieve("Nailya Asker-zade", k=3).passages
+    assert "Asker-zade" in named[0].text and "bm25" in named[0].found_by  # her name, matched as words
+    assert all(p.found_by == ("dense",) for p in named if "Asker" not in p.text)  # the rest by meaning only
+    nonsense = retriever.retrieve("zzqx flurble", k=3).passages  # no article holds either word
+    assert nonsense and all(p.found_by == ("dense",) for p in nonsense)
+    talks = retriever.retrieve("Where did Lavrov and Kishida hold talks?", k=5).passages
+    assert {("dense", "bm25"), ("dense",), ("bm25",)} <= {p.found_by for p in talks}
+    for passage in named + nonsense + talks:
+        assert (passage.similarity is None) == ("dense" not in passage.found_by)  # a cosine only from the dense search
+        assert passage.to_dict()["found_by"] == list(passage.found_by)
+
+
 def test_off_topic_question_is_not_relevant(seeded_rag: RAG) -> None:
     retrieval = seeded_rag.retriever.retrieve("How do I bake sourdough bread?")
     assert not retrieval.is_relevant(seeded_rag.settings.min_relevance, seeded_rag.settings.min_coverage)
@@ -88,5 +108,5 @@ def test_cli_retrieve_json(tmp_path: Path, corpus: Path) -> None:
     assert done.returncode == 0, done.stderr
     passages = json.loads(done.stdout)["passages"]
     assert len(passages) == 3
-    assert set(passages[0]) == {"doc_id", "title", "text", "score", "start", "end"}
+    assert set(passages[0]) == {"doc_id", "title", "text", "score", "start", "end", "found_by"}
     assert passages[0]["doc_id"] == "002_5c202a017dd63dc4.txt"
