@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import BackendUnavailable
+from rag.quiet import quiet_transformers
 from rag.settings import DEFAULT_EMBED_MODEL, Settings
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def load_torch(path: str, settings: Settings) -> HuggingFaceEmbedding:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
+    quiet_transformers()
     try:
         return HuggingFaceEmbedding(model_name=path, device="cpu", embed_batch_size=settings.embed_batch_size)
     except OSError as exc:

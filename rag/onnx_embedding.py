@@ -20,6 +20,8 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from rag.quiet import quiet_transformers
+
 # Bump when the export below changes, so that cached ONNX files are made again.
 EXPORT_VERSION = "1"
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -103,6 +105,7 @@ def export_onnx(folder: Path, target: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
+    quiet_transformers()
     model = SentenceTransformer(str(folder), device="cpu")
 
     class LastHidden(torch.nn.Module):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.quiet import quiet_bm25s
 from rag.settings import Settings
 from rag.store import Store
 
@@ -207,6 +208,7 @@ class HybridRetriever:
         """
         from llama_index.retrievers.bm25 import BM25Retriever
 
+        quiet_bm25s()  # bm25s, imported just now, set its logger to DEBUG
         folder = self._bm25_folder()
         if folder.is_dir():
             try:
