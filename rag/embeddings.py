@@ -83,7 +83,7 @@ def load_onnx(folder: Path, settings: Settings) -> OnnxEmbedding | None:
         log.info("exporting the embedding model to ONNX, once: %s", target)
         try:
             export_onnx(folder, target)
-        except Exception as exc:  # a read-only home, a full disk, an exporter that fails on this model
+        except Exception as exc:  # a read-only cache folder, a full disk, an exporter that fails on this model
             log.warning("embedding with PyTorch: the ONNX export to %s failed (%s)", target, exc)
             return None
     try:

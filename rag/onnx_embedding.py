@@ -5,13 +5,17 @@ transformers below 5; so the export, the tokenisation (`tokenizers`, the model's
 tokenizer.json) and the mean pooling and normalisation are done here, for the plain
 transformer + mean pooling + normalise stack only (`rag.embeddings.onnx_ready` checks that).
 The vectors match sentence-transformers' to 1e-6, so a store does not care which built it.
-The export needs torch and takes a few seconds; it is made once and cached.
+The export needs torch and takes a few seconds; it is made once per user and cached
+(`Settings.models_path`), under a name that is a hash of the model's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,8 @@ from rag.quiet import quiet_transformers
 # Bump when the export below changes, so that cached ONNX files are made again.
 EXPORT_VERSION = "1"
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# An export takes seconds; a temporary file this old was left by a process that died exporting.
+STALE_PARTIAL_SECONDS = 3600
 
 
 class OnnxEmbedding(BaseEmbedding):
@@ -89,11 +95,16 @@ class OnnxEmbedding(BaseEmbedding):
 
 
 def onnx_file(folder: Path, cache: Path) -> Path:
-    """Where the export of the model in `folder` is cached, named for the model's files."""
-    digest = hashlib.sha256(f"{EXPORT_VERSION}\0{folder.resolve()}".encode())
+    """Where the export of the model in `folder` is cached, named for the content of the model's files.
+
+    Content rather than path or mtime: every store, project and virtualenv with the same model shares
+    one export, while a changed file or another model gets its own. Hashing the 90 MB takes ~50 ms.
+    """
+    digest = hashlib.sha256(EXPORT_VERSION.encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        info = path.stat()
-        digest.update(f"\0{path.relative_to(folder)}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"\0{path.relative_to(folder).as_posix()}\0{content}".encode())
     return cache / f"{folder.name}-{digest.hexdigest()[:16]}.onnx"
 
 
@@ -119,8 +130,7 @@ def export_onnx(folder: Path, target: Path) -> None:
             ).last_hidden_state
 
     sample = model.tokenizer(["a sample", "another sample text"], padding=True, return_tensors="pt")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial = _partial_file(target)
     try:
         with warnings.catch_warnings():  # the exporter's deprecation and tracing notes are not ours to act on
             warnings.simplefilter("ignore")
@@ -137,6 +147,18 @@ def export_onnx(folder: Path, target: Path) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _partial_file(target: Path) -> Path:
+    """A name no other export uses, beside `target`; first drops the files of exports killed midway."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}."
+    for stale in target.parent.glob(f"{prefix}*.tmp"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                stale.unlink()
+    # Named, not made: the exporter creates it with the usual permissions (mkstemp's are owner-only).
+    return target.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
 
 
 def session(path: Path) -> Any:

@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     embed_backend: Literal["onnx", "torch"] = Field(
         "onnx", description="How the embedder runs: ONNX Runtime (exported once, faster) or PyTorch."
     )
-    model_cache: Path | None = Field(None, description="Folder for the exported ONNX embedder; unset = `home`/models.")
+    model_cache: Path | None = Field(
+        None,
+        description="Folder for the exported ONNX embedder; unset = the user's cache folder, shared by all stores.",
+    )
     embed_batch_size: int = Field(32, ge=1, description="Chunks embedded per batch.")
     chunk_tokens: int = Field(
         192, ge=32, le=480, description="Word pieces per chunk, title included (the embedder reads at most 256)."
@@ -122,8 +125,12 @@ class Settings(BaseSettings):
 
     @property
     def models_path(self) -> Path:
-        """Where derived model files (the ONNX export) are cached."""
-        return self.model_cache or self.home / "models"
+        """Where derived model files (the ONNX export) are cached: once per user, not once per store."""
+        if self.model_cache is not None:
+            return self.model_cache
+        from platformdirs import user_cache_dir  # ~/.cache/rag-articles on Linux, honouring XDG_CACHE_HOME
+
+        return Path(user_cache_dir("rag-articles")) / "models"
 
     @property
     def chroma_path(self) -> Path:

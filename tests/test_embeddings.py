@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 
 from rag import RAG
 from rag.embeddings import load_embedder, model_limit, piece_counter, resolve_model_path
-from rag.onnx_embedding import OnnxEmbedding
+from rag.onnx_embedding import OnnxEmbedding, onnx_file, session
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +107,51 @@ def test_a_model_the_onnx_path_cannot_reproduce_runs_on_pytorch(tmp_path: Path) 
     assert not (tmp_path / "models").exists()  # nothing exported
     mean = load_embedder(settings_for(tmp_path / "models"))
     assert np.abs(np.array(embedder.get_query_embedding("Kuril")) - mean.get_query_embedding("Kuril")).max() > 1e-3
+
+
+def test_a_second_store_reuses_the_export_in_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("RAG_MODEL_CACHE")  # the session's shared folder: here the default is under test
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    first, second = Settings(home=tmp_path / "one" / ".rag"), Settings(home=tmp_path / "two" / ".rag")
+    assert first.models_path == second.models_path == tmp_path / "user-cache" / "rag-articles" / "models"
+    with caplog.at_level(logging.INFO, logger="rag.embeddings"):
+        assert isinstance(load_embedder(first), OnnxEmbedding)
+        (exported,) = first.models_path.glob("*.onnx")
+        inode = exported.stat().st_ino
+        assert isinstance(load_embedder(second), OnnxEmbedding)
+    assert sum("exporting the embedding model" in r.message for r in caplog.records) == 1
+    assert exported.stat().st_ino == inode  # not written again
+    assert not (tmp_path / "one" / ".rag" / "models").exists() and not (tmp_path / "two" / ".rag" / "models").exists()
+
+
+def test_the_model_cache_setting_overrides_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "mine"))
+    assert Settings().models_path == tmp_path / "mine"
+    assert Settings(model_cache=tmp_path / "other").models_path == tmp_path / "other"
+
+
+def test_the_export_is_named_for_the_model_files_content(tmp_path: Path) -> None:
+    import shutil
+
+    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    copy = tmp_path / "model"
+    shutil.copytree(packaged, copy)
+    cache = tmp_path / "models"
+    assert onnx_file(copy, cache) == onnx_file(packaged, cache)  # the same model, wherever it is installed
+    (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
+    assert onnx_file(copy, cache) != onnx_file(packaged, cache)  # a changed file is another model
+
+
+def test_processes_exporting_at_once_never_show_half_a_file(tmp_path: Path) -> None:
+    folder, target = resolve_model_path("all-MiniLM-L6-v2"), tmp_path / "models" / "model.onnx"
+    export = f"from pathlib import Path; from rag.onnx_embedding import export_onnx; export_onnx(Path({folder!r}), Path({str(target)!r}))"
+    exporters = [subprocess.Popen([sys.executable, "-c", export], stderr=subprocess.PIPE) for _ in range(2)]
+    while any(p.poll() is None for p in exporters):
+        if target.is_file():  # the first one done: the other is still writing beside it
+            session(target)  # raises on a partly written file
+        time.sleep(0.05)
+    assert [p.wait() for p in exporters] == [0, 0], [p.stderr.read() for p in exporters]
+    assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]  # no temporary files left
+    assert len(OnnxEmbedding(session(target), Path(folder) / "tokenizer.json").encode(["Kuril Islands"])[0]) == 384
