@@ -18,8 +18,16 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/python app.py
 
+# Only what the browser needs (no notification daemon, printing, udev or GPU drivers); installing
+# takes root, so anyone else is told the one command to run instead of failing inside apt-get.
 browser:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "chromium is missing: install it with sudo apt-get install -y --no-install-recommends chromium" >&2; \
+			exit 1; \
+		fi; \
+		apt-get update && apt-get install -y --no-install-recommends chromium; \
+	}
 
 lint: setup
 	$(BIN)/ruff check .
