@@ -153,12 +153,9 @@ def bench(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Start the chat app at http://127.0.0.1:7860 (options: `rag serve --help`)."""
-    from rag.settings import PROJECT_ROOT
+    from rag.webapp import main as serve_app  # imported here: Gradio takes seconds to load
 
-    sys.path.insert(0, str(PROJECT_ROOT))  # app.py sits beside the package, not in it
-    from app import main as serve_app
-
-    serve_app(ctx.args)
+    serve_app(ctx.args, prog="rag serve")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,17 @@ Every piece of text that comes from an article, a file name or the model goes th
 `html.escape` and is shown as text, never as Markdown or HTML: an article holding `<script>`
 shows those characters. The fragments hold no newlines, because Gradio's chatbot runs
 Markdown over its messages and a blank line would end an HTML block halfway through.
-Nothing here imports Gradio; `app.py` does the wiring.
+Nothing here imports Gradio; rag/webapp.py does the wiring.
 """
 
 from __future__ import annotations
 
 import html
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rag.citations import MARKER, cited_numbers, marker_numbers, split_sentences, strip_markers
+from rag.citations import MARKER, marker_numbers
 from rag.generate import OLLAMA_HINT
 
 if TYPE_CHECKING:
@@ -22,9 +22,33 @@ if TYPE_CHECKING:
     from rag.retrieve import Passage
     from rag.store import StoredDocument
 
-Similarity = Callable[[list[str], list[str]], list[list[float]]]
+# What the searches of rag/retrieve.py are called for a reader, and the key to the sources panel.
+FOUND_BY_NAMES = {"dense": "meaning", "bm25": "words"}
+SOURCES_KEY = (
+    "Ranked by both searches together. Similarity: closeness in meaning to the question (cosine, up to 1). "
+    "Found by meaning (embeddings), words (keyword search) or both."
+)
 
-# Styles for the fragments below; app.py hands them to Gradio.
+# Icons drawn as SVG masks in the text's colour: a glyph such as "ⓘ" or "⚠" is missing from many
+# system fonts (Debian's Chromium draws an empty box), and the page may load no web font.
+ICON_INFO = (
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><circle cx='8' cy='8' r='6.8' fill='none' "
+    "stroke='black' stroke-width='1.6'/><rect x='7.2' y='7' width='1.6' height='5' rx='.5'/>"
+    "<circle cx='8' cy='4.6' r='1'/></svg>"
+)
+ICON_WARNING = (
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><path d='M8 1.6 15.2 14.4H.8Z' fill='none' "
+    "stroke='black' stroke-width='1.5' stroke-linejoin='round'/><rect x='7.25' y='5.8' width='1.5' height='4.6' "
+    "rx='.5'/><circle cx='8' cy='12.2' r='.9'/></svg>"
+)
+
+
+def svg_url(svg: str) -> str:
+    """An SVG as a data: URL for CSS (percent-encoded where CSS or URLs would misread it)."""
+    return "data:image/svg+xml," + svg.replace("%", "%25").replace("<", "%3C").replace(">", "%3E").replace("#", "%23")
+
+
+# Styles for the fragments below; rag/webapp.py hands them to Gradio.
 CSS = """
 .rag-answer p { margin: 0 0 .4em 0; }
 .rag-cite { font-weight: 600; text-decoration: none; cursor: pointer; }
@@ -38,21 +62,30 @@ CSS = """
 .rag-fn.rag-flash > summary { background: #fde68a; color: #1f2937; }
 .rag-meta { color: var(--body-text-color-subdued); font-size: .85em; }
 .rag-abstain { font-style: italic; color: var(--body-text-color-subdued); }
-.rag-abstain::before { content: "ⓘ "; font-style: normal; }
 .rag-error { color: var(--error-text-color, #b91c1c); }
-.rag-error::before { content: "⚠ "; }
+.rag-abstain::before, .rag-error::before {
+  content: ""; display: inline-block; width: 1em; height: 1em; margin-right: .35em; vertical-align: -.15em;
+  background-color: currentColor; mask: var(--rag-icon) center / contain no-repeat;
+  -webkit-mask: var(--rag-icon) center / contain no-repeat;
+}
+.rag-abstain::before { --rag-icon: url("ICON_INFO"); }
+.rag-error::before { --rag-icon: url("ICON_WARNING"); }
+.rag-evidence { margin-top: .5em; }
+.rag-evidence-label { font-size: .8em; font-weight: 600; color: var(--body-text-color-subdued); }
+.rag-quote { margin: .2em 0 .3em 0; padding: .2em .6em; border-left: 3px solid #f59e0b; font-size: .92em; }
 .rag-streaming p:empty::after { content: "Searching the articles…"; color: var(--body-text-color-subdued); }
 .rag-stopped::after { content: "Stopped."; font-style: italic; color: var(--body-text-color-subdued); }
 .rag-byline { margin-top: .4em; color: var(--body-text-color-subdued); font-size: .8em; }
 .rag-source { margin-bottom: .4em; }
 .rag-source.rag-cited > summary { font-weight: 600; }
 .rag-badge { font-size: .75em; padding: 0 .4em; border-radius: .6em; background: #dcfce7; color: #166534; }
+#rag-chats .wrap { flex-direction: column; flex-wrap: nowrap; max-height: 520px; overflow-y: auto; }
 .rag-table { width: 100%; border-collapse: collapse; border: none !important; font-size: .9em; }
 .rag-table th, .rag-table td {
   text-align: left; vertical-align: top; padding: .2em .4em; border: none;
   border-bottom: 1px solid var(--border-color-primary);
 }
-"""
+""".replace("ICON_INFO", svg_url(ICON_INFO)).replace("ICON_WARNING", svg_url(ICON_WARNING))
 
 # Clicking a marker opens its footnote (the fragments cannot carry scripts; Gradio runs this once).
 JS = """
@@ -95,22 +128,36 @@ def highlighted(text: str, sentences: Sequence[str]) -> str:
     return "".join([*parts, text_html(text[cursor:])])
 
 
-def evidence(answer: Answer, similarity: Similarity) -> dict[int, list[str]]:
-    """For each marker, the sentences of its passage closest to the answer sentences that cite it.
+def evidence_marks(answer: Answer) -> dict[int, list[str]]:
+    """For each cited marker, the evidence sentence of its passage that the answer rests on (the best one)."""
+    if answer.abstained:
+        return {}
+    cited = {c.marker for c in answer.citations}
+    marks: dict[int, list[str]] = {}
+    for item in answer.evidence:  # best first: the first sentence of a cited passage is the one shown
+        if item.passage in cited and item.passage not in marks:
+            marks[item.passage] = [item.text]
+    return marks
 
-    The API checks that a passage supports a sentence but does not say which of its sentences
-    does; the app works that out once per answer, only to show it highlighted.
-    """
-    sentences = split_sentences(answer.text)
-    found: dict[int, list[str]] = {}
-    for citation in answer.citations:
-        claims = [strip_markers(s) for s in sentences if citation.marker in cited_numbers(s)]
-        candidates = split_sentences(citation.passage.text)
-        if not claims or not candidates:
-            continue
-        rows = similarity(claims, candidates)
-        found[citation.marker] = list(dict.fromkeys(candidates[max(range(len(r)), key=r.__getitem__)] for r in rows))
-    return found
+
+def evidence_html(answer: Answer, marks: dict[int, list[str]], note_id: str) -> str:
+    """The evidence block under an answer: each sentence quoted, with its marker and article title."""
+    titles = {c.marker: c.passage.title for c in answer.citations}
+    quotes = "".join(
+        quote_html(marker, sentence, titles.get(marker, ""), note_id)
+        for marker, sentences in sorted(marks.items())
+        for sentence in sentences
+    )
+    return f'<div class="rag-evidence"><div class="rag-evidence-label">Evidence</div>{quotes}</div>' if quotes else ""
+
+
+def quote_html(marker: int, sentence: str, title: str, note_id: str) -> str:
+    """One evidence sentence in quotes, then a link to its footnote and its article's title."""
+    link = f'<a class="rag-cite" href="#{note_id}-{marker}">[{marker}]</a>'
+    return (
+        f'<blockquote class="rag-quote" data-marker="{marker}">“<span class="rag-quote-text">{text_html(sentence)}'
+        f'</span>” <span class="rag-meta">— {link} {text_html(title)}</span></blockquote>'
+    )
 
 
 def linked_text(text: str, note_id: str) -> str:
@@ -134,13 +181,16 @@ def footnote(note_id: str, marker: int, passage: Passage, marks: Sequence[str]) 
 
 
 def answer_html(answer: Answer, marks: dict[int, list[str]], byline: str) -> str:
-    """A finished answer: its text with linked markers and its footnotes, or a plain abstention."""
+    """A finished answer: its text with linked markers, its evidence and footnotes; or a plain abstention."""
     if answer.abstained:
         body = f'<p class="rag-abstain">{text_html(answer.text)}</p>'
     else:
         note_id = f"rag-fn-{uuid.uuid4().hex[:10]}"
         notes = "".join(footnote(note_id, c.marker, c.passage, marks.get(c.marker, [])) for c in answer.citations)
-        body = f'<p>{linked_text(answer.text, note_id)}</p><div class="rag-footnotes">{notes}</div>'
+        body = (
+            f"<p>{linked_text(answer.text, note_id)}</p>{evidence_html(answer, marks, note_id)}"
+            f'<div class="rag-footnotes">{notes}</div>'
+        )
     return f'<div class="rag-answer">{body}<div class="rag-byline">{text_html(byline)}</div></div>'
 
 
@@ -168,27 +218,36 @@ def byline(answer: Answer) -> str:
     return "No model was asked: the question was answered from the retrieval step alone."
 
 
+def found_label(passage: Passage) -> str:
+    """Which searches found a passage, in a reader's words."""
+    names = [FOUND_BY_NAMES[name] for name in passage.found_by if name in FOUND_BY_NAMES]
+    return f"found by {' and '.join(names)}" if names else ""
+
+
 def source_html(number: int, passage: Passage, cited: bool, marks: Sequence[str]) -> str:
-    """One retrieved passage in the sources panel, with its scores, collapsed."""
-    similarity = "—" if passage.similarity is None else f"{passage.similarity:.2f}"
+    """One retrieved passage in the sources panel: its rank, how close in meaning, what found it; collapsed."""
+    facts = [f"rank {number}"]
+    if passage.similarity is not None:
+        facts.append(f"similarity {passage.similarity:.2f}")
+    facts.append(found_label(passage))
     badge = ' <span class="rag-badge">cited</span>' if cited else ""
     return (
         f'<details class="rag-source{" rag-cited" if cited else ""}" data-number="{number}">'
-        f'<summary>[{number}] {source_label(passage)}{badge} <span class="rag-meta">score {passage.score:.4f} · '
-        f"similarity {similarity}</span></summary>"
+        f'<summary>[{number}] {source_label(passage)}{badge} <span class="rag-meta">'
+        f"{' · '.join(fact for fact in facts if fact)}</span></summary>"
         f'<div class="rag-meta">{text_html(passage.doc_id)}</div>'
         f'<div class="rag-passage">{highlighted(passage.text, marks)}</div></details>'
     )
 
 
 def sources_html(answer: Answer | None, marks: dict[int, list[str]] | None = None) -> str:
-    """The passages retrieved for the last question, cited ones marked."""
+    """The passages retrieved for the last question, best first, cited ones marked."""
     if answer is None or not answer.passages:
         return '<p class="rag-meta">The passages found for your question will show here.</p>'
     cited = {c.marker for c in answer.citations}
     marks = marks or {}
     items = "".join(source_html(n, p, n in cited, marks.get(n, [])) for n, p in enumerate(answer.passages, start=1))
-    return f'<div class="rag-sources"><p class="rag-meta">Score: rank fusion of meaning and keyword search; similarity: closeness in meaning (cosine).</p>{items}</div>'
+    return f'<div class="rag-sources"><p class="rag-meta">{SOURCES_KEY}</p>{items}</div>'
 
 
 def documents_html(documents: Sequence[StoredDocument]) -> str:

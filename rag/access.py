@@ -1,0 +1,45 @@
+"""Who may use the app, and where it may listen: the rules any server of the package applies.
+
+The app (rag/webapp.py) and an HTTP API on the same server share them: loopback needs no login,
+any other address needs one. A login is one `user:password` pair (RAG_AUTH or --auth); the user
+name also keys the chats kept on the server (rag/chats.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from rag.errors import BadInput
+from rag.settings import Settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """`user:password` as a pair, None when unset; BadInput when malformed."""
+    if not auth:
+        return None
+    user, _, password = auth.partition(":")
+    if not user or not password:
+        raise BadInput("the login must look like user:password (RAG_AUTH or --auth)")
+    return user, password
+
+
+def credentials(settings: Settings) -> tuple[str, str] | None:
+    """The login the app asks for; refuses a non-loopback address without one."""
+    login = parse_auth(settings.auth)
+    if login is None and not is_loopback(settings.host):
+        raise BadInput(
+            f"refusing to listen on {settings.host} without a login: anyone who can reach it could read the "
+            "articles and run the model. Set RAG_AUTH=user:password or pass --auth user:password, "
+            "or listen on 127.0.0.1"
+        )
+    return login

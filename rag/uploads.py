@@ -1,0 +1,70 @@
+"""Uploads: a file someone sends is checked, renamed and written inside the corpus folder only.
+
+Ingest (rag/ingest.py) then reads it like any other article. The checks are the same for every
+way a file arrives (the app's upload box, an HTTP API): a supported type whose bytes match it,
+under the size limit, and a name that cannot reach outside `<corpus>/uploads/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from rag.documents import SUPPORTED_SUFFIXES
+from rag.errors import BadInput
+
+UPLOAD_FOLDER = "uploads"  # uploads land in <corpus>/uploads/, apart from the articles already there
+
+
+def safe_name(name: str) -> str:
+    """A file name safe to write: no folders, no leading dot, only letters, digits, `.`, `_`, `-`."""
+    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    stem, suffix = os.path.splitext(base)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80] or "upload"
+    return stem + suffix.lower()
+
+
+def check_upload(name: str, data: bytes, max_bytes: int) -> None:
+    """Refuse a file that is too big, of a type we do not read, or whose bytes do not match its type."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise BadInput(f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files can be added")
+    if len(data) > max_bytes:
+        raise BadInput(f"{name} is {len(data):,} bytes; the limit is {max_bytes:,}")
+    if suffix == ".pdf" and not data.startswith(b"%PDF-"):
+        raise BadInput(f"{name} is not a PDF file")
+    if suffix != ".pdf" and b"\x00" in data[:8192]:
+        raise BadInput(f"{name} looks binary, not text")
+
+
+def store_upload(source: Path, corpus: Path, max_bytes: int) -> Path:
+    """Copy an uploaded file into `<corpus>/uploads/` under a safe, unused name; return where it went."""
+    if source.stat().st_size > max_bytes:  # before reading: a huge file is refused without loading it
+        raise BadInput(f"{source.name} is {source.stat().st_size:,} bytes; the limit is {max_bytes:,}")
+    data = source.read_bytes()
+    name = safe_name(source.name)
+    check_upload(name, data, max_bytes)
+    folder = upload_folder(corpus)
+    stem, suffix = os.path.splitext(name)
+    for n in range(1, 1000):
+        target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+        if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
+            return target  # the same file again: nothing to write
+        try:
+            with open(target, "xb") as handle:  # "x": never follow or replace what is there
+                handle.write(data)
+            return target
+        except FileExistsError:
+            continue
+    raise BadInput(f"too many uploads named {name}")
+
+
+def upload_folder(corpus: Path) -> Path:
+    """`<corpus>/uploads/`, created; refused when a link points it outside the corpus."""
+    folder = (corpus / UPLOAD_FOLDER).resolve()
+    if not folder.is_relative_to(corpus.resolve()):
+        raise BadInput(f"the uploads folder {folder} is outside the corpus folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
