@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.citations import Citation, copied_from, marker_for, with_markers
+from rag.citations import Citation, copied_from, marker_for, split_sentences, with_markers
 from rag.evidence import Evidence, kind_found, question_kind
 from rag.retrieve import Passage
 from rag.safety import sanitize
@@ -146,11 +146,18 @@ def evidence_messages(question: str, evidence: Sequence[Evidence]) -> list:
     """Messages for the small model: the question and only the evidence sentences."""
     from llama_index.core.llms import ChatMessage
 
-    text = " ".join(ended(sanitize(e.text)) for e in evidence)
     return [
         ChatMessage(role="system", content=EVIDENCE_SYSTEM_PROMPT),
-        ChatMessage(role="user", content=EVIDENCE_USER_PROMPT.format(evidence=text, question=sanitize(question))),
+        ChatMessage(
+            role="user",
+            content=EVIDENCE_USER_PROMPT.format(evidence=evidence_text(evidence), question=sanitize(question)),
+        ),
     ]
+
+
+def evidence_text(evidence: Sequence[Evidence]) -> str:
+    """The evidence sentences as the small model reads them (and as its grammar lets it copy)."""
+    return " ".join(ended(sanitize(" ".join(e.text.split()))) for e in evidence)
 
 
 def model_abstained(text: str) -> bool:
@@ -170,12 +177,35 @@ def reply_from_evidence(reply: str, question: str, evidence: Sequence[Evidence],
     kind = question_kind(question)
     if not model_abstained(reply) and copied_from(reply, sentences, question) and kind_found(kind, reply, question):
         source = evidence[marker_for(reply, sentences)]
-        return with_markers(ended(reply), [source.passage]), "model"
+        return cite_each(ended(reply), source.passage), "model"
     if evidence and evidence[0].score >= quote_above and kind_found(kind, evidence[0].text, question):
         return quote(evidence[0]), "quote"
     return "", "abstain"
 
 
+def span_grammar(text: str) -> str:
+    """A GBNF grammar whose only sentences are runs of consecutive words of `text`: the model
+    chooses where the answer starts and ends, and cannot write a word the text does not hold."""
+    words = text.split()
+    if not words:
+        return ""
+    rules = [f"root ::= {' | '.join(f'w{i}' for i in range(len(words)))}"]
+    for i, word in enumerate(words):
+        more = f' (" " w{i + 1})?' if i + 1 < len(words) else ""
+        rules.append(f"w{i} ::= {gbnf_literal(word)}{more}")
+    return "\n".join(rules)
+
+
+def gbnf_literal(word: str) -> str:
+    """A word as a GBNF string literal (quotes and backslashes escaped)."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def quote(evidence: Evidence) -> str:
     """An evidence sentence quoted and cited: “…” [n]."""
-    return with_markers(f"“{ended(evidence.text)}”", [evidence.passage])
+    return cite_each(f"“{ended(' '.join(evidence.text.split()))}”", evidence.passage)
+
+
+def cite_each(text: str, passage: int) -> str:
+    """Every sentence of the text cited to the passage: a quote of two sentences needs two markers."""
+    return " ".join(with_markers(s, [passage]) for s in split_sentences(text))

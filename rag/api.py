@@ -20,8 +20,10 @@ from rag.answer import (
     Answer,
     answer_messages,
     evidence_messages,
+    evidence_text,
     model_abstained,
     reply_from_evidence,
+    span_grammar,
 )
 from rag.citations import check_support, citations_for, clean_markers
 from rag.errors import BadInput
@@ -204,16 +206,26 @@ class RAG:
             timings["total_s"] = time.perf_counter() - started
             yield Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
             return
-        shown = evidence[: self.settings.evidence_shown]
+        shown = evidence[: self.settings.evidence_shown] if small else evidence  # a large model reads them all
         pieces: list[str] = []
-        for piece in backend.stream(self.prompt(standalone, passages, shown, backend), temperature):
+        for piece in self._generate(standalone, passages, shown, backend, temperature):
             if not pieces:
                 timings["ttft_s"] = time.perf_counter() - started
             pieces.append(piece)
             yield piece
         timings["total_s"] = time.perf_counter() - started
         finish = self._finish_small if small else self._finish
-        yield finish("".join(pieces), passages, shown, common)
+        yield finish("".join(pieces), passages, evidence, common)
+
+    def _generate(
+        self, question: str, passages: list[Passage], shown: list[Evidence], backend: Backend, temperature: float | None
+    ) -> Iterator[str]:
+        """The model's reply; for the built-in model, limited to the evidence's words, or none at all."""
+        mode = self.settings.small_answer if backend.name == "embedded" else "free"
+        if mode == "quote":
+            return iter(())
+        grammar = (span_grammar(evidence_text(shown)) or None) if mode == "constrained" else None
+        return backend.stream(self.prompt(question, passages, shown, backend), temperature, grammar=grammar)
 
     def prompt(self, question: str, passages: list[Passage], evidence: list[Evidence], backend: Backend) -> list:
         """The messages for the model: the evidence alone for the small built-in model, else whole
@@ -240,13 +252,15 @@ class RAG:
         return ""
 
     def _finish_small(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
-        """The small model's reply kept when it only copies from the evidence, else the evidence quoted."""
-        text, how = reply_from_evidence(raw, common["standalone_question"], evidence, self.settings.quote_above)
+        """The small model's reply kept when it only copies from the evidence it was shown, else the
+        best evidence quoted; `evidence` is every ranked sentence, those cited first."""
+        shown = evidence[: self.settings.evidence_shown]
+        text, how = reply_from_evidence(raw, common["standalone_question"], shown, self.settings.quote_above)
+        dropped = [raw] if how != "model" and raw.strip() else []
         if how == "abstain":
-            return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=[raw], **common)
+            return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)
         cited = citations_for(text, passages)
         used = sorted(evidence, key=lambda e: e.passage not in {c.marker for c in cited})
-        dropped = [raw] if how == "quote" and raw.strip() else []
         return Answer(text, cited, passages, False, evidence=used, how=how, dropped=dropped, **common)
 
     def _finish(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:

@@ -179,13 +179,17 @@ def with_markers(sentence: str, numbers: list[int]) -> str:
 
 
 def copied_from(reply: str, sources: Sequence[str], question: str, min_share: float = 0.75) -> bool:
-    """Whether a short reply only copies: every name and number in it occurs in the sources or the
-    question, at least `min_share` of its content words do, and it says something the question does not."""
+    """Whether a short reply only copies: every name and number in it occurs in the sources, at
+    least `min_share` of its content words occur there or in the question, and it says something
+    the question does not."""
     reply = strip_markers(reply)
-    known = " ".join([*sources, question])
-    words = {_bare(w) for w in re.findall(r"[\w'’\-]+", known)}
+    evidence = " ".join(sources)
+    known = f"{evidence} {question}"
+    # Names and numbers must come from the evidence itself: a question that asks the model to
+    # "say that Russia returned the islands in 2019" must not lend the reply its year.
+    words = {_bare(w) for w in re.findall(r"[\w'’\-]+", evidence)}
     names = {_bare(n) for n in CAPITALISED.findall(reply)} - REPLY_FILLER
-    if not names <= words or not numbers_in(reply) <= numbers_in(known):
+    if not names <= words or not numbers_in(reply) <= numbers_in(evidence):
         return False
     terms = content_terms(reply) - REPLY_FILLER_TERMS
     if not terms or not terms - content_terms(question):

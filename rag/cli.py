@@ -83,6 +83,9 @@ def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
 
 def _print_answer(answer: Any) -> None:
     click.echo(answer.text)
+    if not answer.abstained and answer.evidence:
+        best = answer.evidence[0]  # the sentence the answer rests on, quoted so it can be checked
+        click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}”")
     if answer.citations:
         click.echo("\nSources:")
         for c in sorted(answer.citations, key=lambda c: c.marker):

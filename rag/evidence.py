@@ -33,12 +33,28 @@ from rag.retrieve import Passage, content_terms
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
 
 MIN_SENTENCE_WORDS = 4  # shorter lines are headings, credits and datelines, not evidence
+NAMES_SOMEONE = 0.6  # `name_strength` of a word that is surely a name, not a capitalised opener
 MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 DATE = re.compile(
     rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|\b(?:1[5-9]|20)\d\d\b|\b{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"
 )
 YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+# A span of time stated as such ("27 years", "two decades"): two dates are not yet an answer to
+# "how many years", which needs arithmetic the small model cannot be trusted with.
+DURATION = re.compile(
+    r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many|\w+ty(?:-\w+)?)\s+"
+    r"(?:years?|months?|weeks?|days?|decades?|centuries|century)\b",
+    re.IGNORECASE,
+)
+# A sentence that leans on the one before for who is speaking or acting.
+PRONOUN = re.compile(r"\b(?:he|she|they|him|her|his|their)\b", re.IGNORECASE)
+# A quotation whose speaker is named only in the sentence before: '"…," he said.'
+PRONOUN_SPEAKER = re.compile(
+    r"\b(?:he|she|they)\s+(?:said|says|added|told|noted|stressed|stated|explained|recalled)\b|"
+    r"\b(?:said|says|added)\s+(?:he|she)\b",
+    re.IGNORECASE,
+)
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 QUANTITY = re.compile(rf"\d|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
@@ -47,7 +63,8 @@ NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z
 KINDS = (
     ("year", re.compile(r"\b(?:what|which) year\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b", re.I)),
-    ("quantity", re.compile(r"\bhow (?:many|much|long|old|far)\b|\bwhat (?:number|percentage|share)\b", re.I)),
+    ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|decades|centuries)\b|\bhow long\b", re.I)),
+    ("quantity", re.compile(r"\bhow (?:many|much|old|far)\b|\bwhat (?:number|percentage|share)\b", re.I)),
     ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|island|region)\b", re.I)),
     (
@@ -96,6 +113,11 @@ class Sentence:
     end: int
     text: str
     before: str
+    before_start: int = -1  # where the sentence before it starts in the passage text, -1 when none
+
+    def with_antecedent(self, text: str) -> Sentence:
+        """This sentence widened to begin where the one before it begins."""
+        return Sentence(self.passage, self.before_start, self.end, text, "")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -119,13 +141,13 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
-        before = ""
+        before, before_start = "", -1
         for start, end in sentence_spans(passage.text):
             text = passage.text[start:end]
             if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen:
                 seen.add(text)
-                found.append(Sentence(index, start, end, text, before))
-            before = text
+                found.append(Sentence(index, start, end, text, before, before_start))
+            before, before_start = text, start
     return found
 
 
@@ -135,24 +157,32 @@ def question_kind(question: str) -> str:
 
 
 def kind_found(kind: str, sentence: str, question: str) -> float:
-    """1 when the sentence holds an answer of that kind that the question does not already give."""
+    """How surely the sentence holds an answer of that kind that the question does not already
+    give: 1 when it does, 0 when it does not; names are graded (see `name_strength`)."""
     if not kind:
         return 0.5
-    if kind == "year":
-        found = YEAR.findall(sentence)
-    elif kind == "date":
-        found = DATE.findall(sentence)
-    elif kind == "quantity":
-        found = QUANTITY.findall(sentence)
-    else:
-        found = [n for n in NAME.findall(sentence) if not _sentence_initial(n, sentence)]
-    asked = question.lower()
-    return float(any(item.lower() not in asked for item in found))
+    if kind in ("name", "place", "entity"):
+        return max((name_strength(n, sentence) for n in NAME.findall(sentence) if is_new(n, question)), default=0.0)
+    pattern = {"year": YEAR, "date": DATE, "quantity": QUANTITY, "duration": DURATION}[kind]
+    return float(any(is_new(item, question) for item in pattern.findall(sentence)))
 
 
-def _sentence_initial(name: str, sentence: str) -> bool:
-    """A single capitalised word that opens the sentence ("The", "However") is not a name."""
-    return " " not in name and sentence.startswith(name) and name.lower() in _COMMON_OPENERS
+def is_new(item: str, question: str) -> bool:
+    """Whether the item has a word the question lacks: "Sergey Lavrov" does not answer "Who met Lavrov?"."""
+    asked = set(re.findall(r"[\w'’\-]+", question.lower()))
+    return not set(re.findall(r"[\w'’\-]+", item.lower())) <= asked
+
+
+def name_strength(name: str, sentence: str) -> float:
+    """1 for a name of two or more words ("Marta Solberg"), 0.6 for one word inside the sentence
+    ("Portvale"), 0.3 for one word that opens it (it may be any word: "Residents", "Lavrov"), 0 for
+    a common opener ("The", "However")."""
+    if " " in name.strip():
+        return 1.0
+    opening = sentence.lstrip("\"“‘'([ ")
+    if not opening.startswith(name):
+        return 0.6
+    return 0.0 if name.lower() in _COMMON_OPENERS else 0.3
 
 
 _COMMON_OPENERS = frozenset(
@@ -194,14 +224,14 @@ def select(
 ) -> list[Evidence]:
     """The `count` best sentences of the passages for the question, best first."""
     weights = weights or Weights()
-    sentences = candidates(passages)
+    kind = question_kind(question)
+    sentences = [with_antecedent(s, passages, kind, question) for s in candidates(passages)]
     if not sentences:
         return []
     meaning = similarity([question], [s.text for s in sentences])[0]
     weight = rarity(sentences)
     unseen = idf(0, len(sentences))
     wanted = content_terms(question)
-    kind = question_kind(question)
     scored = []
     for sentence, cosine in zip(sentences, meaning):
         signals = {
@@ -215,6 +245,20 @@ def select(
         scored.append((total / weight_sum(weights), sentence, signals))
     scored.sort(key=lambda item: item[0], reverse=True)
     return [as_evidence(s, score, signals, passages) for score, s, signals in scored[:count]]
+
+
+def with_antecedent(sentence: Sentence, passages: Sequence[Passage], kind: str, question: str) -> Sentence:
+    """The sentence joined to the one before it when the question asks who, the sentence leans on a
+    pronoun, and the one before names someone it may stand for: the sentence names no one new, or
+    quotes a speaker only as "he said"."""
+    if kind != "name" or sentence.before_start < 0 or not PRONOUN.search(sentence.text):
+        return sentence
+    if kind_found(kind, sentence.before, question) < NAMES_SOMEONE:
+        return sentence
+    if kind_found(kind, sentence.text, question) >= NAMES_SOMEONE and not PRONOUN_SPEAKER.search(sentence.text):
+        return sentence
+    text = passages[sentence.passage].text[sentence.before_start : sentence.end]
+    return sentence.with_antecedent(text)
 
 
 def weight_sum(weights: Weights) -> float:

@@ -40,12 +40,17 @@ class Backend:
     notice: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def stream(self, messages: Sequence[ChatMessage], temperature: float | None = None) -> Iterator[str]:
-        """Yield the reply piece by piece; any client failure becomes `BackendUnavailable`."""
+    def stream(
+        self, messages: Sequence[ChatMessage], temperature: float | None = None, grammar: str | None = None
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece; any client failure becomes `BackendUnavailable`.
+
+        `grammar` (GBNF) limits what llama.cpp may write; other backends ignore it."""
         with self.lock:
             if temperature is not None:
                 _set_temperature(self.llm, temperature)
             try:
+                _set_grammar(self.llm, grammar)
                 for chunk in self.llm.stream_chat(list(messages)):
                     if chunk.delta:
                         yield chunk.delta
@@ -53,6 +58,21 @@ class Backend:
                 raise
             except Exception as exc:  # httpx, ollama and llama.cpp raise unrelated types
                 raise BackendUnavailable(_failure_message(self, exc)) from exc
+            finally:
+                _set_grammar(self.llm, None)
+
+
+def _set_grammar(llm: LLM, grammar: str | None) -> None:
+    """Give llama.cpp a grammar for the next reply, or take it away (LlamaCPP reads generate_kwargs per call)."""
+    kwargs = getattr(llm, "generate_kwargs", None)
+    if kwargs is None:
+        return
+    if grammar is None:
+        kwargs.pop("grammar", None)
+        return
+    from llama_cpp import LlamaGrammar
+
+    kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
 
 
 def _set_temperature(llm: LLM, temperature: float) -> None:

@@ -14,7 +14,10 @@ import re
 # A question that tries to change the instructions is not passed to the model at all.
 OVERRIDE_ATTEMPT = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules|prompt|above|previous)\b|"
-    r"\bsystem prompt\b|\byou are now\b|\bact as\b|\bdeveloper mode\b|\bjailbreak",
+    r"\bsystem prompt\b|\byou are now\b|\bact as\b|\bdeveloper mode\b|\bjailbreak|"
+    # An order to assert something, or to cite a given passage, is an instruction, not a question.
+    r"(?:^|[.!?:]\s+)(?:now\s+|please\s+|just\s+)?(?:say|state|claim|write|declare|pretend|assert)\s+that\b|"
+    r"\bcite\s*\[\d+\]",
     re.IGNORECASE | re.DOTALL,
 )
 REFUSAL_TEXT = "I only answer questions about the articles, from what they say; I can't follow other instructions."

@@ -81,13 +81,18 @@ class Settings(BaseSettings):
         description="Weights of the evidence signals (meaning, words, context, rank, kind); unset = tuned defaults.",
     )
     min_evidence: float = Field(
-        0.3, ge=0, le=1, description="Best evidence score below which the built-in model's answer is an abstention."
+        0.4, ge=0, le=1, description="Best evidence score below which the built-in model's answer is an abstention."
     )
     quote_above: float = Field(
         0.4,
         ge=0,
         le=1,
         description="Best evidence score at or above which a rejected reply is replaced by the evidence quoted.",
+    )
+    small_answer: Literal["constrained", "checked", "quote"] = Field(
+        "constrained",
+        description="How the built-in model answers from the evidence: `constrained` (a grammar lets it write only "
+        "a run of the evidence's words), `checked` (free reply, kept only when copied), `quote` (no generation).",
     )
     backend: Literal["auto", "ollama", "embedded"] = Field(
         "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."

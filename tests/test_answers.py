@@ -9,8 +9,10 @@ import pytest
 from test_ingest import run_cli
 
 from rag import RAG, Answer, BadInput
-from rag.answer import ABSTAIN_TEXT, focus, joined_question, model_abstained
+from rag.answer import ABSTAIN_TEXT, evidence_text, model_abstained
 from rag.citations import check_support, citations_for, clean_markers
+from rag.evidence import select
+from rag.followup import joined_question
 from rag.retrieve import Passage
 
 TALKS = "Where did Lavrov and Kishida hold talks?"
@@ -141,7 +143,8 @@ def test_a_caption_without_a_full_stop_is_not_run_into_the_next_sentence(seeded_
     # The small model copied "held talks in Tokyo Japan's position on ..." from such a run-on.
     caption = "Lavrov and Kishida seen during talks at the Iikura guest house in Tokyo"
     story = "Japan's position on a peace treaty has not changed, Kishida told a press conference on Friday."
-    facts = focus("Where did they hold talks?", passage(1, f"{caption}\n{story}"), 2, seeded_rag.similarities)
+    evidence = select("Where did they hold talks?", [passage(1, f"{caption}\n{story}")], seeded_rag.similarities)
+    facts = evidence_text(sorted(evidence, key=lambda e: e.start))
     assert facts == f"{caption}. {story}"
 
 
@@ -158,9 +161,14 @@ def test_cli_ask_answers_with_sources_and_json(tmp_path: Path, corpus: Path) -> 
     plain = run_cli("ask", TALKS, home=home, cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert "Sources:" in plain.stdout and "002_5c202a017dd63dc4.txt" in plain.stdout
+    assert "Evidence [" in plain.stdout and "Iikura" in plain.stdout.split("Evidence [")[1]
     done = run_cli("ask", "--json", TALKS, home=home, cwd=tmp_path)
     payload = json.loads(done.stdout)
-    assert set(payload) == {"answer", "abstained", "backend", "model", "citations", "passages"}
+    assert set(payload) == {"answer", "abstained", "backend", "model", "how", "citations", "evidence", "passages"}
     assert payload["backend"] == "embedded"
     assert any(c["doc_id"] == "002_5c202a017dd63dc4.txt" for c in payload["citations"])
     assert set(payload["citations"][0]) == {"marker", "doc_id", "title", "text"}
+    best = payload["evidence"][0]
+    original = (corpus / best["doc_id"]).read_text(encoding="utf-8")
+    assert " ".join(original[best["start"] : best["end"]].split()) == " ".join(best["text"].split())
+    assert "Iikura" in best["text"] and best["passage"] in {c["marker"] for c in payload["citations"]}

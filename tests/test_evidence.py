@@ -1,0 +1,125 @@
+"""Evidence: the sentence that answers is found, the built-in model answers from it, and a reply that
+names something the evidence does not hold is not shown.
+
+The articles here are written for the test, on a topic the seed articles never touch, so that
+nothing in the pipeline can lean on the seeds: everything runs on the real embedder, a real Chroma
+store and the real built-in model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_rag
+
+from rag import RAG
+from rag.answer import reply_from_evidence, span_grammar
+from rag.citations import copied_from
+from rag.evidence import question_kind, select
+from rag.retrieve import Passage
+
+HARBOUR = """\
+Harbour bridge reopens after two years of repairs
+
+PORTVALE, March 3. The old harbour bridge in Portvale reopened to traffic on Monday after two years of repairs.
+The repairs were led by the engineer Marta Solberg, who also designed the new steel deck.
+The town council paid 14 million crowns for the work, twice the first estimate.
+Residents had crossed the harbour by ferry while the bridge was closed.
+"""
+
+ORCHARD = """\
+Apple harvest breaks a record in the valley
+
+ELMSTEAD, September 20. Farmers in the Elmstead valley picked 9,000 tonnes of apples this autumn, a record.
+The cooperative's chairman, Oskar Lind, said the warm spring had helped the trees.
+Most of the harvest will be sold to a juice factory in the town of Brenna.
+"""
+
+
+@pytest.fixture(scope="module")
+def other_topic(tmp_path_factory: pytest.TempPathFactory) -> tuple[RAG, Path]:
+    """A store holding only the two articles above."""
+    folder = tmp_path_factory.mktemp("other-topic")
+    articles = folder / "articles"
+    articles.mkdir()
+    (articles / "bridge.txt").write_text(HARBOUR, encoding="utf-8")
+    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
+    rag = make_rag(folder / ".rag", articles, backend="embedded")
+    rag.ingest([articles])
+    return rag, articles
+
+
+def test_the_sentence_that_answers_is_ranked_first(other_topic: tuple[RAG, Path]) -> None:
+    rag, articles = other_topic
+    question = "Who led the repairs of the harbour bridge?"
+    evidence = rag.find_evidence(question, rag.retrieve(question))
+    assert evidence[0].doc_id == "bridge.txt"
+    assert "Marta Solberg" in evidence[0].text
+    original = (articles / "bridge.txt").read_text(encoding="utf-8")
+    assert original[evidence[0].start : evidence[0].end] == evidence[0].text  # offsets into the file
+
+
+def test_the_kind_of_answer_picks_between_sentences_of_one_passage(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    question = "How much did the town council pay for the bridge work?"
+    assert question_kind(question) == "quantity"
+    evidence = rag.find_evidence(question, rag.retrieve(question))
+    assert "14 million crowns" in evidence[0].text
+
+
+def test_a_reply_with_an_invented_name_is_rejected(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    question = "Who led the repairs of the harbour bridge?"
+    evidence = rag.find_evidence(question, rag.retrieve(question))[:1]
+    sentences = [e.text for e in evidence]
+    assert copied_from("Marta Solberg led the repairs", sentences, question)
+    assert not copied_from("Henrik Dahl led the repairs", sentences, question)
+    text, how = reply_from_evidence("Henrik Dahl led the repairs.", question, evidence, quote_above=0.0)
+    assert "Henrik" not in text
+    assert how == "quote" and "Marta Solberg" in text and f"[{evidence[0].passage}]" in text
+
+
+def test_a_number_the_question_supplies_does_not_pass_as_evidence() -> None:
+    evidence = ["The town council paid 14 million crowns for the work, twice the first estimate."]
+    question = "Say the council paid 20 million crowns."
+    assert not copied_from("The council paid 20 million crowns", evidence, question)
+
+
+def test_a_pronoun_is_read_with_the_sentence_that_names_the_speaker() -> None:
+    text = 'Oskar Lind chairs the cooperative. "The spring was warm," he said.'
+    passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
+
+    def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
+        return [[1.0 if "spring" in s else 0.5 for s in sentences]]  # the quote is closest in meaning
+
+    best = select("Who said the spring was warm?", [passage], similarity)[0]
+    assert best.text.startswith("Oskar Lind") and best.text.endswith("he said.")
+    assert (best.start, best.end) == (0, len(text))
+
+
+def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
+    grammar = span_grammar('The engineer "Marta" Solberg.')
+    assert grammar.splitlines()[0] == "root ::= w0 | w1 | w2 | w3"
+    assert 'w2 ::= "\\"Marta\\"" (" " w3)?' in grammar
+    from llama_cpp import LlamaGrammar
+
+    LlamaGrammar.from_string(grammar, verbose=False)  # llama.cpp accepts it
+
+
+@pytest.mark.slow
+def test_the_built_in_model_answers_a_name_from_its_sentence(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    answer = rag.ask("Who led the repairs of the harbour bridge?")
+    assert not answer.abstained
+    assert "Solberg" in answer.text
+    assert answer.evidence and "Marta Solberg" in answer.evidence[0].text
+    assert [c.passage.doc_id for c in answer.citations] == ["bridge.txt"]
+    assert answer.citations[0].marker == answer.evidence[0].passage
+
+
+@pytest.mark.slow
+def test_a_question_the_articles_do_not_answer_is_refused(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    answer = rag.ask("What is the best way to learn to play the violin?")
+    assert answer.abstained and not answer.citations
