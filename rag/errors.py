@@ -23,3 +23,19 @@ class EmbeddingFailed(RagError):
 
 class BackendUnavailable(RagError):
     """The configured generator cannot answer (Ollama down, model missing, file corrupt)."""
+
+
+class TooLarge(BadInput):
+    """An upload or request body over the configured limit."""
+
+
+class NotFound(BadInput):
+    """A model, route or article that does not exist."""
+
+
+class Unauthorized(RagError):
+    """A request without the login the server asks for."""
+
+
+class Busy(RagError):
+    """Too many questions are already waiting for the model; try again shortly."""

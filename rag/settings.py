@@ -127,6 +127,9 @@ class Settings(BaseSettings):
         None, description="user:password required by the app; needed to bind a non-loopback address."
     )
     max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest file the app accepts as an upload.")
+    api_queue: int = Field(
+        8, ge=0, le=1000, description="HTTP API questions that may wait for one model; more are refused with 429."
+    )
 
     @property
     def models_path(self) -> Path:

@@ -1,8 +1,9 @@
 """Uploads: a file someone sends is checked, renamed and written inside the corpus folder only.
 
 Ingest (rag/ingest.py) then reads it like any other article. The checks are the same for every
-way a file arrives (the app's upload box, an HTTP API): a supported type whose bytes match it,
-under the size limit, and a name that cannot reach outside `<corpus>/uploads/`.
+way a file arrives (the app's upload box, the HTTP API's /v1/ingest): a supported type whose
+bytes match it, under the size limit, and a name that cannot reach outside `<corpus>/uploads/`.
+Paths the API is asked to ingest must lie inside the corpus folder.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import unicodedata
 from pathlib import Path
 
 from rag.documents import SUPPORTED_SUFFIXES
-from rag.errors import BadInput
+from rag.errors import BadInput, TooLarge
 
 UPLOAD_FOLDER = "uploads"  # uploads land in <corpus>/uploads/, apart from the articles already there
 
@@ -32,7 +33,7 @@ def check_upload(name: str, data: bytes, max_bytes: int) -> None:
     if suffix not in SUPPORTED_SUFFIXES:
         raise BadInput(f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files can be added")
     if len(data) > max_bytes:
-        raise BadInput(f"{name} is {len(data):,} bytes; the limit is {max_bytes:,}")
+        raise TooLarge(f"{name} is {len(data):,} bytes; the limit is {max_bytes:,}")
     if suffix == ".pdf" and not data.startswith(b"%PDF-"):
         raise BadInput(f"{name} is not a PDF file")
     if suffix != ".pdf" and b"\x00" in data[:8192]:
@@ -42,9 +43,13 @@ def check_upload(name: str, data: bytes, max_bytes: int) -> None:
 def store_upload(source: Path, corpus: Path, max_bytes: int) -> Path:
     """Copy an uploaded file into `<corpus>/uploads/` under a safe, unused name; return where it went."""
     if source.stat().st_size > max_bytes:  # before reading: a huge file is refused without loading it
-        raise BadInput(f"{source.name} is {source.stat().st_size:,} bytes; the limit is {max_bytes:,}")
-    data = source.read_bytes()
-    name = safe_name(source.name)
+        raise TooLarge(f"{source.name} is {source.stat().st_size:,} bytes; the limit is {max_bytes:,}")
+    return store_upload_data(source.name, source.read_bytes(), corpus, max_bytes)
+
+
+def store_upload_data(name: str, data: bytes, corpus: Path, max_bytes: int) -> Path:
+    """Write an upload's bytes into `<corpus>/uploads/` under a safe, unused name; return where they went."""
+    name = safe_name(name)
     check_upload(name, data, max_bytes)
     folder = upload_folder(corpus)
     stem, suffix = os.path.splitext(name)
@@ -59,6 +64,20 @@ def store_upload(source: Path, corpus: Path, max_bytes: int) -> Path:
         except FileExistsError:
             continue
     raise BadInput(f"too many uploads named {name}")
+
+
+def corpus_paths(paths: list[str], corpus: Path) -> list[Path]:
+    """Paths named by a caller (relative to the corpus, or absolute) that exist inside the corpus folder."""
+    root = corpus.resolve()
+    found = []
+    for name in paths:
+        path = (root / name).resolve()  # an absolute `name` replaces root; `..` and links are resolved
+        if not path.is_relative_to(root):
+            raise BadInput(f"{name} is outside the articles folder {root}")
+        if not path.exists():
+            raise BadInput(f"no such file or folder in the articles folder: {name}")
+        found.append(path)
+    return found
 
 
 def upload_folder(corpus: Path) -> Path:

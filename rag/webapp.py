@@ -2,15 +2,16 @@
 
 Questions go to `RAG.stream()`, articles to `RAG.ingest()` (uploads checked by rag/uploads.py),
 logins and listening addresses to rag/access.py, saved chats to rag/chats.py; the HTML comes
-from rag/ui.py. One RAG object is built at start and answers every message. `main()` is what
-`python app.py`, `rag serve` and `make run` start; it sends no analytics and needs no CDN.
+from rag/ui.py. One RAG object is built at start and answers every message; rag/engines.py holds
+it (and those for other models) and the turns each model takes. `main()` is what `python app.py`,
+`rag serve` and `make run` start: the chat mounted on the HTTP API's FastAPI app
+(rag/httpapi.py), one server on one port. It sends no analytics and the chat needs no CDN.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -33,6 +34,7 @@ from rag.access import credentials
 from rag.answer import Answer
 from rag.api import RAG
 from rag.documents import SUPPORTED_SUFFIXES
+from rag.engines import BACKEND_CHOICES, Engines, model_name
 from rag.errors import BadInput, RagError
 from rag.generate import ollama_models
 from rag.settings import Settings
@@ -40,7 +42,6 @@ from rag.uploads import store_upload
 
 log = logging.getLogger(__name__)
 
-BACKEND_CHOICES = ("auto", "embedded", "ollama")
 EXAMPLES = [
     "Where did Lavrov and Kishida hold talks?",
     "Who did Igor Morgulov open consultations with?",
@@ -132,28 +133,12 @@ class ChatApp:
     asks for a login, on the server under the user's name (`chats.ChatFolder`), and then nowhere else.
     """
 
-    def __init__(self, rag: RAG, keep_chats_on_server: bool = False) -> None:
-        self.rag = rag
-        self.settings = rag.settings
-        # A backend and model other than the configured ones get their own RAG on the same store, built
-        # once and kept (a few at most): it loads its own embedder and model, which costs memory but
-        # needs nothing from the API; after an ingest they are dropped so none keeps a stale index.
-        self.others = functools.lru_cache(maxsize=4)(
-            lambda backend, model: RAG(rag.settings, backend=backend, ollama_model=model)
-        )
+    def __init__(self, engines: Engines, keep_chats_on_server: bool = False) -> None:
+        self.engines = engines
+        self.rag = engines.rag
+        self.settings = engines.settings
         self.interrupts: dict[str, tuple[float, str]] = {}  # session -> (when, "stop", "new" or "switch")
         self.folder = chats.ChatFolder(self.settings.home / "chats") if keep_chats_on_server else None
-
-    def pick(self, backend: str, model: str) -> RAG:
-        """The RAG that answers with the backend and model chosen in Settings."""
-        if backend not in BACKEND_CHOICES:
-            raise BadInput(f"unknown backend '{backend}'; choose one of: {', '.join(BACKEND_CHOICES)}")
-        model = (model or "").strip() or self.settings.ollama_model
-        if backend == "embedded":
-            model = self.settings.ollama_model  # the name plays no part
-        if (backend, model) == (self.settings.backend, self.settings.ollama_model):
-            return self.rag
-        return self.others(backend, model)
 
     # -- chat ------------------------------------------------------------------------------------
 
@@ -204,9 +189,10 @@ class ChatApp:
             return
         chat = [*chat, assistant(ui.streaming_html(""))]
         try:
-            engine = self.pick(backend, model)
+            engine = self.engines.pick(backend, model)
             events = stream_reply(engine, question, history, int(top_k), float(temperature))
-            with contextlib.closing(events):  # closing the stream releases the model at once
+            # Closing the stream releases the model at once; the chat waits its turn behind API requests.
+            with self.engines.queue.turn(model_name(engine), bounded=False), contextlib.closing(events):
                 answer = yield from self.relay(events, chat, lambda: self.interrupted(request, asked_at))
             if answer is not None:
                 yield self.finish(answer, chat, history, chat_id, saved, request)
@@ -321,11 +307,9 @@ class ChatApp:
     def ingest(self, progress: gr.Progress) -> str:
         """Bring the store in step with the corpus folder; a one-line report."""
         try:
-            report = self.rag.ingest([self.settings.corpus], progress=progress_reporter(progress))
+            report = self.engines.ingest([self.settings.corpus], progress=progress_reporter(progress))
         except RagError as exc:
             return ui.notice_html(sentence(exc))
-        finally:
-            self.others.cache_clear()
         skipped = "".join(f" Skipped {warning}." for warning in report.warnings)
         return ui.notice_html(report.summary() + skipped)
 
@@ -361,7 +345,9 @@ class ChatApp:
         engine_choice = (backend or self.settings.backend, model or self.settings.ollama_model)
         temperature = self.settings.temperature if temperature is None else temperature
         try:
-            answer = self.pick(*engine_choice).ask(question, history=history, k=top_k, temperature=temperature)
+            engine = self.engines.pick(*engine_choice)
+            with self.engines.queue.turn(model_name(engine), bounded=False):
+                answer = engine.ask(question, history=history, k=top_k, temperature=temperature)
         except RagError as exc:
             raise gr.Error(sentence(exc)) from exc
         return answer.to_dict()
@@ -509,9 +495,9 @@ class ChatApp:
         cleared.then(self.new_chat, None, outputs, queue=False, **private)
 
 
-def build_app(rag: RAG, keep_chats_on_server: bool = False) -> gr.Blocks:
-    """The Gradio app for one RAG object; with a login, chats are kept on the server per user."""
-    return ChatApp(rag, keep_chats_on_server).blocks()
+def build_app(engines: Engines, keep_chats_on_server: bool = False) -> gr.Blocks:
+    """The Gradio app over the engines; with a login, chats are kept on the server per user."""
+    return ChatApp(engines, keep_chats_on_server).blocks()
 
 
 # -- start ----------------------------------------------------------------------------------
@@ -537,20 +523,36 @@ def main(argv: list[str] | None = None, prog: str = "app.py") -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "chromadb", "bm25s", "sentence_transformers", "transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    launch(build_app(RAG(settings), keep_chats_on_server=login is not None), settings, login)
+    engines = Engines(RAG(settings))
+    launch(server_app(engines, login), settings)
 
 
-def launch(demo: gr.Blocks, settings: Settings, login: tuple[str, str] | None) -> None:
-    """Serve the app on the settings' address: queued, never shared, no web fonts, no MCP."""
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(
-        server_name=settings.host,
-        server_port=settings.port,
+def server_app(engines: Engines, login: tuple[str, str] | None) -> Any:
+    """The HTTP API's FastAPI app with the chat mounted at `/`: queued, no web fonts, no MCP."""
+    from rag.httpapi import create_api
+
+    demo = build_app(engines, keep_chats_on_server=login is not None)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return gr.mount_gradio_app(
+        create_api(engines, login),  # its /v1 routes and /docs come before the chat's catch-all mount
+        demo,
+        path="/",
+        server_name=engines.settings.host,
+        server_port=engines.settings.port,
         auth=login,
-        share=False,
-        max_file_size=settings.max_upload_bytes,
+        max_file_size=engines.settings.max_upload_bytes,
         theme=gr.themes.Default(font=THEME_FONTS, font_mono=THEME_MONO),
         css=ui.CSS,
         js=ui.JS,
         ssr_mode=False,
         mcp_server=False,
     )
+
+
+def launch(app: Any, settings: Settings) -> None:
+    """Serve the chat and the API on the settings' address (never a share link)."""
+    import uvicorn
+
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("the chat is at %s/, the API at %s/v1 (its documentation at %s/docs)", url, url, url)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

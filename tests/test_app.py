@@ -9,27 +9,23 @@ login, keeps its chats on the server. The screenshot in the README is taken here
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import NO_OLLAMA, SEEDS
+from app_server import ANSWER_WAIT_MS, PROBE_TITLE, RunningApp, app_process, ask
+from app_server import chromium as chromium  # a fixture: the browser shared with tests/test_http_api.py
+from conftest import SEEDS
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from playwright.sync_api import Browser as PlaywrightBrowser
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from rag import Answer, BadInput, Citation, Passage, Settings, chats, ui, webapp
 from rag.access import credentials
@@ -40,104 +36,6 @@ from rag.uploads import safe_name, store_upload
 ROOT = Path(__file__).resolve().parent.parent
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-# The network is closed: nothing in Chromium may try to reach it.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PROBE_TITLE = "<script>window.__probe=1</script><b>bold</b> Probe article about **Markdown**"
-PROBE = (
-    f"{PROBE_TITLE}\n\n"
-    'PROBE, April 1. /TASS/. The probe article says that <img src=x onerror="window.__probe=2"> '
-    "and **stars** and # hashes must show as plain text. The probe was written by the test team.\n"
-)
-ANSWER_WAIT_MS = 180_000  # the built-in model answers in seconds; a busy CI machine gets slack
-
-
-@dataclass(frozen=True)
-class RunningApp:
-    """An app process: where it answers, the corpus it reads, its home folder, its log."""
-
-    url: str
-    corpus: Path
-    home: Path
-    log: Path
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def app_env(home: Path, corpus: Path, port: int) -> dict[str, str]:
-    """The environment of the app process: ours, minus any settings of the developer's own."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RAG_", "GRADIO_", "OLLAMA_")) and k not in ("HOST", "PORT")
-    }
-    env.update(
-        RAG_HOME=str(home),
-        RAG_CORPUS=str(corpus),
-        RAG_BACKEND="embedded",
-        RAG_OLLAMA_HOST=NO_OLLAMA,
-        RAG_MAX_NEW_TOKENS="80",  # one or two sentences, as the prompt asks; keeps the suite quick
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-    )
-    return env
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Return when the app answers HTTP; fail with its log when it dies or takes too long."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the app did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-@contextlib.contextmanager
-def app_process(root: Path, **settings: str) -> Iterator[RunningApp]:
-    """`python app.py` on a free port with an empty store and the seeds plus the probe article."""
-    corpus = root / "articles"
-    shutil.copytree(SEEDS, corpus)
-    (corpus / "probe.txt").write_text(PROBE, encoding="utf-8")
-    port, log = free_port(), root / "app.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")],
-            cwd=root,
-            env={**app_env(root / ".rag", corpus, port), **settings},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_up(url, process, log)
-        yield RunningApp(url, corpus, root / ".rag", log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +54,6 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[PlaywrightBrowser]:
-    """Debian's Chromium, driven by Playwright."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
 def browser(running_app: RunningApp, chromium: PlaywrightBrowser) -> Iterator[Browser]:
     """Chromium on the app's page, opened once the chat shows."""
     page = chromium.new_page(viewport={"width": 1400, "height": 950})
@@ -176,21 +63,6 @@ def browser(running_app: RunningApp, chromium: PlaywrightBrowser) -> Iterator[Br
     page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
     yield Browser(page, requests)
     page.close()
-
-
-def ask(page: Page, question: str) -> Locator:
-    """Type a question, send it, wait for the finished answer and return its element."""
-    answers = page.locator("#rag-chat .rag-answer")
-    before = answers.count()
-    page.locator("#rag-question textarea").fill(question)
-    page.locator("#rag-question textarea").press("Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('#rag-chat .rag-answer').length > n"
-        " && !document.querySelector('#rag-chat .rag-streaming')",
-        arg=before,
-        timeout=ANSWER_WAIT_MS,
-    )
-    return answers.nth(before)
 
 
 def new_chat(page: Page) -> None:

@@ -1,0 +1,81 @@
+"""The RAG objects that answer, one per backend and model, under the names servers list them by.
+
+The chat and the HTTP API share one `Engines`: the configured RAG, others built on demand for
+another backend or Ollama model (on the same store; each loads its own embedder and model, so a
+few at most are kept), and the `AnswerQueue` that gives each model one answer at a time. After an
+ingest the others are dropped, so none keeps a stale index.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.answer_queue import AnswerQueue
+from rag.api import RAG
+from rag.errors import BadInput, NotFound
+from rag.ingest import IngestReport, Progress
+
+BACKEND_CHOICES = ("auto", "embedded", "ollama")
+EMBEDDED = "embedded"  # the built-in model's name in model lists: it never changes with the file
+OLLAMA_PREFIX = "ollama/"  # an Ollama model is listed as ollama/<its name>
+
+
+class Engines:
+    """The RAG for each backend and model, built once, and the turns they take."""
+
+    def __init__(self, rag: RAG) -> None:
+        self.rag = rag
+        self.settings = rag.settings
+        self.queue = AnswerQueue(rag.settings.api_queue)
+        self._others = functools.lru_cache(maxsize=4)(
+            lambda backend, model: RAG(rag.settings, backend=backend, ollama_model=model)
+        )
+
+    def pick(self, backend: str, model: str = "") -> RAG:
+        """The RAG that answers with this backend and Ollama model (the configured one when they match)."""
+        if backend not in BACKEND_CHOICES:
+            raise BadInput(f"unknown backend '{backend}'; choose one of: {', '.join(BACKEND_CHOICES)}")
+        model = (model or "").strip() or self.settings.ollama_model
+        if backend == EMBEDDED:
+            model = self.settings.ollama_model  # the name plays no part
+        if (backend, model) == (self.settings.backend, self.settings.ollama_model):
+            return self.rag
+        return self._others(backend, model)
+
+    def model_names(self) -> list[str]:
+        """The models that can answer now: the built-in one always, each model Ollama has when it answers."""
+        from rag.generate import ollama_models
+
+        return [EMBEDDED, *(OLLAMA_PREFIX + name for name in ollama_models(self.settings.ollama_host, 1.0) or [])]
+
+    def by_name(self, name: str) -> RAG:
+        """The RAG for a listed model name; `NotFound` naming the valid ones otherwise."""
+        from rag.generate import has_model, ollama_models
+
+        if name == EMBEDDED:
+            return self.pick(EMBEDDED)
+        pulled = ollama_models(self.settings.ollama_host, timeout=1.0) or []
+        ollama = name.removeprefix(OLLAMA_PREFIX)
+        if name.startswith(OLLAMA_PREFIX) and has_model(pulled, ollama):
+            return self.pick("ollama", ollama)
+        names = [EMBEDDED, *(OLLAMA_PREFIX + n for n in pulled)]
+        raise NotFound(f"the model '{name}' does not exist; choose one of: {', '.join(names)}")
+
+    def ingest(self, paths: Sequence[Path] | None = None, progress: Progress | None = None) -> IngestReport:
+        """Ingest with the configured RAG, then drop the others (their indexes would be stale)."""
+        try:
+            return self.rag.ingest(paths, progress=progress)
+        finally:
+            self._others.cache_clear()
+
+
+def model_name(rag: RAG) -> str:
+    """The listed name of the model a RAG answers with (loading its backend when it is `auto`)."""
+    if rag.settings.backend == EMBEDDED:
+        return EMBEDDED
+    if rag.settings.backend == "ollama":
+        return OLLAMA_PREFIX + rag.settings.ollama_model
+    backend = rag.backend
+    return EMBEDDED if backend.name == EMBEDDED else OLLAMA_PREFIX + backend.model

@@ -1,0 +1,147 @@
+"""OpenAI's chat-completion shapes: the request we accept and the replies, chunks and errors we send.
+
+Only what a chat client uses is modelled (model, messages, temperature, stream); other OpenAI
+fields are accepted and ignored, and `n`, tools or logprobs are not supported. Our additions
+ride beside OpenAI's fields, where its clients ignore them: `citations` (doc_id, title, dateline,
+text, start/end offsets in the original file), `evidence`, `passages`, `abstained` and `how`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.answer import Answer
+from rag.citations import Citation
+from rag.retrieve import Passage
+
+# Strict: a string where a number or a list belongs is a 400, not silently converted.
+REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
+
+
+class TextPart(BaseModel):
+    """One part of a message's content given as a list (only text parts are read)."""
+
+    model_config = REQUEST_CONFIG
+    type: str
+    text: str = ""
+
+
+class Message(BaseModel):
+    """A message of the conversation."""
+
+    model_config = REQUEST_CONFIG
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text, its parts joined."""
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    """POST /v1/chat/completions: the last user message is the question, the earlier ones its history."""
+
+    model_config = REQUEST_CONFIG
+    model: str = Field(description="A name from GET /v1/models, e.g. `embedded`.")
+    messages: list[Message] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    stream: bool = False
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages handed to the model (not OpenAI's).")
+
+    def question_and_history(self) -> tuple[str, list[dict]]:
+        """The last user message, and the user and assistant turns before it."""
+        users = [i for i, m in enumerate(self.messages) if m.role == "user"]
+        if not users:
+            return "", []
+        last = users[-1]
+        turns = [m for m in self.messages[:last] if m.role in ("user", "assistant")]
+        return self.messages[last].text, [{"role": m.role, "content": m.text} for m in turns]
+
+
+class RetrieveRequest(BaseModel):
+    """POST /v1/retrieve: the passages for a question, without an answer."""
+
+    model_config = REQUEST_CONFIG
+    question: str
+    k: int | None = Field(None, ge=1, le=50)
+
+
+class IngestRequest(BaseModel):
+    """POST /v1/ingest as JSON: files or folders inside the articles folder to (re-)read."""
+
+    model_config = REQUEST_CONFIG
+    paths: list[str] = Field(default_factory=list)
+
+
+def completion_id() -> str:
+    """A fresh id for one completion, in OpenAI's style."""
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def citation_json(citation: Citation) -> dict:
+    """A citation with what a client needs to show or check it: its article and file offsets."""
+    p = citation.passage
+    return {
+        "marker": citation.marker,
+        "doc_id": p.doc_id,
+        "title": p.title,
+        "dateline": p.dateline,
+        "text": p.text,
+        "start": p.start,
+        "end": p.end,
+    }
+
+
+def passage_json(passage: Passage) -> dict:
+    """A retrieved passage with its dateline and dense similarity beside the usual fields."""
+    return {**passage.to_dict(), "dateline": passage.dateline, "similarity": passage.similarity}
+
+
+def answer_fields(answer: Answer) -> dict:
+    """Our fields beside OpenAI's: the sources, the evidence, and whether the answer abstains."""
+    return {
+        "citations": [citation_json(c) for c in answer.citations],
+        "evidence": [e.to_dict() for e in answer.evidence],
+        "passages": [passage_json(p) for p in answer.passages],
+        "abstained": answer.abstained,
+        "how": answer.how,
+        "backend": answer.backend,
+        "notice": answer.notice,
+    }
+
+
+def completion(answer: Answer, model: str) -> dict:
+    """A whole reply as a `chat.completion` object."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        **answer_fields(answer),
+    }
+
+
+def chunk(cid: str, model: str, delta: dict, finish_reason: str | None = None, extra: dict | None = None) -> dict:
+    """One `chat.completion.chunk` of a streamed reply."""
+    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+    body = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    return {**body, "choices": [choice], **(extra or {})}
+
+
+def error(message: str, kind: str, code: str | None) -> dict:
+    """OpenAI's error body."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def model_entry(name: str) -> dict:
+    """One entry of GET /v1/models."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "rag"}
