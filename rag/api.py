@@ -32,6 +32,7 @@ from rag.followup import accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
 from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
+from rag.scope import NOT_IN_SCOPE, Where, scope_of
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class RAG:
         self._store: Store | None = None
         self._retriever: HybridRetriever | None = None
         self._backend: Backend | None = None
+        self._documents: tuple[str, list[StoredDocument]] = ("", [])  # (store version, its articles)
 
     # -- the parts, loaded on first use -------------------------------------------------------
 
@@ -142,13 +144,29 @@ class RAG:
             )
         return question
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
-        """The top k passages for a question, most relevant first."""
-        return self._retrieve(self.check_question(question), k).passages
+    def retrieve(self, question: str, k: int | None = None, where: Where = None) -> list[Passage]:
+        """The top k passages for a question, most relevant first; only from the articles `where` names."""
+        return self._retrieve(self.check_question(question), k, self.scope_ids(where)).passages
 
-    def _retrieve(self, question: str, k: int | None) -> Retrieval:
+    def _retrieve(self, question: str, k: int | None, doc_ids: frozenset[str] | None = None) -> Retrieval:
         self.ensure_corpus()
-        return self.retriever.retrieve(question, k)
+        return self.retriever.retrieve(question, k, doc_ids)
+
+    def scope_ids(self, where: Where) -> frozenset[str] | None:
+        """The doc_ids a scope names (None: every article); BadInput when it names none."""
+        scope = scope_of(where)
+        if not scope:
+            return None
+        self.ensure_corpus()
+        return scope.resolve(self._current_documents())
+
+    def _current_documents(self) -> list[StoredDocument]:
+        """The stored articles, read again only when the store changed (reading them all takes a while)."""
+        version = self.store.version()
+        with self._lock:
+            if self._documents[0] != version or not version:
+                self._documents = (version, list(self.store.documents().values()))
+            return self._documents[1]
 
     def standalone_question(self, question: str, history: History) -> str:
         """The question made understandable without the conversation, for retrieval."""
@@ -161,11 +179,16 @@ class RAG:
         return accept_rewrite(rewrite, question, history)
 
     def ask(
-        self, question: str, history: History = None, k: int | None = None, temperature: float | None = None
+        self,
+        question: str,
+        history: History = None,
+        k: int | None = None,
+        temperature: float | None = None,
+        where: Where = None,
     ) -> Answer:
-        """Answer a question from the articles, with citations (`stream()` without the pieces)."""
+        """Answer a question from the articles (only those `where` names), with citations (`stream()` without the pieces)."""
         answer = None
-        for event in self.stream(question, history, k=k, temperature=temperature):
+        for event in self.stream(question, history, k=k, temperature=temperature, where=where):
             if isinstance(event, Answer):
                 answer = event
         if answer is None:  # stream() always ends with an Answer; this guards a broken generator
@@ -173,16 +196,22 @@ class RAG:
         return answer
 
     def stream(
-        self, question: str, history: History = None, k: int | None = None, temperature: float | None = None
+        self,
+        question: str,
+        history: History = None,
+        k: int | None = None,
+        temperature: float | None = None,
+        where: Where = None,
     ) -> Iterator[str | Answer]:
-        """Yield text pieces as they are generated, then the final `Answer`."""
+        """Yield text pieces as they are generated, then the final `Answer`; `where` limits the articles."""
         started = time.perf_counter()
         question = self.check_question(question)
+        doc_ids = self.scope_ids(where)
         standalone = self.standalone_question(question, history)
-        retrieval = self._retrieve(standalone, k)
+        retrieval = self._retrieve(standalone, k, doc_ids)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages
-        refusal = self._refusal(question, retrieval)
+        refusal = self._refusal(question, retrieval, scoped=doc_ids is not None)
         if refusal:
             yield refusal
             timings["total_s"] = time.perf_counter() - started
@@ -243,12 +272,13 @@ class RAG:
         """How evidence selection weighs its signals (from the settings)."""
         return Weights(**self.settings.evidence_weights)
 
-    def _refusal(self, question: str, retrieval: Retrieval) -> str:
-        """Why the question gets no generation (an instruction override, or nothing relevant), or ""."""
+    def _refusal(self, question: str, retrieval: Retrieval, scoped: bool = False) -> str:
+        """Why the question gets no generation (an instruction override, or nothing relevant in the
+        articles, or in the chosen ones), or ""."""
         if is_override_attempt(question):
             return REFUSAL_TEXT
         if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
-            return NOT_COVERED
+            return NOT_IN_SCOPE if scoped else NOT_COVERED
         return ""
 
     def _finish_small(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:

@@ -95,14 +95,30 @@ def _print_answer(answer: Any) -> None:
         click.echo(f"\n{answer.notice}", err=True)
 
 
+def _scope_options(command: Callable) -> Callable:
+    """--doc, --dateline and --title: ask about some articles only (rag/scope.py)."""
+    command = click.option("--title", default="", help="Only articles whose title has these words.")(command)
+    command = click.option(
+        "--dateline", default="", help="Only articles whose dateline contains this (date or place)."
+    )(command)
+    return click.option(
+        "--doc", "docs", multiple=True, help="Only this article: a doc_id or a glob such as '002_*.txt' (repeatable)."
+    )(command)
+
+
+def _where(docs: tuple[str, ...], dateline: str, title: str) -> dict:
+    return {"doc_ids": list(docs), "dateline": dateline, "title": title}
+
+
 @main.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-k", "top_k", type=int, default=None, help="Passages handed to the model.")
+@_scope_options
 @_fail_cleanly
-def ask(question: str, as_json: bool, top_k: int | None) -> None:
+def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Answer a question from the articles, citing its sources."""
-    answer = _rag().ask(question, k=top_k)
+    answer = _rag().ask(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -113,10 +129,11 @@ def ask(question: str, as_json: bool, top_k: int | None) -> None:
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-k", "top_k", type=int, default=5, show_default=True, help="Passages to return.")
+@_scope_options
 @_fail_cleanly
-def retrieve(question: str, as_json: bool, top_k: int) -> None:
+def retrieve(question: str, as_json: bool, top_k: int, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Show the passages retrieved for a question, without generating an answer."""
-    passages = _rag().retrieve(question, k=top_k)
+    passages = _rag().retrieve(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
         click.echo(json.dumps({"passages": [p.to_dict() for p in passages]}, ensure_ascii=False))
         return

@@ -145,13 +145,14 @@ def add_chat_routes(router: APIRouter, engines: Engines) -> None:
         question, history = body.question_and_history()
         engine = engines.by_name(body.model)
         question = engine.check_question(question)  # bad input never waits in the line
+        engine.scope_ids(oa.where(body.filters))  # nor does a filter that matches nothing
         if body.stream:
             events = sse_events(engines, engine, body, question, history)
             first = next(events)  # the turn and the first piece: errors so far still get their status
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             return StreamingResponse(itertools.chain([first], events), media_type="text/event-stream", headers=headers)
         with engines.queue.turn(body.model):
-            answer = engine.ask(question, history, k=body.top_k, temperature=body.temperature)
+            answer = engine.ask(question, history, body.top_k, body.temperature, oa.where(body.filters))
         return oa.completion(answer, body.model)
 
     @router.get("/models", summary="The models that can answer now")
@@ -168,7 +169,7 @@ def sse_events(engines: Engines, engine: RAG, body: oa.ChatRequest, question: st
     """The reply as server-sent events in OpenAI's chunk format, ending with `data: [DONE]`."""
     cid = oa.completion_id()
     with engines.queue.turn(body.model):
-        events = engine.stream(question, history, k=body.top_k, temperature=body.temperature)
+        events = engine.stream(question, history, body.top_k, body.temperature, oa.where(body.filters))
         with contextlib.closing(events):
             first = next(events)  # raises before anything is sent
             yield sse(oa.chunk(cid, body.model, {"role": "assistant", "content": ""}))
@@ -206,7 +207,8 @@ def add_article_routes(router: APIRouter, engines: Engines) -> None:
 
     @router.post("/retrieve", summary="The passages retrieved for a question, with their scores")
     def retrieve(body: oa.RetrieveRequest) -> dict:
-        return {"passages": [oa.passage_json(p) for p in engines.rag.retrieve(body.question, k=body.k)]}
+        passages = engines.rag.retrieve(body.question, k=body.k, where=oa.where(body.filters))
+        return {"passages": [oa.passage_json(p) for p in passages]}
 
     @router.get("/documents", summary="The articles in the store")
     def documents() -> dict:

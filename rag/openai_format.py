@@ -45,6 +45,15 @@ class Message(BaseModel):
         return self.content or ""
 
 
+class Filters(BaseModel):
+    """Which articles to answer from (rag/scope.py): doc_ids or globs, dateline text, title words."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    doc_ids: list[str] = Field(default_factory=list, description="doc_ids or globs such as `002_*.txt`")
+    dateline: str = Field("", description="text the dateline contains: a date (`April 15`) or a place (`Tokyo`)")
+    title: str = Field("", description="words the title contains")
+
+
 class ChatRequest(BaseModel):
     """POST /v1/chat/completions: the last user message is the question, the earlier ones its history."""
 
@@ -54,6 +63,7 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     stream: bool = False
     top_k: int | None = Field(None, ge=1, le=50, description="Passages handed to the model (not OpenAI's).")
+    filters: Filters | None = Field(None, description="Answer only from these articles (not OpenAI's).")
 
     def question_and_history(self) -> tuple[str, list[dict]]:
         """The last user message, and the user and assistant turns before it."""
@@ -71,6 +81,7 @@ class RetrieveRequest(BaseModel):
     model_config = REQUEST_CONFIG
     question: str
     k: int | None = Field(None, ge=1, le=50)
+    filters: Filters | None = None
 
 
 class IngestRequest(BaseModel):
@@ -78,6 +89,11 @@ class IngestRequest(BaseModel):
 
     model_config = REQUEST_CONFIG
     paths: list[str] = Field(default_factory=list)
+
+
+def where(filters: Filters | None) -> dict | None:
+    """The filters as `RAG.ask(where=...)` takes them."""
+    return filters.model_dump() if filters else None
 
 
 def completion_id() -> str:

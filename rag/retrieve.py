@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -229,24 +230,31 @@ class HybridRetriever:
             digest.update(chunk_id.encode() + b"\0")
         return self.settings.home / "bm25" / self.settings.collection / digest.hexdigest()[:20]
 
-    def dense(self, question: str) -> list[tuple[TextNode, float]]:
-        """Nearest chunks by cosine similarity of their embeddings."""
+    def dense(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
+        """Nearest chunks by cosine similarity of their embeddings, from `doc_ids` when given."""
         vector = self.embedder.get_query_embedding(question)
-        return self.store.query(vector, self.settings.candidates)
+        return self.store.query(vector, self.settings.candidates, doc_ids)
 
-    def lexical(self, question: str) -> list[tuple[TextNode, float]]:
-        """Best chunks by BM25 (names, numbers and rare words the embedder blurs)."""
+    def lexical(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
+        """Best chunks by BM25 (names, numbers and rare words the embedder blurs), from `doc_ids` when given.
+
+        The bm25s index cannot restrict a search, so its candidates are filtered (the incremental
+        lexical index restricts before ranking)."""
         bm25 = self.bm25()
         if bm25 is None:
             return []
-        return [(hit.node, float(hit.score or 0.0)) for hit in bm25.retrieve(question) if (hit.score or 0) > 0]
+        hits = [(hit.node, float(hit.score or 0.0)) for hit in bm25.retrieve(question) if (hit.score or 0) > 0]
+        return [h for h in hits if doc_ids is None or h[0].metadata.get("doc_id") in doc_ids]
 
-    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
-        """The top k diverse passages for a question, by reciprocal rank fusion of both searches."""
+    def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
+        """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
+
+        With `doc_ids` (a resolved `rag.scope.Scope`) both searches rank only those articles' chunks,
+        before fusion, so k passages still come from inside the scope."""
         k = k or self.settings.top_k
         with self._lock:
             self._refresh()
-        dense_hits, lexical_hits = self.dense(question), self.lexical(question)
+        dense_hits, lexical_hits = self.dense(question, doc_ids), self.lexical(question, doc_ids)
         nodes = {node.node_id: node for node, _ in dense_hits + lexical_hits}
         similarity = {node.node_id: sim for node, sim in dense_hits}
         rankings = {"dense": [n.node_id for n, _ in dense_hits], "bm25": [n.node_id for n, _ in lexical_hits]}

@@ -17,7 +17,7 @@ import math
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,15 +256,18 @@ class Store:
             nodes.append(node)
         return nodes
 
-    def query(self, embedding: list[float], k: int) -> list[tuple[TextNode, float]]:
-        """The k nearest chunks with their cosine similarity."""
+    def query(
+        self, embedding: list[float], k: int, doc_ids: Collection[str] | None = None
+    ) -> list[tuple[TextNode, float]]:
+        """The k nearest chunks with their cosine similarity, only among `doc_ids`' chunks when given."""
         from llama_index.core.vector_stores.types import VectorStoreQuery
 
         k = min(k, self.count())
-        if k == 0:
+        if k == 0 or (doc_ids is not None and not doc_ids):
             return []
+        where = {"where": {"doc_id": {"$in": sorted(doc_ids)}}} if doc_ids is not None else {}
         with _failures("searching the store"):
-            result = self.vector_store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=k))
+            result = self.vector_store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=k), **where)
         # ChromaVectorStore reports exp(-distance); with cosine space, distance = 1 - cosine.
         return [(node, 1.0 + math.log(sim)) for node, sim in zip(result.nodes, result.similarities)]
 

@@ -92,10 +92,12 @@ def plain_messages(chat: list[dict]) -> list[dict]:
     return [{"role": m.get("role", "assistant"), "content": message_text(m)} for m in chat]
 
 
-def stream_reply(engine: RAG, question: str, history: list[dict], k: int, temperature: float) -> Iterator[Any]:
-    """Yield the growing text as HTML while the answer streams, then the final `Answer`."""
+def stream_reply(
+    engine: RAG, question: str, history: list[dict], k: int, temperature: float, scope: list[str] | None = None
+) -> Iterator[Any]:
+    """Yield the growing text as HTML while the answer streams, then the final `Answer`; `scope` limits the articles."""
     pieces: list[str] = []
-    for event in engine.stream(question, history=history, k=k, temperature=temperature):
+    for event in engine.stream(question, history=history, k=k, temperature=temperature, where=scope or None):
         if isinstance(event, Answer):
             yield event
             return
@@ -181,6 +183,7 @@ class ChatApp:
         model: str,
         top_k: float,
         temperature: float,
+        scope: list[str] | None,
         request: gr.Request,
     ) -> Iterator[tuple]:
         """Stream the answer into the chat; then show its footnotes, sources and backend, and save the chat."""
@@ -190,7 +193,7 @@ class ChatApp:
         chat = [*chat, assistant(ui.streaming_html(""))]
         try:
             engine = self.engines.pick(backend, model)
-            events = stream_reply(engine, question, history, int(top_k), float(temperature))
+            events = stream_reply(engine, question, history, int(top_k), float(temperature), scope)
             # Closing the stream releases the model at once; the chat waits its turn behind API requests.
             with self.engines.queue.turn(model_name(engine), bounded=False), contextlib.closing(events):
                 answer = yield from self.relay(events, chat, lambda: self.interrupted(request, asked_at))
@@ -302,7 +305,7 @@ class ChatApp:
         models = ollama_models(self.settings.ollama_host, timeout=1.0) or []
         choices = list(dict.fromkeys([self.settings.ollama_model, *models]))
         listed = chat_list(self.saved_chats(saved, request))
-        return status, gr.update(visible=True), documents, gr.update(choices=choices), listed
+        return status, gr.update(visible=True), documents, gr.update(choices=choices), listed, self.scope_choices()
 
     def ingest(self, progress: gr.Progress) -> str:
         """Bring the store in step with the corpus folder; a one-line report."""
@@ -313,7 +316,7 @@ class ChatApp:
         skipped = "".join(f" Skipped {warning}." for warning in report.warnings)
         return ui.notice_html(report.summary() + skipped)
 
-    def add_files(self, files: list[str] | None, progress: gr.Progress = PROGRESS) -> tuple[str, str, None]:
+    def add_files(self, files: list[str] | None, progress: gr.Progress = PROGRESS) -> tuple[str, str, None, Any]:
         """Store the uploaded files in the corpus folder and ingest them."""
         saved, problems = [], []
         for name in files or []:
@@ -323,12 +326,20 @@ class ChatApp:
                 problems.append(sentence(exc))
         status = self.ingest(progress) if saved else ""
         note = ui.notice_html(" ".join(problems)) if problems else ""
-        return note + status, ui.documents_html(self.rag.documents()), None
+        return note + status, ui.documents_html(self.rag.documents()), None, self.scope_choices()
 
-    def reindex(self, progress: gr.Progress = PROGRESS) -> tuple[str, str]:
+    def reindex(self, progress: gr.Progress = PROGRESS) -> tuple[str, str, Any]:
         """Re-read the corpus folder: new, changed and removed files."""
         status = self.ingest(progress)
-        return status, ui.documents_html(self.rag.documents())
+        return status, ui.documents_html(self.rag.documents()), self.scope_choices()
+
+    def scope_choices(self) -> Any:
+        """The articles a question can be limited to, by title (and doc_id, which titles may share)."""
+        try:
+            docs = self.rag.documents()
+        except RagError:
+            docs = []
+        return gr.update(choices=[(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs])
 
     # -- for scripts -----------------------------------------------------------------------------
 
@@ -405,6 +416,13 @@ class ChatApp:
             c.send = gr.Button("Ask", variant="primary", scale=0, min_width=80, elem_id="rag-send")
             c.stop = gr.Button("Stop", variant="stop", scale=0, min_width=80, elem_id="rag-stop")
             c.new = gr.Button("New chat", scale=0, min_width=120, elem_id="rag-new")
+        c.scope = gr.Dropdown(
+            [],
+            multiselect=True,
+            label="Ask only about these articles",
+            info="Empty: every article.",
+            elem_id="rag-scope",
+        )
         gr.Examples(EXAMPLES, inputs=[c.question], label="Try")
         c.notice = gr.HTML(elem_id="rag-notice")
 
@@ -458,16 +476,16 @@ class ChatApp:
     def wire(self, demo: gr.Blocks, c: SimpleNamespace) -> None:
         """Connect the components' events to the callbacks."""
         private: dict[str, Any] = {"api_visibility": "private"}
-        loaded = [c.status, c.main, c.documents, c.model, c.chat_list]
+        loaded = [c.status, c.main, c.documents, c.model, c.chat_list, c.scope]
         demo.load(self.prepare, c.saved, loaded, concurrency_id="store", **private)
         self.wire_chat(c, private)
         page = [c.chat, c.history, c.sources, c.notice, c.chat_id]
         c.chat_list.input(self.reopen, [c.chat_list, c.saved], page, queue=False, **private)
         c.delete.click(self.delete, [c.chat_id, c.saved], [*page, c.saved, c.chat_list], queue=False, **private)
         c.upload.upload(
-            self.add_files, c.upload, [c.doc_status, c.documents, c.upload], concurrency_id="store", **private
+            self.add_files, c.upload, [c.doc_status, c.documents, c.upload, c.scope], concurrency_id="store", **private
         )
-        c.reindex.click(self.reindex, None, [c.doc_status, c.documents], concurrency_id="store", **private)
+        c.reindex.click(self.reindex, None, [c.doc_status, c.documents, c.scope], concurrency_id="store", **private)
         gr.api(self.ask, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="model")
 
     def wire_chat(self, c: SimpleNamespace, private: dict[str, Any]) -> None:
@@ -482,7 +500,7 @@ class ChatApp:
         )
         answered = asked.then(
             self.respond,
-            [c.pending, c.chat, c.history, c.saved, c.backend, c.model, c.top_k, c.temperature],
+            [c.pending, c.chat, c.history, c.saved, c.backend, c.model, c.top_k, c.temperature, c.scope],
             [c.chat, c.history, c.sources, c.notice, c.saved, c.chat_list],
             concurrency_limit=ANSWER_CONCURRENCY,
             concurrency_id="model",

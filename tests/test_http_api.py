@@ -205,6 +205,43 @@ def test_ingest_by_path_accepts_only_the_articles_folder(api_app: RunningApp) ->
     )
 
 
+def test_filters_limit_what_is_retrieved_and_a_filter_matching_nothing_is_400(api_app: RunningApp) -> None:
+    url = api_app.url + "v1/retrieve"
+    scoped = httpx.post(url, json={"question": "Iikura guest house", "filters": {"doc_ids": ["003_*"]}}, timeout=120)
+    assert scoped.status_code == 200 and {p["doc_id"][:4] for p in scoped.json()["passages"]} == {"003_"}
+    for filters, reason in [
+        ({"title": "sourdough"}, "No article matches the filter"),
+        ({"doc_ids": "003_*"}, "filters.doc_ids"),
+        ({"author": "TASS"}, "filters.author"),
+    ]:
+        refused = httpx.post(url, json={"question": "Who is Takeo Mori?", "filters": filters})
+        assert refused.status_code == 400 and reason in refused.json()["error"]["message"], refused.text
+
+
+@pytest.mark.slow
+def test_a_chat_completion_about_an_article_outside_the_filter_says_so(client: openai.OpenAI) -> None:
+    reply = completion(client, "Who is Takeo Mori?", extra_body={"filters": {"dateline": "Tokyo"}})
+    assert reply.model_extra["abstained"] is True and "chosen articles" in reply.choices[0].message.content
+    assert {p["doc_id"][:4] for p in reply.model_extra["passages"]} == {"002_"}
+
+
+@pytest.mark.slow
+def test_the_app_asks_only_about_the_articles_chosen(api_app: RunningApp, chromium: PlaywrightBrowser) -> None:
+    page = chromium.new_page()
+    page.goto(api_app.url)
+    page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
+    choose = page.locator("#rag-scope input")
+    choose.click()
+    page.get_by_role("option", name="002_5c202a017dd63dc4.txt").click()
+    page.keyboard.press("Escape")
+    refused = ask(page, "Who is Takeo Mori?")
+    assert "chosen articles" in refused.inner_text()
+    page.locator("#rag-scope .token-remove").first.click()  # every article again
+    answered = ask(page, "Who is Takeo Mori?")
+    assert "chosen articles" not in answered.inner_text() and answered.locator("a.rag-cite").count() >= 1
+    page.close()
+
+
 # -- at once ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,102 @@
+"""Scoped questions: which articles a question is about, resolved to doc_ids from the store's documents.
+
+A `Scope` names articles by doc_id (exactly, or a glob such as `002_*.txt`), by text of their
+dateline (a date such as "April 15" or a place such as "Tokyo"), and by words of their title;
+what it names is every article that matches all the criteria given. Retrieval then searches only
+those articles' chunks, on both sides (rag/retrieve.py), so k passages still come from inside
+the scope. Not handled: date ranges (a dateline holds no year, rag/documents.py) and words of
+the article's body (that is what the question is for).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import BadInput
+
+if TYPE_CHECKING:
+    from rag.store import StoredDocument
+
+WORD = re.compile(r"\w+")
+FIELDS = ("doc_ids", "dateline", "title")
+NOT_IN_SCOPE = "The chosen articles don't cover this: none of their passages is about it."
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Articles by doc_id or glob, dateline text and title words; every criterion given must hold."""
+
+    doc_ids: tuple[str, ...] = ()
+    dateline: str = ""
+    title: str = ""
+
+    def __bool__(self) -> bool:
+        """Whether the scope narrows anything (an empty one means every article)."""
+        return bool(self.doc_ids or self.dateline.strip() or self.title.strip())
+
+    def matches(self, doc: StoredDocument) -> bool:
+        """Whether one stored article is inside the scope."""
+        if self.doc_ids and not any(fnmatch.fnmatchcase(doc.doc_id, pattern) for pattern in self.doc_ids):
+            return False
+        if self.dateline.strip() and " ".join(self.dateline.lower().split()) not in " ".join(
+            doc.dateline.lower().split()
+        ):
+            return False
+        return words(self.title) <= words(doc.title)
+
+    def resolve(self, documents: Iterable[StoredDocument]) -> frozenset[str]:
+        """The doc_ids inside the scope; `BadInput` when no article matches (a typo must not look like "no answer")."""
+        chosen = frozenset(doc.doc_id for doc in documents if self.matches(doc))
+        if not chosen:
+            raise BadInput(
+                f"no article matches {self.describe()}; the app's Articles panel and GET /v1/documents list them"
+            )
+        return chosen
+
+    def describe(self) -> str:
+        """The scope in words, for messages."""
+        parts = [f"doc_id {' or '.join(self.doc_ids)}"] if self.doc_ids else []
+        parts += [f"dateline containing '{self.dateline}'"] if self.dateline.strip() else []
+        parts += [f"title with '{self.title}'"] if self.title.strip() else []
+        return "the filter (" + ", ".join(parts) + ")" if parts else "every article"
+
+
+Where = Scope | Mapping[str, Any] | str | Iterable[str] | None  # what `RAG.ask(where=...)` takes
+
+
+def words(text: str) -> set[str]:
+    """Lower-case words of a text."""
+    return set(WORD.findall(text.lower()))
+
+
+def scope_of(where: Where) -> Scope:
+    """A Scope from what callers pass as `where`: a Scope, a mapping of its fields, a doc_id glob or a list of them."""
+    if where is None or isinstance(where, Scope):
+        return where or Scope()
+    if isinstance(where, str):
+        return Scope(doc_ids=(where,))
+    if not isinstance(where, Mapping):
+        return Scope(doc_ids=tuple(_texts(list(where), "doc_ids")))
+    unknown = set(where) - set(FIELDS)
+    if unknown:
+        raise BadInput(f"unknown filter {', '.join(sorted(unknown))}; filters are: {', '.join(FIELDS)}")
+    ids = where.get("doc_ids") or ()
+    return Scope(
+        doc_ids=tuple(_texts([ids] if isinstance(ids, str) else list(ids), "doc_ids")),
+        dateline=_text(where.get("dateline") or "", "dateline"),
+        title=_text(where.get("title") or "", "title"),
+    )
+
+
+def _texts(values: list, name: str) -> list[str]:
+    return [_text(v, name) for v in values]
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadInput(f"the filter {name} must be text, not {type(value).__name__}")
+    return value.strip()

@@ -1,0 +1,81 @@
+"""Scoped questions: a filter by article, dateline or title limits both searches and the answer.
+
+Against the real store of the five seed articles: 002 is the Tokyo article (Lavrov and Kishida at
+the Iikura guest house), 003 the one on Igor Morgulov and Takeo Mori.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rag import RAG, BadInput
+from rag.cli import main as rag_command
+from rag.scope import NOT_IN_SCOPE, Scope, scope_of
+
+TOKYO, MORI = "002_5c202a017dd63dc4.txt", "003_4d11091f11b44f0d.txt"
+
+
+def test_a_scope_resolves_to_doc_ids_by_glob_dateline_and_title(seeded_rag: RAG) -> None:
+    docs = seeded_rag.documents()
+    assert Scope(doc_ids=("002_*",)).resolve(docs) == {TOKYO}
+    assert Scope(doc_ids=("002_*", MORI)).resolve(docs) == {TOKYO, MORI}
+    assert Scope(dateline="tokyo").resolve(docs) == {TOKYO}  # a place
+    assert Scope(dateline="March 21").resolve(docs) == {MORI}  # a date
+    assert Scope(title="peace treaty").resolve(docs) >= {TOKYO, MORI}
+    assert Scope(title="journey Tokyo").resolve(docs) == {MORI}  # every word, in any order
+    assert Scope(doc_ids=("00*",), dateline="Moscow").resolve(docs) == {
+        d.doc_id for d in docs if "Moscow" in d.dateline
+    }
+    assert scope_of({"doc_ids": "002_*"}) == Scope(doc_ids=("002_*",)) and not scope_of(None)
+
+
+def test_a_filter_that_matches_nothing_is_a_clear_error(seeded_rag: RAG) -> None:
+    with pytest.raises(BadInput, match=r"no article matches the filter \(title with 'sourdough'\)"):
+        seeded_rag.retrieve("Who is Takeo Mori?", where={"title": "sourdough"})
+    with pytest.raises(BadInput, match="unknown filter author"):
+        seeded_rag.retrieve("Who is Takeo Mori?", where={"author": "TASS"})
+    with pytest.raises(BadInput, match="must be text"):
+        seeded_rag.retrieve("Who is Takeo Mori?", where={"dateline": 15})
+
+
+def test_bm25_and_dense_both_keep_to_the_scope(seeded_rag: RAG) -> None:
+    everywhere = seeded_rag.retrieve("Iikura guest house")  # also brings both indexes up to date
+    assert everywhere[0].doc_id == TOKYO and "bm25" in everywhere[0].found_by
+    retriever = seeded_rag.retriever
+    assert {n.metadata["doc_id"] for n, _ in retriever.lexical("Iikura guest house")} == {TOKYO}
+    assert retriever.lexical("Iikura guest house", doc_ids={MORI}) == []  # the word is only in 002
+    assert {n.metadata["doc_id"] for n, _ in retriever.dense("Iikura guest house", doc_ids={MORI})} == {MORI}
+    scoped = seeded_rag.retrieve("Iikura guest house", where="003_*")
+    assert scoped and {p.doc_id for p in scoped} == {MORI} and all(p.found_by == ("dense",) for p in scoped)
+
+
+def test_k_passages_still_come_from_inside_the_scope(seeded_rag: RAG) -> None:
+    where = {"doc_ids": [TOKYO, MORI]}
+    passages = seeded_rag.retrieve("Which islands does Japan claim?", k=4, where=where)
+    assert len(passages) == 4 and {p.doc_id for p in passages} <= {TOKYO, MORI}
+
+
+@pytest.mark.slow
+def test_a_question_about_another_article_is_refused_or_answered_from_the_chosen_one(seeded_rag: RAG) -> None:
+    refused = seeded_rag.ask("Who is Takeo Mori?", where=[TOKYO])  # Mori is only in 003
+    assert refused.abstained and refused.text == NOT_IN_SCOPE and "chosen articles" in refused.text
+    assert {p.doc_id for p in refused.passages} <= {TOKYO}
+    answered = seeded_rag.ask("Who is Takeo Mori?")  # the same question over every article
+    assert not answered.abstained and answered.citations[0].passage.doc_id == MORI
+    inside = seeded_rag.ask("Where did Lavrov and Kishida hold talks?", where={"doc_ids": [MORI]})
+    assert {p.doc_id for p in inside.passages} == {MORI} and {c.passage.doc_id for c in inside.citations} <= {MORI}
+    assert "Iikura" not in inside.text
+
+
+def test_the_cli_takes_the_scope_as_options(seeded_rag: RAG) -> None:
+    env = {"RAG_HOME": str(seeded_rag.settings.home), "RAG_CORPUS": str(seeded_rag.settings.corpus)}
+    result = CliRunner().invoke(rag_command, ["retrieve", "--json", "--doc", "003_*.txt", "Iikura"], env=env)
+    assert result.exit_code == 0, result.output
+    assert {p["doc_id"] for p in json.loads(result.output)["passages"]} == {MORI}
+    result = CliRunner().invoke(rag_command, ["retrieve", "--dateline", "Tokyo", "-k", "2", "Lavrov"], env=env)
+    assert result.exit_code == 0 and result.output.count(TOKYO) == 2, result.output
+    missing = CliRunner().invoke(rag_command, ["ask", "--doc", "999_*", "Who is Takeo Mori?"], env=env)
+    assert missing.exit_code == 2 and "no article matches" in missing.output
