@@ -241,10 +241,16 @@ class RAG:
             if not pieces:
                 timings["ttft_s"] = time.perf_counter() - started
             pieces.append(piece)
-            yield piece
+            if not small:
+                yield piece
         timings["total_s"] = time.perf_counter() - started
-        finish = self._finish_small if small else self._finish
-        yield finish("".join(pieces), passages, evidence, common)
+        if not small:
+            yield self._finish("".join(pieces), passages, evidence, common)
+            return
+        # The small model's reply is shown only once checked against the evidence: it comes whole.
+        answer = self._finish_small("".join(pieces), passages, evidence, common)
+        yield answer.text
+        yield answer
 
     def _generate(
         self, question: str, passages: list[Passage], shown: list[Evidence], backend: Backend, temperature: float | None

@@ -89,10 +89,11 @@ class Settings(BaseSettings):
         le=1,
         description="Best evidence score at or above which a rejected reply is replaced by the evidence quoted.",
     )
-    small_answer: Literal["constrained", "checked", "quote"] = Field(
-        "constrained",
-        description="How the built-in model answers from the evidence: `constrained` (a grammar lets it write only "
-        "a run of the evidence's words), `checked` (free reply, kept only when copied), `quote` (no generation).",
+    small_answer: Literal["quote", "constrained", "checked"] = Field(
+        "quote",
+        description="How the built-in model answers from the evidence: `quote` (the best sentence quoted, no "
+        "generation; the most right on eval/qa.jsonl's dev half), `constrained` (a grammar lets it write only a run "
+        "of the evidence's words), `checked` (free reply, kept only when copied).",
     )
     backend: Literal["auto", "ollama", "embedded"] = Field(
         "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."

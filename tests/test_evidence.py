@@ -108,10 +108,11 @@ def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
 
 
 @pytest.mark.slow
-def test_the_built_in_model_answers_a_name_from_its_sentence(other_topic: tuple[RAG, Path]) -> None:
-    rag, _ = other_topic
+@pytest.mark.parametrize("mode", ["quote", "constrained", "checked"])
+def test_the_built_in_model_answers_a_name_from_its_sentence(other_topic: tuple[RAG, Path], mode: str) -> None:
+    rag = RAG(other_topic[0].settings, small_answer=mode)
     answer = rag.ask("Who led the repairs of the harbour bridge?")
-    assert not answer.abstained
+    assert not answer.abstained and answer.backend == "embedded"
     assert "Solberg" in answer.text
     assert answer.evidence and "Marta Solberg" in answer.evidence[0].text
     assert [c.passage.doc_id for c in answer.citations] == ["bridge.txt"]
