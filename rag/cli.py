@@ -142,11 +142,19 @@ def retrieve(question: str, as_json: bool, top_k: int, docs: tuple[str, ...], da
 
 
 @main.command()
+@click.option("--check", is_flag=True, help="Also check that the lexical index holds exactly the store's chunks.")
 @_fail_cleanly
-def info() -> None:
+def info(check: bool) -> None:
     """Store path, documents and chunks, embedding model, and the backend that would answer."""
-    for key, value in _rag().info().items():
+    rag = _rag()
+    for key, value in rag.info().items():
         click.echo(f"{key.replace('_', ' ')}: {value}")
+    if check:
+        missing, extra = rag.retriever.index.difference(rag.store)
+        if missing or extra:
+            click.echo(f"lexical index: {len(missing)} chunks missing, {len(extra)} extra; `rag ingest` repairs it")
+            sys.exit(1)
+        click.echo("lexical index: holds exactly the store's chunk ids")
 
 
 @main.command(

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from rag.chunking import Chunk, chunk_document, embed_text
 from rag.documents import Document, Skipped, find_files, read_document
 from rag.errors import BadInput, EmbeddingFailed, StoreError
+from rag.lexical import LexicalIndex, index_path
 from rag.settings import Settings
 from rag.store import Store, StoredDocument
 
@@ -181,36 +183,51 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def write_nodes(nodes: list[TextNode], store: Store, embedder: BaseEmbedding, progress: Progress | None) -> None:
-    """Embed and store nodes a batch at a time, so that a crash keeps the batches already written."""
+def write_nodes(
+    nodes: list[TextNode], store: Store, lexical: LexicalIndex, embedder: BaseEmbedding, progress: Progress | None
+) -> None:
+    """Embed and store nodes a batch at a time, in Chroma then in the lexical index, so that a crash
+    keeps the batches already written (and the next catch-up indexes a batch Chroma got alone).
+
+    A batch is written in a second thread while the model embeds the next one: Chroma's and
+    SQLite's writes release the GIL, so the model, not the writes, sets the pace.
+    """
     # Longest first, as sentence-transformers orders what it is given at once: a batch is padded to
     # its longest chunk, so batches of like lengths waste the least model work.
     nodes = sorted(nodes, key=lambda n: len(n.metadata["title"]) + len(n.text), reverse=True)
-    done = 0
-    for batch in _batches(nodes, EMBED_BATCH):
-        try:
-            embed_nodes(list(batch), embedder, None)
-        except Exception as exc:  # out of memory, a broken model file, a custom model raising: say so plainly
-            raise EmbeddingFailed(
-                f"the embedding model failed after {done} of {len(nodes)} new chunks were stored ({exc}); "
-                "nothing stored was lost: run the ingest again to finish"
-            ) from exc
-        store.upsert(batch)
-        done += len(batch)
-        if progress:
-            progress(done, len(nodes), "embedding")
+    done, pending = 0, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+        for batch in _batches(nodes, EMBED_BATCH):
+            texts = [embed_text(n.metadata["title"], n.text) for n in batch]  # made once: embedded and indexed
+            try:
+                for node, vector in zip(batch, embedder.get_text_embedding_batch(texts)):
+                    node.embedding = vector
+            except Exception as exc:  # out of memory, a broken model file, a custom model raising: say so plainly
+                done += _written(pending, done, len(nodes), progress)
+                raise EmbeddingFailed(
+                    f"the embedding model failed after {done} of {len(nodes)} new chunks were stored ({exc}); "
+                    "nothing stored was lost: run the ingest again to finish"
+                ) from exc
+            done += _written(pending, done, len(nodes), progress)
+            pending = writer.submit(_write_batch, batch, texts, store, lexical)
+        _written(pending, done, len(nodes), progress)
 
 
-def embed_nodes(nodes: list[TextNode], embedder: BaseEmbedding, progress: Progress | None) -> None:
-    """Fill in each node's embedding, in batches, reporting progress after each batch."""
-    done = 0
-    for batch in _batches(nodes, EMBED_BATCH):
-        texts = [embed_text(n.metadata["title"], n.text) for n in batch]
-        for node, vector in zip(batch, embedder.get_text_embedding_batch(texts)):
-            node.embedding = vector
-        done += len(batch)
-        if progress:
-            progress(done, len(nodes), "embedding")
+def _write_batch(batch: Sequence[TextNode], texts: list[str], store: Store, lexical: LexicalIndex) -> int:
+    """One embedded batch into Chroma, then into the lexical index; the number of chunks written."""
+    store.upsert(batch)
+    lexical.add((n.node_id, n.metadata["doc_id"], text) for n, text in zip(batch, texts))
+    return len(batch)
+
+
+def _written(pending: Future | None, done: int, total: int, progress: Progress | None) -> int:
+    """Wait for the batch being written (its errors are raised here) and report progress."""
+    if pending is None:
+        return 0
+    count = pending.result()
+    if progress:
+        progress(done + count, total, "embedding")
+    return count
 
 
 @contextlib.contextmanager
@@ -236,25 +253,33 @@ def ingest(
     count_pieces: Callable[[str], list[int]],
     settings: Settings,
     progress: Progress | None = None,
+    lexical: LexicalIndex | None = None,
 ) -> IngestReport:
-    """Bring the store in step with the articles under `paths`, embedding only what changed."""
+    """Bring the store and the lexical index in step with the articles under `paths`, embedding only what changed."""
     started = time.perf_counter()
+    lexical = lexical or LexicalIndex(index_path(settings))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise BadInput(f"no such file or folder: {', '.join(missing)}")
     roots = [str(p.resolve()) for p in paths]
     found, skipped = read_corpus(paths, settings)
     with write_lock(settings):
-        stored = store.documents()
+        lexical.catch_up(store, force=True)  # repairs what a killed ingest left unindexed
+        stored = store.documents(roots, list(found))  # only what this ingest compares against
         work = plan(found, skipped, stored, roots)
         nodes = []
         for doc in work.new + work.changed:
             chunks = chunk_document(doc, count_pieces, settings.chunk_tokens, settings.chunk_overlap)
             nodes.extend(to_nodes(doc, chunks, found[doc.doc_id][1]))
-        write_nodes(nodes, store, embedder, progress)
+        write_nodes(nodes, store, lexical, embedder, progress)
         stale = _stale_chunk_ids(work, stored, {n.node_id for n in nodes})
         store.delete(stale)
+        lexical.remove(stale)
+        lexical.compact()  # only once the delta outgrows a tenth of the base
         total = store.count()
+        if store.marker is not None and (nodes or stale):
+            # Embedded: every writer on this machine holds the lock, so no write went by unindexed.
+            lexical.set_meta("synced", store.version())
     return IngestReport(
         added=tuple(d.doc_id for d in work.new),
         updated=tuple(d.doc_id for d in work.changed),

@@ -1,6 +1,7 @@
 """Hybrid retrieval: dense vectors from Chroma plus BM25, fused by reciprocal rank, then de-duplicated.
 
-LlamaIndex's `BM25Retriever` and `ChromaVectorStore` do the two searches. The fusion is ours:
+LlamaIndex's `ChromaVectorStore` does the dense search and `rag.lexical` (SQLite FTS5) the BM25
+one, at the same time in two threads. The fusion is ours:
 `QueryFusionRetriever` overwrites each hit's score with its fused rank score (we need the dense
 cosine for the abstention gate) and falls back to the global `Settings.llm`. The diversity step
 is ours too: the articles repeat the same background paragraphs, and k copies of one paragraph
@@ -9,26 +10,22 @@ would waste the model's context, so a passage mostly contained in one already ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.quiet import quiet_bm25s
+from rag.lexical import LexicalIndex, index_path
 from rag.settings import Settings
 from rag.store import Store
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.schema import TextNode
-    from llama_index.retrievers.bm25 import BM25Retriever
 
 log = logging.getLogger(__name__)
 WORD = re.compile(r"\w+")
@@ -168,67 +165,36 @@ def diverse(passages: list[Passage], k: int, max_overlap: float) -> list[Passage
 
 
 class HybridRetriever:
-    """Dense + BM25 over one store; the BM25 index is built once and rebuilt after any ingest."""
+    """Dense (Chroma) and lexical (BM25 in `rag.lexical`) search over one store, run at once, then fused."""
 
-    def __init__(self, store: Store, embedder: BaseEmbedding, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, embedder: BaseEmbedding, settings: Settings, lexical: LexicalIndex | None = None
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._bm25: BM25Retriever | None = None
+        self.index = lexical or LexicalIndex(index_path(settings))
         self._version = ""  # the store version both indexes reflect
         self._lock = threading.Lock()
+        # The lexical search runs here while the calling thread runs the dense one: ONNX Runtime,
+        # Chroma and SQLite all release the GIL in their native code.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lexical")
 
     def reset(self) -> None:
-        """Forget the BM25 index, after the store changed."""
+        """Check the store's version again before the next search, after this process wrote to it."""
         with self._lock:
-            self._bm25 = None
             self._version = ""
 
-    def bm25(self) -> BM25Retriever | None:
-        """The BM25 retriever over every stored chunk, or None for an empty store."""
+    def refresh(self) -> None:
+        """After a write by this or another process or machine, catch both indexes up with the store."""
         with self._lock:
-            self._refresh()
-            if self._bm25 is None and self.store.count():
-                self._bm25 = self._build_bm25()
-            return self._bm25
-
-    def _refresh(self) -> None:
-        """After a write by this or another process, catch the vector index up and drop BM25 (lock held)."""
-        version = self.store.version()
-        if version != self._version:
-            self.store.catch_up()
-            self._bm25 = None
-            self._version = version
-
-    def _build_bm25(self) -> BM25Retriever:
-        """Load the BM25 index saved for exactly the stored chunk ids, else build it and save it.
-
-        Building reads and tokenises every chunk (4 s at 10k chunks, 45 s at 100k on two cores);
-        loading a saved one takes a tenth of a second. Chunk ids derive from content, so their
-        hash changes whenever any stored text does.
-        """
-        from llama_index.retrievers.bm25 import BM25Retriever
-
-        quiet_bm25s()  # bm25s, imported just now, set its logger to DEBUG
-        folder = self._bm25_folder()
-        if folder.is_dir():
-            try:
-                bm25 = BM25Retriever.from_persist_dir(str(folder), show_progress=False)
-                bm25.similarity_top_k = min(self.settings.candidates, int(bm25.bm25.scores["num_docs"]))
-                return bm25
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("rebuilding the BM25 index: the saved one in %s cannot be read (%s)", folder, exc)
-        nodes = self.store.nodes()
-        bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(self.settings.candidates, len(nodes)))
-        _save_bm25(bm25, folder)
-        return bm25
-
-    def _bm25_folder(self) -> Path:
-        """`home/bm25/<collection>/<hash of the stored chunk ids>`."""
-        digest = hashlib.sha256()
-        for chunk_id in sorted(self.store.ids()):
-            digest.update(chunk_id.encode() + b"\0")
-        return self.settings.home / "bm25" / self.settings.collection / digest.hexdigest()[:20]
+            version = self.store.version()
+            if version != self._version:
+                self.store.catch_up()
+                added, removed = self.index.catch_up(self.store)
+                if added or removed:
+                    log.info("lexical index caught up: %d chunks added, %d removed", added, removed)
+                self._version = version
 
     def dense(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
         """Nearest chunks by cosine similarity of their embeddings, from `doc_ids` when given."""
@@ -236,15 +202,10 @@ class HybridRetriever:
         return self.store.query(vector, self.settings.candidates, doc_ids)
 
     def lexical(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
-        """Best chunks by BM25 (names, numbers and rare words the embedder blurs), from `doc_ids` when given.
-
-        The bm25s index cannot restrict a search, so its candidates are filtered (the incremental
-        lexical index restricts before ranking)."""
-        bm25 = self.bm25()
-        if bm25 is None:
-            return []
-        hits = [(hit.node, float(hit.score or 0.0)) for hit in bm25.retrieve(question) if (hit.score or 0) > 0]
-        return [h for h in hits if doc_ids is None or h[0].metadata.get("doc_id") in doc_ids]
+        """Best chunks by BM25 (names, numbers and rare words the embedder blurs), from `doc_ids` when given."""
+        hits = dict(self.index.search(question, self.settings.candidates, doc_ids))
+        nodes = {node.node_id: node for node in self.store.nodes(list(hits))} if hits else {}
+        return [(nodes[cid], score) for cid, score in hits.items() if cid in nodes and score > 0]
 
     def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
@@ -252,9 +213,10 @@ class HybridRetriever:
         With `doc_ids` (a resolved `rag.scope.Scope`) both searches rank only those articles' chunks,
         before fusion, so k passages still come from inside the scope."""
         k = k or self.settings.top_k
-        with self._lock:
-            self._refresh()
-        dense_hits, lexical_hits = self.dense(question, doc_ids), self.lexical(question, doc_ids)
+        self.refresh()
+        lexical = self._pool.submit(self.lexical, question, doc_ids)
+        dense_hits = self.dense(question, doc_ids)
+        lexical_hits = lexical.result()
         nodes = {node.node_id: node for node, _ in dense_hits + lexical_hits}
         similarity = {node.node_id: sim for node, sim in dense_hits}
         rankings = {"dense": [n.node_id for n, _ in dense_hits], "bm25": [n.node_id for n, _ in lexical_hits]}
@@ -264,21 +226,3 @@ class HybridRetriever:
         best = max(similarity.values(), default=0.0)
         chosen = diverse(passages, k, self.settings.duplicate_overlap)
         return Retrieval(chosen, best, term_coverage(question, chosen))
-
-
-def _save_bm25(bm25: BM25Retriever, folder: Path) -> None:
-    """Save the index beside older ones, then drop those; a failed save only costs the next start-up."""
-    staging = None
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".saving-"))
-        bm25.persist(str(staging), show_progress=False)
-        staging.rename(folder)
-    except OSError as exc:  # read-only home, full disk, or another process saved it first
-        log.warning("could not save the BM25 index in %s: %s", folder, exc)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        return
-    for old in folder.parent.iterdir():
-        if old != folder and not old.name.startswith("."):
-            shutil.rmtree(old, ignore_errors=True)

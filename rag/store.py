@@ -1,19 +1,21 @@
 """The Chroma store: embedded (PersistentClient under `home`) or a server (`RAG_CHROMA_URL`).
 
-LlamaIndex's `ChromaVectorStore` answers dense queries and defines how a node is stored; this
-module adds what it lacks for incremental ingest: a manifest of which article versions are
+LlamaIndex defines how a node is stored (its metadata helpers); dense queries go to Chroma
+directly (`ChromaVectorStore` counts the collection, a scan, before every query). This module
+adds what LlamaIndex lacks for incremental ingest: a manifest of which article versions are
 stored, idempotent upserts by content-derived ids, and a record of the embedding model that built
 the collection, so that opening it with another model stops instead of mixing vector spaces.
 Embedded Chroma is not meant for several processes (chroma-core/chroma#3792): writes are safe,
 but a process's vector index only takes in other processes' writes when it writes itself, so a
-reader that sees the store changed makes an empty write first (`catch_up`).
+reader that sees the store changed makes an empty write first (`catch_up`). Every write moves a
+change token (`version`: a file beside an embedded store, the collection's metadata on a server)
+before and after, which tells the lexical index (rag/lexical.py) when to compare chunk ids.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import uuid
 from collections import defaultdict
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from rag.chunking import embed_text
 from rag.errors import StoreError, StoreMismatch
 from rag.settings import Settings
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 PAGE = 5000  # Chroma caps how many records one get() returns
 WRITABLE_HOME = "set RAG_HOME to a folder you can write, or RAG_CHROMA_URL to a Chroma server"
 NO_SUCH_ID = "rag:none"  # deleted to make embedded Chroma apply other processes' writes
+CHANGED_KEY = "rag_changed"  # collection metadata: a server store's change token
 
 
 @dataclass(frozen=True)
@@ -153,13 +157,22 @@ class Store:
         with _failures("reading the store"):
             return int(self.collection.count())
 
-    def _records(self, include: list[str]) -> Iterator[tuple[str, dict, str | None]]:
-        total = self.count()
-        for offset in range(0, total, PAGE):
+    def _records(
+        self, include: list[str], chunk_ids: Sequence[str] | None = None, where: dict | None = None
+    ) -> Iterator[tuple[str, dict, str | None]]:
+        """Records in pages: those of `chunk_ids` (ids the store lacks are left out), else those
+        matching `where`, else every one."""
+        if chunk_ids is not None:
+            pages = [{"ids": list(chunk_ids[i : i + PAGE])} for i in range(0, len(chunk_ids), PAGE)]
+        else:
+            pages = ({"where": where, "limit": PAGE, "offset": i} for i in range(0, self.count(), PAGE))
+        for page in pages:
             with _failures("reading the store"):
-                got = self.collection.get(include=include, limit=PAGE, offset=offset)
+                got = self.collection.get(include=include, **page)
             docs = got.get("documents") or [None] * len(got["ids"])
             yield from zip(got["ids"], got["metadatas"], docs)
+            if where is not None and len(got["ids"]) < PAGE:
+                break  # a filtered read ends with its first short page
 
     def ids(self) -> list[str]:
         """Every stored chunk id, read in pages (Chroma caps how many records one get() returns)."""
@@ -170,12 +183,21 @@ class Store:
         return ids
 
     def version(self) -> str:
-        """A token that changes whenever the store is written, here or by another process."""
-        stamp = ""
-        if self.marker is not None:
-            with contextlib.suppress(OSError):
-                stamp = self.marker.read_text()
-        return f"{stamp}/{self.count()}"
+        """A token that changes whenever the store is written, here, by another process or another machine.
+
+        Not the chunk count: Chroma counts by scanning (10 ms at 100k chunks), on every question.
+        """
+        if self.marker is None:
+            with _failures("reading the store"):
+                metadata = self.client.get_collection(self.collection.name).metadata or {}
+            return str(metadata.get(CHANGED_KEY, ""))
+        with contextlib.suppress(OSError):
+            return self.marker.read_text()
+        return ""
+
+    def identity(self) -> str:
+        """The collection's id: it changes when the collection is dropped and made again."""
+        return str(self.collection.id)
 
     def catch_up(self) -> None:
         """Make this process's copy of the embedded vector index take in other processes' writes."""
@@ -187,16 +209,28 @@ class Store:
             log.warning("could not refresh the vector index from other processes' writes: %s", exc)
 
     def _changed(self) -> None:
-        if self.marker is not None:
-            try:
-                self.marker.write_text(uuid.uuid4().hex)
-            except OSError as exc:
-                log.warning("could not record the store change in %s: %s", self.marker, exc)
+        """Move the change token; called before and after every write, so that a reader that saw the
+        token before a write landed always sees it move again, even when the writer is killed."""
+        token = uuid.uuid4().hex
+        if self.marker is None:
+            metadata = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+            with _failures("writing to the store"):  # the token is part of the write; hnsw: keys are fixed
+                self.collection.modify(metadata={**metadata, CHANGED_KEY: token})
+            return
+        try:
+            self.marker.write_text(token)
+        except OSError as exc:
+            log.warning("could not record the store change in %s: %s", self.marker, exc)
 
-    def documents(self) -> dict[str, StoredDocument]:
-        """Every stored article, keyed by doc_id, from chunk metadata alone (no vectors read)."""
+    def documents(self, roots: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> dict[str, StoredDocument]:
+        """Stored articles keyed by doc_id, from chunk metadata alone (no vectors read): every one, or
+        only those ingested from `roots` or named in `doc_ids` (what one ingest needs to compare)."""
+        if len(doc_ids) > PAGE:
+            roots, doc_ids = (), ()  # a filter that long costs more than reading everything
+        clauses = [{key: {"$in": list(values)}} for key, values in (("root", roots), ("doc_id", doc_ids)) if values]
+        where = None if not (roots or doc_ids) else clauses[0] if len(clauses) == 1 else {"$or": clauses}
         groups: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-        for chunk_id, meta, _ in self._records(["metadatas"]):
+        for chunk_id, meta, _ in self._records(["metadatas"], where=where):
             groups[meta.get("doc_id", "")].append((chunk_id, meta))
         stored = {}
         for doc_id, items in groups.items():
@@ -226,6 +260,8 @@ class Store:
         from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
         size = self.batch_size()
+        if nodes:
+            self._changed()
         for start in range(0, len(nodes), size):
             batch = nodes[start : start + size]
             with _failures("writing to the store"):
@@ -240,36 +276,54 @@ class Store:
     def delete(self, chunk_ids: Sequence[str]) -> None:
         """Remove chunks by id."""
         size = self.batch_size() if chunk_ids else PAGE
+        if chunk_ids:
+            self._changed()
         for start in range(0, len(chunk_ids), size):
             with _failures("deleting from the store"):
                 self.collection.delete(ids=list(chunk_ids[start : start + size]))
             self._changed()
 
-    def nodes(self) -> list[TextNode]:
-        """Every chunk as a LlamaIndex node (text and metadata, no vectors), for BM25."""
+    def nodes(self, chunk_ids: Sequence[str] | None = None) -> list[TextNode]:
+        """Chunks as LlamaIndex nodes (text and metadata, no vectors): those of `chunk_ids`, else every one."""
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
         nodes = []
-        for chunk_id, meta, text in self._records(["metadatas", "documents"]):
+        for chunk_id, meta, text in self._records(["metadatas", "documents"], chunk_ids):
             node = metadata_dict_to_node(meta, text=text)
             node.id_ = chunk_id
             nodes.append(node)
         return nodes
 
+    def index_texts(self, chunk_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+        """(chunk_id, doc_id, the text the lexical index reads) of the given chunks, read in pages."""
+        for chunk_id, meta, text in self._records(["metadatas", "documents"], chunk_ids):
+            yield chunk_id, str(meta.get("doc_id", "")), embed_text(str(meta.get("title", "")), text or "")
+
     def query(
         self, embedding: list[float], k: int, doc_ids: Collection[str] | None = None
     ) -> list[tuple[TextNode, float]]:
-        """The k nearest chunks with their cosine similarity, only among `doc_ids`' chunks when given."""
-        from llama_index.core.vector_stores.types import VectorStoreQuery
+        """The k nearest chunks with their cosine similarity, only among `doc_ids`' chunks when given.
 
-        k = min(k, self.count())
-        if k == 0 or (doc_ids is not None and not doc_ids):
+        Chroma's own query, not LlamaIndex's `ChromaVectorStore`, which first counts the collection
+        (a scan: 10 ms at 100k chunks) and builds each node twice.
+        """
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        if doc_ids is not None and not doc_ids:
             return []
         where = {"where": {"doc_id": {"$in": sorted(doc_ids)}}} if doc_ids is not None else {}
         with _failures("searching the store"):
-            result = self.vector_store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=k), **where)
-        # ChromaVectorStore reports exp(-distance); with cosine space, distance = 1 - cosine.
-        return [(node, 1.0 + math.log(sim)) for node, sim in zip(result.nodes, result.similarities)]
+            got = self.collection.query(
+                query_embeddings=[embedding], n_results=k, include=["documents", "metadatas", "distances"], **where
+            )
+        hits = []
+        for chunk_id, meta, text, distance in zip(
+            got["ids"][0], got["metadatas"][0], got["documents"][0], got["distances"][0]
+        ):
+            node = metadata_dict_to_node(meta, text=text)
+            node.id_ = chunk_id
+            hits.append((node, 1.0 - float(distance)))  # cosine space: distance = 1 - cosine
+        return hits
 
 
 def _drop(client: Any, name: str) -> None:

@@ -603,7 +603,8 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_a_consistent_store(tally:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_change(marker, before, process)  # the first batch is in the store
+        wait_for_change(marker, before, process)  # the first write has begun (the token moves before it) ...
+        wait_for_change(marker, marker.read_text(), process)  # ... and ended: the first batch is in the store
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=30)

@@ -1,0 +1,398 @@
+"""The lexical index: BM25 over every stored chunk, changed in place as the store changes.
+
+LlamaIndex's `BM25Retriever` (bm25s) built one immutable index from every chunk: adding one
+article meant reading all chunks back from Chroma and indexing them again (27 s at 100k chunks).
+This index is one SQLite file per machine and store, built like a small Lucene: every chunk's
+stems are a row (`chunks`), written in the ingest's own transaction; a *base* segment holds the
+postings of the rows it covers, one blob per term; rows added since are the *delta*, removed
+rows are tombstones, and `compact()` folds both into a new base when the delta grows. A search
+reads only its terms' blobs, so a new process is ready at once and holds a few arrays, and
+other processes see each committed change with their next search (WAL: readers never wait).
+
+Chosen by measurement (`python -m bench`, bench/README.md) over the two candidates the issue
+named: SQLite FTS5 ranks with bm25() row by row, and on the bench's corpus at 100k chunks a
+question's common words match most chunks (180-250 ms a question); bm25s scores fast but cannot
+change in place. Scoring here is bm25s' (Lucene BM25, k1 = 1.5, b = 0.75) with numpy over the
+posting blobs. Until the next compaction, removed chunks still count in N, document lengths and
+document frequencies (as in Lucene), so scores drift slightly, never the results' membership.
+
+Tokenisation is the BM25Retriever's: lower case, words of two or more word characters, bm25s'
+English stop words dropped, Snowball English stems (PyStemmer), so "Iikura", "Article 107" and
+"Takeo Mori" match as before.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.errors import StoreError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.store import Store
+
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's, as bm25s and the BM25Retriever split words
+# bm25s' English stop words, which LlamaIndex's BM25Retriever dropped.
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
+K1, B = 1.5, 0.75  # bm25s' defaults
+COMPACT_AT = 0.1  # a delta over this share of the base (and over MIN_DELTA rows) is folded into it
+MIN_DELTA = 2000
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    row INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
+    length INTEGER NOT NULL, stems TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS removed(seq INTEGER PRIMARY KEY AUTOINCREMENT, row INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS base(term TEXT PRIMARY KEY, positions BLOB NOT NULL, tfs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS base_rows(
+    id INTEGER PRIMARY KEY CHECK (id = 0), generation INTEGER NOT NULL, last_row INTEGER NOT NULL,
+    rows BLOB NOT NULL, lengths BLOB NOT NULL);
+"""
+IN_LIST = "(SELECT value FROM json_each(?))"  # any number of values in one parameter
+
+
+def index_path(settings: Settings) -> Path:
+    """`home/lexical/<collection>.sqlite3`: one per store a machine uses, beside its caches."""
+    return settings.home / "lexical" / f"{settings.collection}.sqlite3"
+
+
+def tokenize(text: str, stemmer: object) -> list[str]:
+    """The stems BM25 sees in a text, in order, repeats kept."""
+    return stemmer.stemWords([w for w in TOKEN.findall(text.lower()) if w not in STOPWORDS])
+
+
+@dataclass
+class _View:
+    """What one process has read of the index: the base's rows and lengths, the delta, the tombstones."""
+
+    generation: int = -1
+    last_row: int = 0  # the base covers rows up to here; the delta, rows after it
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    delta: dict[int, tuple[int, Counter]] = field(default_factory=dict)  # row -> (length, term counts)
+    postings: dict[str, dict[int, int]] = field(default_factory=dict)  # term -> {delta row: tf}
+    seen_row: int = 0
+    removed: set[int] = field(default_factory=set)
+    seen_seq: int = 0
+
+    @property
+    def count(self) -> int:
+        """Rows scored against: base and delta, tombstoned ones included until compaction."""
+        return len(self.rows) + len(self.delta)
+
+    @property
+    def average_length(self) -> float:
+        total = float(self.lengths.sum()) + sum(length for length, _ in self.delta.values())
+        return total / max(self.count, 1)
+
+
+class LexicalIndex:
+    """BM25 search over chunk texts, with per-chunk adds and removes (one SQLite file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()  # one connection and stemmer per thread: neither is shareable
+        self._view = _View()
+        self._view_lock = threading.Lock()
+
+    # -- connections and terms ----------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = _connect(self.path)
+        return db
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def terms(self, text: str) -> list[str]:
+        """The stems BM25 sees in a text, in order, repeats kept."""
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            import Stemmer
+
+            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
+        return tokenize(text, stemmer)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once so that a catch-up's diff and its writes are atomic."""
+        db = self._db()
+        with _failures(self.path):
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        with _failures(self.path):
+            db.commit()
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def search(self, question: str, k: int, doc_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """The k best chunk ids for a question by BM25, with their scores; only `doc_ids`' when given."""
+        terms = list(dict.fromkeys(self.terms(question)))
+        if not terms or k < 1 or (doc_ids is not None and not doc_ids):
+            return []
+        db = self._db()
+        with _failures(self.path):
+            db.execute("BEGIN")  # one snapshot of the file for the whole search
+            try:
+                base = {t: (p, f) for t, p, f in db.execute(f"SELECT * FROM base WHERE term IN {IN_LIST}", [_j(terms)])}
+                allowed = self._rows_of(db, doc_ids) if doc_ids is not None else None
+                with self._view_lock:  # the view changes under a refresh: score while holding it
+                    best = _best(self._refresh(db), terms, base, allowed, k)
+                names = dict(db.execute(f"SELECT row, chunk_id FROM chunks WHERE row IN {IN_LIST}", [_j(list(best))]))
+            finally:
+                db.commit()
+        return [(names[row], score) for row, score in best.items() if row in names]
+
+    @staticmethod
+    def _rows_of(db: sqlite3.Connection, doc_ids: Collection[str]) -> np.ndarray:
+        rows = db.execute(f"SELECT row FROM chunks WHERE doc_id IN {IN_LIST}", [_j(list(doc_ids))])
+        return np.fromiter((r for (r,) in rows), np.int64)
+
+    def _refresh(self, db: sqlite3.Connection) -> _View:
+        """Bring this process's view up to the file: a new base, then new rows and tombstones (view lock held)."""
+        view = self._view
+        head = db.execute("SELECT generation, last_row FROM base_rows").fetchone() or (0, 0)
+        if head[0] != view.generation:
+            view = self._view = _load_base(db, head)
+        for row, length, stems in db.execute(
+            "SELECT row, length, stems FROM chunks WHERE row > ? ORDER BY row", (view.seen_row,)
+        ):
+            counts = Counter(stems.split())
+            view.delta[row] = (length, counts)
+            for term, tf in counts.items():
+                view.postings.setdefault(term, {})[row] = tf
+            view.seen_row = row
+        for seq, row in db.execute("SELECT seq, row FROM removed WHERE seq > ?", (view.seen_seq,)):
+            view.removed.add(row)
+            view.seen_seq = seq
+        return view
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def ids(self) -> set[str]:
+        """Every chunk id indexed."""
+        with _failures(self.path):
+            return {cid for (cid,) in self._db().execute("SELECT chunk_id FROM chunks")}
+
+    def count(self) -> int:
+        """Number of chunks indexed."""
+        with _failures(self.path):
+            return int(self._db().execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def meta(self, key: str) -> str | None:
+        """A value recorded beside the index (the store it mirrors, the change token caught up with)."""
+        with _failures(self.path):
+            return _meta(self._db(), key)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add(self, chunks: Iterable[tuple[str, str, str]]) -> None:
+        """Index (chunk_id, doc_id, text) triples; a chunk id already indexed is kept as it is."""
+        with self._writing() as db:
+            self._add(db, chunks)
+
+    def _add(self, db: sqlite3.Connection, chunks: Iterable[tuple[str, str, str]]) -> None:
+        # Chunk ids derive from content, so a known id already holds these very terms.
+        rows = ((cid, doc_id, stems) for cid, doc_id, text in chunks for stems in [self.terms(text)])
+        db.executemany(
+            "INSERT OR IGNORE INTO chunks(chunk_id, doc_id, length, stems) VALUES (?, ?, ?, ?)",
+            ((cid, doc_id, len(stems), " ".join(stems)) for cid, doc_id, stems in rows),
+        )
+
+    def remove(self, chunk_ids: Iterable[str]) -> None:
+        """Drop chunks by id (unknown ids are ignored)."""
+        with self._writing() as db:
+            self._remove(db, chunk_ids)
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, chunk_ids: Iterable[str]) -> None:
+        ids = _j(list(chunk_ids))
+        db.execute(f"INSERT INTO removed(row) SELECT row FROM chunks WHERE chunk_id IN {IN_LIST}", (ids,))
+        db.execute(f"DELETE FROM chunks WHERE chunk_id IN {IN_LIST}", (ids,))
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a value beside the index."""
+        with self._writing() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def compact(self, force: bool = False) -> bool:
+        """Fold the delta and the tombstones into a new base once the delta is large; True if it did."""
+        with self._writing() as db:
+            head = db.execute("SELECT last_row, length(rows) / 8 FROM base_rows").fetchone() or (0, 0)
+            delta = db.execute("SELECT count(*) FROM chunks WHERE row > ?", (head[0],)).fetchone()[0]
+            tombstones = db.execute("SELECT count(*) FROM removed").fetchone()[0]
+            if not force and max(delta, tombstones) < max(MIN_DELTA, COMPACT_AT * head[1]):
+                return False
+            _write_base(db)
+        return True
+
+    # -- keeping in step with the store -----------------------------------------------------
+
+    def catch_up(self, store: Store, force: bool = False) -> tuple[int, int]:
+        """Apply what changed in the store since the last catch-up: (chunks added, chunks removed).
+
+        Nothing is read from the store but its change token unless that token moved (or `force`).
+        The store's writes are bracketed by token changes, so a token read before the diff never
+        hides a write, and a `kill -9` between a Chroma write and this index's is repaired here.
+        """
+        token = store.version()
+        if not force and token == self.meta("synced") and self.meta("collection") == store.identity():
+            return 0, 0
+        with self._writing() as db:
+            if _meta(db, "collection") != store.identity():  # rebuilt, or another store of that name
+                for table in ("chunks", "removed", "base", "base_rows"):
+                    db.execute(f"DELETE FROM {table}")
+            stored = set(store.ids())
+            have = {cid for (cid,) in db.execute("SELECT chunk_id FROM chunks")}
+            gone, new = have - stored, stored - have
+            self._remove(db, gone)
+            self._add(db, store.index_texts(sorted(new)))
+            for key, value in (("synced", token), ("collection", store.identity())):
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        if new or gone:
+            self.compact()
+        return len(new), len(gone)
+
+    def difference(self, store: Store) -> tuple[set[str], set[str]]:
+        """Chunk ids the store holds that this index lacks, and ids indexed that the store lacks."""
+        stored, have = set(store.ids()), self.ids()
+        return stored - have, have - stored
+
+
+def _best(
+    view: _View, terms: list[str], base: dict[str, tuple[bytes, bytes]], allowed: np.ndarray | None, k: int
+) -> dict[int, float]:
+    """The k best rows by BM25 over base and delta, tombstones and rows outside `allowed` left out."""
+    n, average = view.count, view.average_length
+    scores = np.zeros(len(view.rows), np.float32)
+    delta: Counter = Counter()
+    for term in terms:
+        positions, tfs = base.get(term, (b"", b""))
+        positions, tfs = np.frombuffer(positions, np.int32), np.frombuffer(tfs, np.float32)
+        in_delta = view.postings.get(term, {})
+        df = len(positions) + len(in_delta)
+        if not df:
+            continue
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        norm = K1 * (1 - B + B * view.lengths[positions] / average)
+        scores[positions] += idf * tfs * (K1 + 1) / (tfs + norm)
+        for row, tf in in_delta.items():
+            length = view.delta[row][0]
+            delta[row] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
+    if allowed is not None:
+        scores[~_marks(view.rows, allowed)] = 0
+    if view.removed:
+        scores[_marks(view.rows, np.fromiter(view.removed, np.int64))] = 0
+    top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k] if len(scores) else np.zeros(0, np.int64)
+    found = {int(view.rows[i]): float(scores[i]) for i in top if scores[i] > 0}
+    allowed_set = None if allowed is None else set(allowed.tolist())
+    for row, score in delta.items():
+        if row not in view.removed and (allowed_set is None or row in allowed_set):
+            found[row] = score
+    return dict(sorted(found.items(), key=lambda item: -item[1])[:k])
+
+
+def _marks(rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """A mask over the base's sorted `rows`: True where the row is one of `wanted`."""
+    mask = np.zeros(len(rows), bool)
+    at = np.searchsorted(rows, wanted)
+    hit = at < len(rows)
+    hit[hit] &= rows[at[hit]] == wanted[hit]
+    mask[at[hit]] = True
+    return mask
+
+
+def _load_base(db: sqlite3.Connection, head: tuple[int, int]) -> _View:
+    """A view holding a base segment's rows and lengths (its postings stay on disk until searched)."""
+    got = db.execute("SELECT rows, lengths FROM base_rows").fetchone()
+    if got is None:
+        return _View(generation=head[0])
+    rows, lengths = np.frombuffer(got[0], np.int64), np.frombuffer(got[1], np.float32)
+    return _View(generation=head[0], last_row=head[1], rows=rows, lengths=lengths, seen_row=head[1])
+
+
+def _write_base(db: sqlite3.Connection) -> None:
+    """Rewrite the base from every row (inside the caller's transaction) and clear the tombstones."""
+    rows, lengths, postings = [], [], {}
+    for position, (row, length, stems) in enumerate(db.execute("SELECT row, length, stems FROM chunks ORDER BY row")):
+        rows.append(row)
+        lengths.append(length)
+        for term, tf in Counter(stems.split()).items():
+            postings.setdefault(term, ([], []))
+            postings[term][0].append(position)
+            postings[term][1].append(tf)
+    generation = (db.execute("SELECT generation FROM base_rows").fetchone() or (0,))[0] + 1
+    db.execute("DELETE FROM base")
+    db.executemany(
+        "INSERT INTO base(term, positions, tfs) VALUES (?, ?, ?)",
+        ((t, np.asarray(p, np.int32).tobytes(), np.asarray(f, np.float32).tobytes()) for t, (p, f) in postings.items()),
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO base_rows(id, generation, last_row, rows, lengths) VALUES (0, ?, ?, ?, ?)",
+        (
+            generation,
+            rows[-1] if rows else 0,
+            np.asarray(rows, np.int64).tobytes(),
+            np.asarray(lengths, np.float32).tobytes(),
+        ),
+    )
+    db.execute("DELETE FROM removed")
+
+
+def _j(values: list) -> str:
+    return json.dumps(values)
+
+
+def _meta(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the index file: WAL, so readers never wait for a writer."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE in `_writing`).
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # with WAL, still safe when a process is killed
+        db.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(
+            f"cannot open the lexical index {path}: {exc}; set RAG_HOME to a folder you can write"
+        ) from exc
+    return db
+
+
+@contextmanager
+def _failures(path: Path) -> Iterator[None]:
+    """SQLite's errors (a locked or corrupt file, a full disk) as one StoreError naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"the lexical index {path} failed: {exc}") from exc

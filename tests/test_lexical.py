@@ -1,0 +1,162 @@
+"""The lexical index changes with the store: by this process, by another process, through a Chroma
+server for another machine, after a crash; and it searches inside a set of articles when asked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SEEDS, make_rag
+from test_chroma_server import ChromaServer, chroma_server, collection  # noqa: F401 - fixtures
+from test_hardening import process_env, stored_ids, wait_for_change, write_articles
+from test_ingest import run_cli
+
+from rag import RAG
+from rag.lexical import LexicalIndex
+
+NEW_ARTICLE = "Envoy visits the Kurils\n\nThe Zorvathian envoy Quellimar Ostrava met the Kuril delegation in Tokyo.\n"
+TERM = "Quellimar"  # in no seed article
+
+
+def lexical_docs(rag: RAG, question: str) -> list[str]:
+    """doc_ids of the lexical search's hits, after catching up with the store as a question does."""
+    rag.retriever.refresh()
+    return [node.metadata["doc_id"] for node, _ in rag.retriever.lexical(question)]
+
+
+def other_process_docs(home: Path, cwd: Path, question: str) -> list[str]:
+    """doc_ids a fresh `rag retrieve` process finds by words for a question."""
+    done = run_cli("retrieve", "--json", "-k", "3", question, home=home, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return [p["doc_id"] for p in json.loads(done.stdout)["passages"] if "bm25" in p["found_by"]]
+
+
+def test_an_ingested_article_is_found_by_its_words_at_once_here_and_by_another_process_and_gone_when_removed(
+    tmp_path: Path, corpus: Path
+) -> None:
+    home = tmp_path / ".rag"
+    rag = make_rag(home, corpus)
+    rag.ingest([corpus])
+    assert lexical_docs(rag, TERM) == []
+    (corpus / "envoy.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    rag.ingest([corpus])
+    assert lexical_docs(rag, TERM) == ["envoy.txt"]
+    assert other_process_docs(home, tmp_path, TERM) == ["envoy.txt"]
+    (corpus / "envoy.txt").unlink()
+    assert rag.ingest([corpus]).removed == ("envoy.txt",)
+    assert lexical_docs(rag, TERM) == []
+    assert other_process_docs(home, tmp_path, TERM) == []
+    assert rag.retriever.index.difference(rag.store) == (set(), set())
+
+
+def test_a_running_reader_sees_another_processes_ingest_by_its_words(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / ".rag"
+    reader = make_rag(home, corpus)
+    reader.ingest([corpus])
+    assert reader.retrieve("Iikura guest house")  # running, with its view of the index loaded
+    (corpus / "envoy.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    assert run_cli("ingest", str(corpus), home=home, cwd=tmp_path).returncode == 0
+    assert lexical_docs(reader, TERM) == ["envoy.txt"]
+    (corpus / "envoy.txt").unlink()
+    assert run_cli("ingest", str(corpus), home=home, cwd=tmp_path).returncode == 0
+    assert lexical_docs(reader, TERM) == []
+
+
+def test_another_machine_on_a_chroma_server_catches_up_with_only_what_changed(
+    chroma_server: ChromaServer,  # noqa: F811 - the fixture
+    collection: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    corpus_a, corpus_b = tmp_path / "a" / "articles", tmp_path / "b" / "articles"
+    shutil.copytree(SEEDS, corpus_a)
+    shutil.copytree(SEEDS, corpus_b)
+    a = make_rag(tmp_path / "a" / ".rag", corpus_a, chroma_url=chroma_server.url, collection=collection)
+    b = make_rag(tmp_path / "b" / ".rag", corpus_b, chroma_url=chroma_server.url, collection=collection)
+    a.ingest([corpus_a])
+    assert b.retrieve("Iikura guest house") and lexical_docs(b, TERM) == []  # b's own index, from the server
+    (corpus_a / "envoy.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    written = a.ingest([corpus_a]).chunks_written
+    assert b.retriever.index.catch_up(b.store) == (written, 0)  # only the new article's chunks
+    assert lexical_docs(b, TERM) == ["envoy.txt"]
+    (corpus_a / "envoy.txt").unlink()
+    a.ingest([corpus_a])
+    assert lexical_docs(b, TERM) == [] and lexical_docs(a, TERM) == []
+    assert b.retriever.index.difference(b.store) == (set(), set())
+
+
+@pytest.mark.slow
+def test_kill_9_during_ingest_then_ingest_leaves_the_lexical_index_and_chroma_with_the_same_ids(
+    tmp_path: Path,
+) -> None:
+    corpus, home = tmp_path / "generated", tmp_path / ".rag"
+    write_articles(corpus, 20)
+    rag = make_rag(home, corpus)
+    rag.ingest([corpus])
+    write_articles(corpus, 100, start=20, version=1)  # several batches to write
+    marker = home / "store.version"
+    before = marker.read_text()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag", "ingest", str(corpus)],
+        env=process_env(home),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_change(marker, before, process)  # a batch is on its way into Chroma
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert run_cli("ingest", str(corpus), home=home, cwd=tmp_path).returncode == 0
+    check = run_cli("info", "--check", home=home, cwd=tmp_path)
+    assert check.returncode == 0 and "holds exactly the store's chunk ids" in check.stdout, check.stdout
+    assert set(stored_ids(rag)) == rag.retriever.index.ids()
+
+
+def test_info_check_finds_chunks_chroma_holds_and_the_lexical_index_lacks(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / ".rag"
+    rag = make_rag(home, corpus)
+    rag.ingest([corpus])
+    assert run_cli("info", "--check", home=home, cwd=tmp_path).returncode == 0
+    (corpus / "envoy.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    rag.ingest([corpus])
+    rag.retriever.index.remove(rag.store.documents()["envoy.txt"].chunk_ids)  # as a crash between the writes
+    check = run_cli("info", "--check", home=home, cwd=tmp_path)
+    assert check.returncode == 1 and "1 chunks missing, 0 extra" in check.stdout, check.stdout
+    assert run_cli("ingest", str(corpus), home=home, cwd=tmp_path).returncode == 0  # repairs it
+    assert run_cli("info", "--check", home=home, cwd=tmp_path).returncode == 0
+
+
+def test_search_restricted_to_some_articles_ranks_only_their_chunks(seeded_rag: RAG) -> None:
+    index, talks = seeded_rag.retriever.index, "Where did Lavrov and Kishida hold talks?"
+    doc_of = {cid: doc.doc_id for doc in seeded_rag.store.documents().values() for cid in doc.chunk_ids}
+    everywhere = index.search(talks, 20)
+    assert len({doc_of[cid] for cid, _ in everywhere}) > 2
+    scope = {"000_2668febe4f0e43ad.txt", "003_4d11091f11b44f0d.txt"}
+    inside = index.search(talks, 3, doc_ids=scope)
+    assert len(inside) == 3 and {doc_of[cid] for cid, _ in inside} <= scope
+    assert inside == [hit for hit in everywhere if doc_of[hit[0]] in scope][:3]  # same scores, same order
+    assert index.search("Takeo Mori", 5, doc_ids={"002_5c202a017dd63dc4.txt"}) == []  # he is only in 003
+    assert index.search(talks, 5, doc_ids=set()) == []
+
+
+def test_compaction_keeps_every_result_and_score(tmp_path: Path) -> None:
+    index = LexicalIndex(tmp_path / "index.sqlite3")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    index.add((f"chunk-{n}", f"doc-{n}", text) for n, text in enumerate(texts))
+    index.remove(["chunk-1"])
+    questions = ["Where did Lavrov and Kishida hold talks?", "Takeo Mori", "Article 107 of the UN Charter"]
+    as_delta = [index.search(q, 3) for q in questions]
+    assert index.compact(force=True)
+    as_base = [index.search(q, 3) for q in questions]
+    fresh = [LexicalIndex(index.path).search(q, 3) for q in questions]  # a new reader
+    for hits in (as_base, fresh):  # the base scores rows as the delta did (float32 there)
+        assert [[cid for cid, _ in h] for h in hits] == [[cid for cid, _ in h] for h in as_delta]
+        assert [s for h in hits for _, s in h] == pytest.approx([s for h in as_delta for _, s in h], rel=1e-5)
+    assert all(h and all(cid != "chunk-1" for cid, _ in h) for h in as_delta)
