@@ -121,7 +121,10 @@ def test_retrieval_run_puts_the_naive_baseline_beside_ours_and_passes_the_check(
     assert naive["totals"]["hit@1"] is not None and naive["totals"]["gate_abstain_rate"] is None
     assert results["check"] and all(line["passed"] for line in results["check"])
     report = (out / "report.md").read_text()
-    assert "| metric | ours | ours dev | ours test | naive | naive dev | naive test | limit |" in report and "![metrics and latency](report.png)" in report
+    assert (
+        "| metric | ours | ours dev | ours test | naive | naive dev | naive test | limit |" in report
+        and "![metrics and latency](report.png)" in report
+    )
     assert (out / "report.png").stat().st_size > 10_000
     assert not user_home.exists()  # the eval keeps its own store under the results folder
 
