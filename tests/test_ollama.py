@@ -40,6 +40,18 @@ def test_auto_uses_ollama_when_it_has_the_model_and_streams(store_home: Path, ol
     assert sent["stream"] is True
 
 
+def test_ollama_reads_whole_passages_with_the_evidence_named(store_home: Path, ollama: OllamaServer) -> None:
+    ollama.reply = "The talks were held at the Iikura guest house in Tokyo [1]."
+    answer = make_rag(store_home, SEEDS, ollama_host=ollama.url).ask(TALKS)
+    prompt = ollama.requests_to("/api/chat")[-1]["messages"][-1]["content"]
+    best = answer.evidence[0]
+    assert "Iikura" in best.text and best.passage == 1
+    # The whole passage is there, and the evidence sentence is named for the model with its number.
+    assert answer.passages[0].text.split("\n")[-1][:60] in prompt
+    assert f'[{best.passage}] "{best.text}"' in prompt
+    assert answer.how == "model" and answer.citations[0].marker == 1
+
+
 def test_follow_up_is_rewritten_by_the_ollama_model(store_home: Path, ollama: OllamaServer) -> None:
     def reply(messages: list[dict]) -> str:
         if "Standalone question" in messages[-1]["content"]:
