@@ -84,8 +84,12 @@ def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
 def _print_answer(answer: Any) -> None:
     click.echo(answer.text)
     if not answer.abstained and answer.evidence:
-        best = answer.evidence[0]  # the sentence the answer rests on, quoted so it can be checked
-        click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}”")
+        best = answer.evidence[0]  # the sentence the answer rests on, so that it can be checked
+        where = f"{best.doc_id}, characters {best.start}–{best.end}"
+        if answer.how == "quote":  # the answer is that sentence already: say only where it stands
+            click.echo(f"\nEvidence [{best.passage}]: {where}")
+        else:
+            click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}” ({where})")
     if answer.citations:
         click.echo("\nSources:")
         for c in sorted(answer.citations, key=lambda c: c.marker):
@@ -118,11 +122,22 @@ def _where(docs: tuple[str, ...], dateline: str, title: str) -> dict:
 @_fail_cleanly
 def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Answer a question from the articles, citing its sources."""
-    answer = _rag().ask(question, k=top_k, where=_where(docs, dateline, title))
+    engine = _rag()
+    _first_run(engine)
+    answer = engine.ask(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
         _print_answer(answer)
+
+
+def _first_run(engine: Any) -> None:
+    """On an empty store, index the default corpus with a progress bar before the first question."""
+    bar = _Bar()
+    try:
+        engine.ensure_corpus(progress=bar)
+    finally:
+        bar.close()
 
 
 @main.command()
@@ -133,7 +148,9 @@ def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], 
 @_fail_cleanly
 def retrieve(question: str, as_json: bool, top_k: int, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Show the passages retrieved for a question, without generating an answer."""
-    passages = _rag().retrieve(question, k=top_k, where=_where(docs, dateline, title))
+    engine = _rag()
+    _first_run(engine)
+    passages = engine.retrieve(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
         click.echo(json.dumps({"passages": [p.to_dict() for p in passages]}, ensure_ascii=False))
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -171,7 +172,8 @@ def test_cli_ask_answers_with_sources_and_json(tmp_path: Path, corpus: Path) -> 
     plain = run_cli("ask", TALKS, home=home, cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert "Sources:" in plain.stdout and "002_5c202a017dd63dc4.txt" in plain.stdout
-    assert "Evidence [" in plain.stdout and "Iikura" in plain.stdout.split("Evidence [")[1]
+    assert "Iikura" in plain.stdout.split("Evidence [")[0]  # the answer quotes the evidence
+    assert re.search(r"\nEvidence \[\d\]: 002_5c202a017dd63dc4\.txt, characters \d+–\d+\n", plain.stdout)
     done = run_cli("ask", "--json", TALKS, home=home, cwd=tmp_path)
     payload = json.loads(done.stdout)
     assert set(payload) == {"answer", "abstained", "backend", "model", "how", "citations", "evidence", "passages"}
