@@ -14,10 +14,15 @@ A sentence's score mixes five signals, each in 0..1, with weights in `Weights`:
 - context: the same for the sentence with the one before it (a pronoun's antecedent);
 - rank: 1 / the rank of its passage;
 - kind: whether it holds the kind of answer the question wants (a date for "when", a number for
-  "how many", a name for "who", a place for "where"), one the question does not already give.
+  "how many", a span of time for "how many years", a name for "who", a place for "where"), one
+  the question does not already give. Names are found by capital letters, so a two-word name
+  counts more than one word, and a capitalised word that opens the sentence counts little.
 
-Not handled: answers spread over two sentences that are not neighbours, and the kind of answer
-in questions not in English.
+For "who" questions, a sentence that leans on a pronoun ('"…," he said.') is widened to begin at
+the sentence before it when that one names someone: the pair is one piece of evidence.
+
+Not handled: answers spread over two sentences that are not neighbours; telling a person's name
+from a place's; the kind of answer in questions not in English.
 """
 
 from __future__ import annotations
