@@ -213,6 +213,8 @@ def byline(answer: Answer) -> str:
     """Who answered: the Ollama model or the built-in one; nothing generated for a refusal."""
     if answer.backend == "ollama":
         return f"Answered by Ollama · {answer.model}"
+    if answer.backend == "embedded" and answer.how == "quote":
+        return "Quoted from the best evidence sentence (the built-in model is too small to rephrase it reliably)"
     if answer.backend == "embedded":
         return f"Answered by {answer.model}"
     return "No model was asked: the question was answered from the retrieval step alone."

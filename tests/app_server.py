@@ -75,6 +75,9 @@ def app_env(home: Path, corpus: Path, port: int) -> dict[str, str]:
         RAG_CORPUS=str(corpus),
         RAG_BACKEND="embedded",
         RAG_OLLAMA_HOST=NO_OLLAMA,
+        # The model writes (a run of the evidence's words) instead of the default quote, so that
+        # the browser tests see it run and Stop has an answer in progress to end.
+        RAG_SMALL_ANSWER="constrained",
         RAG_MAX_NEW_TOKENS="80",  # one or two sentences, as the prompt asks; keeps the suite quick
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),

@@ -121,10 +121,7 @@ def test_streamed_answer_cites_an_article_and_its_marker_opens_the_passage(brows
     new_chat(page)
     page.locator("#rag-question textarea").fill("Where did Lavrov and Kishida hold talks?")
     page.locator("#rag-send").click()
-    page.wait_for_function(  # the answer shows piece by piece before it is finished
-        "() => document.querySelector('#rag-chat .rag-streaming p')?.textContent.length > 0",
-        timeout=ANSWER_WAIT_MS,
-    )
+    # The built-in model's answer is checked before it is shown, so it arrives whole.
     page.locator("#rag-chat .rag-byline").wait_for(timeout=ANSWER_WAIT_MS)
     answer = page.locator("#rag-chat .rag-answer").last
     marker = answer.locator("a.rag-cite").first
@@ -136,7 +133,8 @@ def test_streamed_answer_cites_an_article_and_its_marker_opens_the_passage(brows
     title = note.locator("summary").inner_text()
     assert any(t in title for t in seed_titles()), title
     assert note.locator("mark").count() >= 1  # the cited sentence, highlighted
-    assert "SmolLM2-135M" in answer.locator(".rag-byline").inner_text()
+    byline = answer.locator(".rag-byline").inner_text()  # the model's checked reply, or the evidence quoted
+    assert "SmolLM2-135M" in byline or "Quoted from the best evidence sentence" in byline
     assert "Ollama" in page.locator("#rag-notice").inner_text()  # the hint on better answers
     assert page.locator("#rag-sources .rag-cited").count() >= 1
     open_accordion(page, "rag-articles", "Articles", is_open=False)
