@@ -123,6 +123,7 @@ def _where(docs: tuple[str, ...], dateline: str, title: str) -> dict:
 def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Answer a question from the articles, citing its sources."""
     engine = _rag()
+    engine.check_question(question)  # a bad question is refused before the first run indexes anything
     _first_run(engine)
     answer = engine.ask(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
@@ -149,6 +150,7 @@ def _first_run(engine: Any) -> None:
 def retrieve(question: str, as_json: bool, top_k: int, docs: tuple[str, ...], dateline: str, title: str) -> None:
     """Show the passages retrieved for a question, without generating an answer."""
     engine = _rag()
+    engine.check_question(question)
     _first_run(engine)
     passages = engine.retrieve(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:

@@ -567,10 +567,22 @@ def server_app(engines: Engines, login: tuple[str, str] | None) -> Any:
     )
 
 
+SHUTDOWN_GRACE_S = 5
+
+
 def launch(app: Any, settings: Settings) -> None:
     """Serve the chat and the API on the settings' address (never a share link)."""
     import uvicorn
 
     url = f"http://{settings.host}:{settings.port}"
     log.info("the chat is at %s/, the API at %s/v1 (its documentation at %s/docs)", url, url, url)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    # A stop (Ctrl+C, SIGTERM) waits at most a few seconds for open connections: a browser tab or
+    # a client's event stream stays open, and uvicorn would otherwise wait for it forever.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )

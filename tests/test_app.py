@@ -409,7 +409,8 @@ def test_app_py_rag_serve_and_make_run_start_the_same_app() -> None:
     assert app_help.returncode == serve_help.returncode == 0, app_help.stderr + serve_help.stderr
     assert "--auth" in app_help.stdout
     assert serve_help.stdout == app_help.stdout.replace("app.py", "rag serve")  # one parser, one app
-    run = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True)
+    # --no-print-directory: under `make test` the nested make would add "Entering directory" lines.
+    run = subprocess.run(["make", "-n", "--no-print-directory", "run"], cwd=ROOT, capture_output=True, text=True)
     assert run.stdout.splitlines()[-1].endswith("python app.py"), run.stdout
 
 
