@@ -37,9 +37,9 @@ QUICK = {
 }
 
 
-def run_phase(name: str, work: Path, kwargs: dict) -> tuple[dict, float]:
+def run_phase(name: str, work: Path, kwargs: dict, timeout: float = 1800) -> tuple[dict, float]:
     """One phase in a child process: its result and its peak memory in MB."""
-    child = run_child(python_child("bench.phase", name, str(work), json.dumps(kwargs)))
+    child = run_child(python_child("bench.phase", name, str(work), json.dumps(kwargs)), timeout=timeout)
     try:
         return child.json(), child.peak_rss_mb
     except (RuntimeError, ValueError) as exc:
@@ -70,6 +70,40 @@ def run_bench(quick: bool = False, out: Path = DEFAULT_OUT, echo: Callable[[str]
         "phases": phases,
     }
     _write(result, out, echo)
+    return result
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'10k,1m' -> [10000, 1000000]."""
+    units = {"k": 1_000, "m": 1_000_000}
+    try:
+        return [int(float(part[:-1]) * units[part[-1]]) if part[-1] in units else int(part) for part in text.split(",")]
+    except (ValueError, IndexError) as exc:
+        raise SystemExit(f"--sizes takes sizes such as 1m or 10k,100k, not '{text}'") from exc
+
+
+def run_sizes(sizes: list[int], out: Path, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """The retrieval phase alone at the given sizes (the 1M-chunk run), written to `out` as JSON."""
+    started, load_before = time.perf_counter(), load_average()
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    try:
+        kwargs = {**FULL["retrieval"], "sizes": sizes}
+        retrieval, peak = run_phase("retrieval", work, kwargs, timeout=6 * 3600)  # 1M chunks take an hour
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "retrieval": retrieval,
+        "retrieval_peak_rss_mb": peak,
+        "bench_seconds": time.perf_counter() - started,
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    echo(json.dumps(report.flatten({"retrieval": retrieval}), indent=1, default=str))
+    echo(f"\nwrote {out}")
     return result
 
 

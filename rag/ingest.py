@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import time
@@ -268,8 +269,10 @@ def ingest(
         stored = store.documents(roots, list(found))  # only what this ingest compares against
         work = plan(found, skipped, stored, roots)
         nodes = []
+        # The splitter counts a sentence again for each chunk it overlaps into: count it once.
+        count = functools.lru_cache(maxsize=8192)(count_pieces)
         for doc in work.new + work.changed:
-            chunks = chunk_document(doc, count_pieces, settings.chunk_tokens, settings.chunk_overlap)
+            chunks = chunk_document(doc, count, settings.chunk_tokens, settings.chunk_overlap)
             nodes.extend(to_nodes(doc, chunks, found[doc.doc_id][1]))
         write_nodes(nodes, store, lexical, embedder, progress)
         stale = _stale_chunk_ids(work, stored, {n.node_id for n in nodes})

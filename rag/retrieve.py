@@ -1,8 +1,7 @@
 """Hybrid retrieval: dense vectors from Chroma plus BM25, fused by reciprocal rank, then de-duplicated.
 
-LlamaIndex's `ChromaVectorStore` does the dense search and `rag.lexical` (SQLite FTS5) the BM25
-one, at the same time in two threads. The fusion is ours:
-`QueryFusionRetriever` overwrites each hit's score with its fused rank score (we need the dense
+Chroma does the dense search (`rag.store`) and `rag.lexical` the BM25 one, at the same time in
+two threads. The fusion is ours, not LlamaIndex's: `QueryFusionRetriever` overwrites each hit's score with its fused rank score (we need the dense
 cosine for the abstention gate) and falls back to the global `Settings.llm`. The diversity step
 is ours too: the articles repeat the same background paragraphs, and k copies of one paragraph
 would waste the model's context, so a passage mostly contained in one already chosen is skipped.
@@ -211,18 +210,25 @@ class HybridRetriever:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
 
         With `doc_ids` (a resolved `rag.scope.Scope`) both searches rank only those articles' chunks,
-        before fusion, so k passages still come from inside the scope."""
+        before fusion, so k passages still come from inside the scope. Both searches return ids;
+        texts are read afterwards for the fused candidates diversity looks at, a few more than k."""
         k = k or self.settings.top_k
         self.refresh()
-        lexical = self._pool.submit(self.lexical, question, doc_ids)
-        dense_hits = self.dense(question, doc_ids)
-        lexical_hits = lexical.result()
-        nodes = {node.node_id: node for node, _ in dense_hits + lexical_hits}
-        similarity = {node.node_id: sim for node, sim in dense_hits}
-        rankings = {"dense": [n.node_id for n, _ in dense_hits], "bm25": [n.node_id for n, _ in lexical_hits]}
+        lexical = self._pool.submit(self.index.search, question, self.settings.candidates, doc_ids)
+        vector = self.embedder.get_query_embedding(question)
+        similarity = dict(self.store.nearest(vector, self.settings.candidates, doc_ids))
+        rankings = {"dense": list(similarity), "bm25": [cid for cid, score in lexical.result() if score > 0]}
         fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
-        passages = [to_passage(nodes[cid], fused[cid], similarity.get(cid), found_by(cid, rankings)) for cid in ranked]
+        passages: list[Passage] = []
+        chosen: list[Passage] = []
+        for batch in (ranked[: 2 * k], ranked[2 * k :]):  # the rest only when repeats used up the first
+            if len(chosen) == k or not batch:
+                break
+            nodes = {node.node_id: node for node in self.store.nodes(batch)}
+            passages += [
+                to_passage(nodes[c], fused[c], similarity.get(c), found_by(c, rankings)) for c in batch if c in nodes
+            ]
+            chosen = diverse(passages, k, self.settings.duplicate_overlap)
         best = max(similarity.values(), default=0.0)
-        chosen = diverse(passages, k, self.settings.duplicate_overlap)
         return Retrieval(chosen, best, term_coverage(question, chosen))
