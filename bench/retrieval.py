@@ -27,6 +27,7 @@ from bench.corpus import Recombiner, questions
 from bench.measure import NO_OLLAMA, percentile, python_child, run_child, timed_ms
 
 CHUNKS_PER_ARTICLE = 5
+SCOPE_EVERY = 20  # a scoped question asks about one article in 20
 SENTENCES_PER_CHUNK = 6
 NOISE = 0.05
 WRITE_BATCH = 4000  # under Chroma's maximum batch of 5,461 records
@@ -134,7 +135,14 @@ def bm25s_build(store: Any) -> dict:
     return {"read_texts_s": read, "bm25s_build_s": time.perf_counter() - started}
 
 
-def latencies(retriever: Any, embedder: Any, asked: list[str], warmup: int = 3) -> dict:
+def scope_of(size: int) -> set[str]:
+    """The doc_ids of one article in SCOPE_EVERY: a scoped question ("only the articles from March")
+    over about 5% of the store."""
+    articles = range(0, -(-size // CHUNKS_PER_ARTICLE), SCOPE_EVERY)
+    return {f"synthetic/{n:07d}.txt" for n in articles}
+
+
+def latencies(retriever: Any, embedder: Any, asked: list[str], warmup: int = 3, scope: set[str] | None = None) -> dict:
     """Per-question milliseconds of each search, ours and the raw libraries', after warm-up questions."""
     for question in asked[:warmup]:
         retriever.retrieve(question)
@@ -143,6 +151,7 @@ def latencies(retriever: Any, embedder: Any, asked: list[str], warmup: int = 3) 
         "dense": retriever.dense,
         "bm25": retriever.lexical,
         "hybrid": retriever.retrieve,
+        "hybrid_scoped": lambda q: retriever.retrieve(q, doc_ids=scope),  # both searches inside the scope
         "query_embedding": embedder.get_query_embedding,
         "raw_dense": lambda q: collection.query(
             query_embeddings=[embedder.get_query_embedding(q)], n_results=k, include=["documents", "metadatas"]
@@ -236,7 +245,7 @@ def run(work: Path, sizes: list[int], question_limit: int | None) -> dict:
         store, settings, build = build_store(home, size, embedder, sentence_vectors)
         startup = lexical_startup(store, size)
         retriever = HybridRetriever(store, embedder, settings)
-        searches = latencies(retriever, embedder, asked)
+        searches = latencies(retriever, embedder, asked, scope=scope_of(size))
         if size <= BASELINE_UP_TO:
             searches.update(fts5_baseline(retriever.index, asked, settings.candidates))
         readers = {**fresh_reader(home), **bm25s_reader(home, store, size)}
