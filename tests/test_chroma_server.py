@@ -21,7 +21,7 @@ from conftest import SEEDS, make_rag
 from test_hardening import Tally, assert_consistent, free_port, process_env, stored_ids, tally_fixture, write_articles
 
 import rag.ingest
-from rag import StoreError, StoreMismatch
+from rag import RAG, StoreError, StoreMismatch
 from rag.settings import Settings
 from rag.store import Store
 
@@ -109,14 +109,21 @@ def test_ingest_retrieve_and_ask_go_through_the_chroma_server(
     assert rag_.ingest([SEEDS]).chunks_written == 0  # the server remembers what it holds
 
 
+def two_machines(server: ChromaServer, collection: str, tmp_path: Path) -> tuple[tuple[RAG, Path], ...]:
+    """Two "machines" on one Chroma server: each a RAG with its own home and copy of the seeds."""
+    machines = []
+    for name in ("a", "b"):
+        corpus = tmp_path / name / "articles"
+        shutil.copytree(SEEDS, corpus)
+        rag = make_rag(tmp_path / name / ".rag", corpus, chroma_url=server.url, collection=collection)
+        machines.append((rag, corpus))
+    return tuple(machines)
+
+
 def test_a_second_machine_shares_the_store_and_embeds_nothing_again(
     chroma_server: ChromaServer, collection: str, tmp_path: Path
 ) -> None:
-    corpus_a, corpus_b = tmp_path / "a" / "articles", tmp_path / "b" / "articles"
-    shutil.copytree(SEEDS, corpus_a)
-    shutil.copytree(SEEDS, corpus_b)
-    a = make_rag(tmp_path / "a" / ".rag", corpus_a, chroma_url=chroma_server.url, collection=collection)
-    b = make_rag(tmp_path / "b" / ".rag", corpus_b, chroma_url=chroma_server.url, collection=collection)
+    (a, corpus_a), (b, corpus_b) = two_machines(chroma_server, collection, tmp_path)
     chunks = a.ingest([corpus_a]).chunks_total
     again = b.ingest([corpus_b])
     assert len(again.unchanged) == 5 and again.chunks_written == 0 and again.chunks_total == chunks

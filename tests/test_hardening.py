@@ -571,6 +571,17 @@ def test_more_chunks_than_one_chroma_write_takes_are_all_stored(tmp_path: Path) 
 # -- crashes and concurrent use -----------------------------------------------------------------
 
 
+def ingest_in_background(home: Path, corpus: Path, cwd: Path) -> subprocess.Popen:
+    """`rag ingest corpus` started in another process, its output discarded (a test kills it part way)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag", "ingest", str(corpus)],
+        env=process_env(home),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def wait_for_change(path: Path, before: str, process: subprocess.Popen, timeout: float = 180) -> None:
     """Return once `path` holds something other than `before`; fail if the process ends first."""
     deadline = time.monotonic() + timeout
@@ -595,13 +606,7 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_a_consistent_store(tally:
     needed = len(expected_chunk_ids(rag_, corpus))
     marker = home / "store.version"
     before = marker.read_text()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag", "ingest", str(corpus)],
-        env=process_env(home),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = ingest_in_background(home, corpus, tmp_path)
     try:
         wait_for_change(marker, before, process)  # the first write has begun (the token moves before it) ...
         wait_for_change(marker, marker.read_text(), process)  # ... and ended: the first batch is in the store

@@ -4,16 +4,13 @@ server for another machine, after a crash; and it searches inside a set of artic
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SEEDS, make_rag
-from test_chroma_server import ChromaServer, chroma_server, collection  # noqa: F401 - fixtures
-from test_hardening import process_env, stored_ids, wait_for_change, write_articles
+from test_chroma_server import ChromaServer, chroma_server, collection, two_machines  # noqa: F401 - fixtures
+from test_hardening import ingest_in_background, stored_ids, wait_for_change, write_articles
 from test_ingest import run_cli
 
 from rag import RAG
@@ -72,11 +69,7 @@ def test_another_machine_on_a_chroma_server_catches_up_with_only_what_changed(
     collection: str,  # noqa: F811 - the fixture
     tmp_path: Path,
 ) -> None:
-    corpus_a, corpus_b = tmp_path / "a" / "articles", tmp_path / "b" / "articles"
-    shutil.copytree(SEEDS, corpus_a)
-    shutil.copytree(SEEDS, corpus_b)
-    a = make_rag(tmp_path / "a" / ".rag", corpus_a, chroma_url=chroma_server.url, collection=collection)
-    b = make_rag(tmp_path / "b" / ".rag", corpus_b, chroma_url=chroma_server.url, collection=collection)
+    (a, corpus_a), (b, _) = two_machines(chroma_server, collection, tmp_path)
     a.ingest([corpus_a])
     assert b.retrieve("Iikura guest house") and lexical_docs(b, TERM) == []  # b's own index, from the server
     (corpus_a / "envoy.txt").write_text(NEW_ARTICLE, encoding="utf-8")
@@ -100,13 +93,7 @@ def test_kill_9_during_ingest_then_ingest_leaves_the_lexical_index_and_chroma_wi
     write_articles(corpus, 100, start=20, version=1)  # several batches to write
     marker = home / "store.version"
     before = marker.read_text()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag", "ingest", str(corpus)],
-        env=process_env(home),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = ingest_in_background(home, corpus, tmp_path)
     try:
         wait_for_change(marker, before, process)  # a batch is on its way into Chroma
         process.send_signal(signal.SIGKILL)
