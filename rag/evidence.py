@@ -196,13 +196,13 @@ _COMMON_OPENERS = frozenset(
 )
 
 
-def rarity(sentences: Sequence[Sentence]) -> dict[str, float]:
-    """Inverse document frequency of each term over the candidate sentences (BM25's form)."""
+def rarity(term_sets: Sequence[set[str]]) -> dict[str, float]:
+    """Inverse document frequency of each term over the candidate sentences' terms (BM25's form)."""
     counts: dict[str, int] = {}
-    for sentence in sentences:
-        for term in content_terms(sentence.text):
+    for terms in term_sets:
+        for term in terms:
             counts[term] = counts.get(term, 0) + 1
-    total = len(sentences)
+    total = len(term_sets)
     return {term: idf(count, total) for term, count in counts.items()}
 
 
@@ -211,11 +211,10 @@ def idf(count: int, total: int) -> float:
     return max(math.log(1 + (total - count + 0.5) / (count + 0.5)), 0.05)
 
 
-def word_overlap(wanted: set[str], text: str, weight: dict[str, float], unseen: float) -> float:
-    """Rarity-weighted share of the wanted terms that occur in the text."""
+def word_overlap(wanted: set[str], have: set[str], weight: dict[str, float], unseen: float) -> float:
+    """Rarity-weighted share of the wanted terms that occur among a text's terms."""
     if not wanted:
         return 0.0
-    have = content_terms(text)
     total = sum(weight.get(t, unseen) for t in wanted)
     return sum(weight.get(t, unseen) for t in wanted & have) / total
 
@@ -234,20 +233,22 @@ def select(
     if not sentences:
         return []
     meaning = similarity([question], [s.text for s in sentences])[0]
-    weight = rarity(sentences)
+    terms = [content_terms(s.text) for s in sentences]  # stemmed once, used by three signals
+    weight = rarity(terms)
     unseen = idf(0, len(sentences))
     wanted = content_terms(question)
+    norm = weight_sum(weights)
     scored = []
-    for sentence, cosine in zip(sentences, meaning):
+    for sentence, have, cosine in zip(sentences, terms, meaning):
         signals = {
             "meaning": max(float(cosine), 0.0),
-            "words": word_overlap(wanted, sentence.text, weight, unseen),
-            "context": word_overlap(wanted, f"{sentence.before} {sentence.text}", weight, unseen),
+            "words": word_overlap(wanted, have, weight, unseen),
+            "context": word_overlap(wanted, have | content_terms(sentence.before), weight, unseen),
             "rank": 1.0 / (sentence.passage + 1),
             "kind": kind_found(kind, sentence.text, question),
         }
         total = sum(getattr(weights, name) * value for name, value in signals.items())
-        scored.append((total / weight_sum(weights), sentence, signals))
+        scored.append((total / norm, sentence, signals))
     scored.sort(key=lambda item: item[0], reverse=True)
     return [as_evidence(s, score, signals, passages) for score, s, signals in scored[:count]]
 
