@@ -96,6 +96,7 @@ class Answer:
     dropped: list[str] = field(default_factory=list)  # sentences no passage supported
     evidence: list[Evidence] = field(default_factory=list)  # the sentences the answer rests on, best first
     how: str = ""  # "model" (checked reply), "quote" (evidence quoted), "abstain", "refuse"
+    usage: dict[str, int] = field(default_factory=dict)  # the model's tokens; empty when no model ran
 
     def to_dict(self) -> dict:
         """The answer as JSON shows it (`rag ask --json`, the app's `/ask`, the eval): one shape everywhere."""

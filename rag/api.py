@@ -168,14 +168,16 @@ class RAG:
                 self._documents = (version, list(self.store.documents().values()))
             return self._documents[1]
 
-    def standalone_question(self, question: str, history: History) -> str:
-        """The question made understandable without the conversation, for retrieval."""
+    def standalone_question(self, question: str, history: History, usage: dict[str, int] | None = None) -> str:
+        """The question made understandable without the conversation, for retrieval (the model's
+        tokens for a rewrite are added to `usage`)."""
         if not history:
             return question
         if self.backend.name == "embedded":
             # A 135M model rewrites questions badly; joining to the previous question retrieves well.
             return joined_question(question, history)
-        rewrite = "".join(self.backend.stream(condense_messages(question, list(history)), temperature=0.0))
+        messages = condense_messages(question, list(history))
+        rewrite = "".join(self.backend.stream(messages, temperature=0.0, usage=usage))
         return accept_rewrite(rewrite, question, history)
 
     def ask(
@@ -207,7 +209,8 @@ class RAG:
         started = time.perf_counter()
         question = self.check_question(question)
         doc_ids = self.scope_ids(where)
-        standalone = self.standalone_question(question, history)
+        usage: dict[str, int] = {}  # the model's tokens for this answer, rewrite included
+        standalone = self.standalone_question(question, history, usage)
         retrieval = self._retrieve(standalone, k, doc_ids)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages
@@ -228,6 +231,7 @@ class RAG:
             standalone_question=standalone,
             notice=backend.notice,
             timings=timings,
+            usage=usage,
         )
         small = backend.name == "embedded"
         if small and (not evidence or evidence[0].score < self.settings.min_evidence):
@@ -237,7 +241,7 @@ class RAG:
             return
         shown = evidence[: self.settings.evidence_shown] if small else evidence  # a large model reads them all
         pieces: list[str] = []
-        for piece in self._generate(standalone, passages, shown, backend, temperature):
+        for piece in self._generate(standalone, passages, shown, backend, temperature, usage):
             if not pieces:
                 timings["ttft_s"] = time.perf_counter() - started
             pieces.append(piece)
@@ -253,14 +257,21 @@ class RAG:
         yield answer
 
     def _generate(
-        self, question: str, passages: list[Passage], shown: list[Evidence], backend: Backend, temperature: float | None
+        self,
+        question: str,
+        passages: list[Passage],
+        shown: list[Evidence],
+        backend: Backend,
+        temperature: float | None,
+        usage: dict[str, int],
     ) -> Iterator[str]:
         """The model's reply; for the built-in model, limited to the evidence's words, or none at all."""
         mode = self.settings.small_answer if backend.name == "embedded" else "free"
         if mode == "quote":
             return iter(())
         grammar = (span_grammar(evidence_text(shown)) or None) if mode == "constrained" else None
-        return backend.stream(self.prompt(question, passages, shown, backend), temperature, grammar=grammar)
+        prompt = self.prompt(question, passages, shown, backend)
+        return backend.stream(prompt, temperature, grammar=grammar, usage=usage)
 
     def prompt(self, question: str, passages: list[Passage], evidence: list[Evidence], backend: Backend) -> list:
         """The messages for the model: the evidence alone for the small built-in model, else whole

@@ -41,25 +41,53 @@ class Backend:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stream(
-        self, messages: Sequence[ChatMessage], temperature: float | None = None, grammar: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        grammar: str | None = None,
+        usage: dict[str, int] | None = None,
     ) -> Iterator[str]:
         """Yield the reply piece by piece; any client failure becomes `BackendUnavailable`.
 
-        `grammar` (GBNF) limits what llama.cpp may write; other backends ignore it."""
+        `grammar` (GBNF) limits what llama.cpp may write; other backends ignore it. `usage`, when
+        given, gains this reply's prompt and completion tokens (OpenAI's `usage` fields)."""
         with self.lock:
             if temperature is not None:
                 _set_temperature(self.llm, temperature)
             try:
                 _set_grammar(self.llm, grammar)
+                pieces, counted = [], {}
                 for chunk in self.llm.stream_chat(list(messages)):
                     if chunk.delta:
+                        pieces.append(chunk.delta)
                         yield chunk.delta
+                    if isinstance(chunk.raw, dict) and chunk.raw.get("usage"):  # Ollama's last chunk
+                        counted = chunk.raw["usage"]
+                if usage is not None:
+                    add_usage(usage, counted or self._count(messages, "".join(pieces)))
             except BackendUnavailable:
                 raise
             except Exception as exc:  # httpx, ollama and llama.cpp raise unrelated types
                 raise BackendUnavailable(_failure_message(self, exc)) from exc
             finally:
                 _set_grammar(self.llm, None)
+
+
+    def _count(self, messages: Sequence[ChatMessage], reply: str) -> dict[str, int]:
+        """Tokens of the prompt and the reply by llama.cpp's own tokenizer (its stream reports none)."""
+        model = getattr(self.llm, "_model", None)
+        if model is None or not hasattr(model, "tokenize"):
+            return {}
+        prompt = len(model.tokenize(chatml(messages).encode(), add_bos=False, special=True))
+        completion = len(model.tokenize(reply.encode(), add_bos=False, special=True)) if reply else 0
+        return {"prompt_tokens": prompt, "completion_tokens": completion}
+
+
+def add_usage(total: dict[str, int], counted: dict[str, int]) -> None:
+    """Add one reply's token counts to `total` (prompt, completion and their sum)."""
+    for key in ("prompt_tokens", "completion_tokens"):
+        total[key] = total.get(key, 0) + int(counted.get(key, 0))
+    total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
 
 
 def _set_grammar(llm: LLM, grammar: str | None) -> None:

@@ -181,7 +181,8 @@ def sse_events(engines: Engines, engine: RAG, body: oa.ChatRequest, question: st
                 return
     for piece in re.findall(r"\s*\S+", answer.text):
         yield sse(oa.chunk(cid, body.model, {"content": piece}))
-    yield sse(oa.chunk(cid, body.model, {}, "stop", oa.answer_fields(answer)))
+    # The token counts ride on the last chunk (OpenAI sends them when `stream_options.include_usage`).
+    yield sse(oa.chunk(cid, body.model, {}, "stop", {"usage": oa.usage(answer), **oa.answer_fields(answer)}))
     yield "data: [DONE]\n\n"
 
 

@@ -133,6 +133,13 @@ def answer_fields(answer: Answer) -> dict:
     }
 
 
+def usage(answer: Answer) -> dict:
+    """OpenAI's token counts: the model's prompt and reply tokens (rewrite included), zero when the
+    answer needed no model (an evidence quote, an abstention before generation)."""
+    counted = {key: answer.usage.get(key, 0) for key in ("prompt_tokens", "completion_tokens")}
+    return {**counted, "total_tokens": sum(counted.values())}
+
+
 def completion(answer: Answer, model: str) -> dict:
     """A whole reply as a `chat.completion` object."""
     choice = {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
@@ -142,6 +149,7 @@ def completion(answer: Answer, model: str) -> dict:
         "created": int(time.time()),
         "model": model,
         "choices": [choice],
+        "usage": usage(answer),
         **answer_fields(answer),
     }
 

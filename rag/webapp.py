@@ -351,14 +351,16 @@ class ChatApp:
         temperature: float | None = None,
         backend: str | None = None,
         model: str | None = None,
+        filters: dict | None = None,
     ) -> dict:
-        """Answer a question from the articles: {answer, abstained, backend, model, citations, passages}."""
+        """Answer a question from the articles (only those `filters` names: doc_ids or globs, dateline,
+        title, as `RAG.ask(where=...)`): {answer, abstained, backend, model, citations, passages}."""
         engine_choice = (backend or self.settings.backend, model or self.settings.ollama_model)
         temperature = self.settings.temperature if temperature is None else temperature
         try:
             engine = self.engines.pick(*engine_choice)
             with self.engines.queue.turn(model_name(engine), bounded=False):
-                answer = engine.ask(question, history=history, k=top_k, temperature=temperature)
+                answer = engine.ask(question, history=history, k=top_k, temperature=temperature, where=filters)
         except RagError as exc:
             raise gr.Error(sentence(exc)) from exc
         return answer.to_dict()

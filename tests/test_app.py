@@ -346,6 +346,17 @@ def test_a_script_sees_a_bad_question_as_an_error_message(client: Client) -> Non
         client.predict("   ", api_name="/ask")
 
 
+@pytest.mark.slow
+def test_a_script_limits_the_articles_through_gradio_client(client: Client) -> None:
+    question = "Where did Lavrov and Kishida hold talks?"
+    inside = client.predict(question, filters={"doc_ids": ["002_*.txt"]}, api_name="/ask")
+    assert {p["doc_id"][:4] for p in inside["passages"]} == {"002_"}
+    outside = client.predict(question, filters={"doc_ids": ["004_*.txt"]}, api_name="/ask")
+    assert all(p["doc_id"].startswith("004_") for p in outside["passages"])
+    with pytest.raises(AppError, match="No article matches the filter"):
+        client.predict(question, filters={"doc_ids": ["999_*.txt"]}, api_name="/ask")
+
+
 # -- without a server ------------------------------------------------------------------------
 
 

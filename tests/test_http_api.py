@@ -66,6 +66,10 @@ def test_openai_client_gets_an_answer_with_its_citations_and_evidence(client: op
     assert cited["doc_id"].startswith("002_") and cited["dateline"].startswith("Tokyo")
     assert cited["end"] - cited["start"] >= len(cited["text"]) // 2  # offsets span the passage in the file
     assert any("Iikura" in e["text"] or "Tokyo" in e["text"] for e in extra["evidence"])
+    # The app's model writes under a grammar here, so tokens were spent: llama.cpp's own count.
+    used = reply.usage
+    assert used.prompt_tokens > 20 and 0 < used.completion_tokens <= 80  # RAG_MAX_NEW_TOKENS
+    assert used.total_tokens == used.prompt_tokens + used.completion_tokens
 
 
 @pytest.mark.slow
@@ -77,6 +81,7 @@ def test_streamed_completion_assembles_to_the_same_text(client: openai.OpenAI) -
     assert len(chunks) > 3  # the text came in pieces
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop" and last.model_extra["citations"]
+    assert last.usage.completion_tokens == completion(client, QUESTION).usage.completion_tokens > 0
 
 
 @pytest.mark.slow
@@ -96,6 +101,7 @@ def test_an_abstention_is_a_normal_reply_with_a_flag(client: openai.OpenAI) -> N
     reply = completion(client, "How do I bake sourdough bread?")
     assert "don't cover" in reply.choices[0].message.content
     assert reply.model_extra["abstained"] is True and reply.model_extra["citations"] == []
+    assert reply.usage.total_tokens == 0  # refused before any model ran
 
 
 def test_models_lists_the_built_in_model_and_an_unknown_one_is_404(client: openai.OpenAI) -> None:
