@@ -72,7 +72,6 @@ class Backend:
             finally:
                 _set_grammar(self.llm, None)
 
-
     def _count(self, messages: Sequence[ChatMessage], reply: str) -> dict[str, int]:
         """Tokens of the prompt and the reply by llama.cpp's own tokenizer (its stream reports none)."""
         model = getattr(self.llm, "_model", None)

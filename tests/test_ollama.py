@@ -71,9 +71,10 @@ def test_follow_up_is_rewritten_by_the_ollama_model(store_home: Path, ollama: Ol
     sent = ollama.requests_to("/api/chat")[-2:]
     prompt_words = sum(len(m["content"].split()) for request in sent for m in request["messages"])
     assert answer.usage["prompt_tokens"] == prompt_words
-    assert answer.usage["completion_tokens"] >= 2 and answer.usage["total_tokens"] == prompt_words + answer.usage[
-        "completion_tokens"
-    ]
+    assert (
+        answer.usage["completion_tokens"] >= 2
+        and answer.usage["total_tokens"] == prompt_words + answer.usage["completion_tokens"]
+    )
 
 
 def test_auto_falls_back_to_the_embedded_model_when_ollama_is_down_and_says_so(store_home: Path) -> None:
