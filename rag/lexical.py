@@ -103,6 +103,15 @@ class _View:
         return total / max(self.count, 1)
 
 
+@dataclass(frozen=True)
+class Scoped:
+    """The chunks inside a scope, found once and shared by both searches of a question."""
+
+    rows: np.ndarray  # the lexical index's rows, sorted
+    chunk_ids: list[str]
+    total: int  # chunks in the whole index
+
+
 class LexicalIndex:
     """BM25 search over chunk texts, with per-chunk adds and removes (one SQLite file)."""
 
@@ -152,23 +161,38 @@ class LexicalIndex:
 
     # -- searching ------------------------------------------------------------------------------
 
-    def search(self, question: str, k: int, doc_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
-        """The k best chunk ids for a question by BM25, with their scores; only `doc_ids`' when given."""
+    def search(
+        self, question: str, k: int, doc_ids: Collection[str] | None = None, within: Scoped | None = None
+    ) -> list[tuple[str, float]]:
+        """The k best chunk ids for a question by BM25, with their scores; only `doc_ids`' when given
+        (or the chunks of `within`, looked up once by `scoped` for several searches)."""
         terms = list(dict.fromkeys(self.terms(question)))
-        if not terms or k < 1 or (doc_ids is not None and not doc_ids):
+        empty_scope = (doc_ids is not None and not doc_ids) or (within is not None and not within.chunk_ids)
+        if not terms or k < 1 or empty_scope:
             return []
         db = self._db()
         with _failures(self.path):
             db.execute("BEGIN")  # one snapshot of the file for the whole search
             try:
                 base = {t: (p, f) for t, p, f in db.execute(f"SELECT * FROM base WHERE term IN {IN_LIST}", [_j(terms)])}
-                allowed = self._rows_of(db, doc_ids) if doc_ids is not None else None
+                allowed = within.rows if within else self._rows_of(db, doc_ids) if doc_ids is not None else None
                 with self._view_lock:  # the view changes under a refresh: score while holding it
                     best = _best(self._refresh(db), terms, base, allowed, k)
                 names = dict(db.execute(f"SELECT row, chunk_id FROM chunks WHERE row IN {IN_LIST}", [_j(list(best))]))
             finally:
                 db.commit()
         return [(names[row], score) for row, score in best.items() if row in names]
+
+    def scoped(self, doc_ids: Collection[str]) -> Scoped:
+        """The chunks of these articles: rows for the BM25 side, chunk ids for the dense side, and
+        how many chunks the whole index holds (how selective the scope is)."""
+        with _failures(self.path):
+            db = self._db()
+            got = db.execute(f"SELECT row, chunk_id FROM chunks WHERE doc_id IN {IN_LIST}", [_j(list(doc_ids))])
+            pairs = got.fetchall()
+            total = int(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        rows = np.sort(np.fromiter((row for row, _ in pairs), np.int64, len(pairs)))
+        return Scoped(rows, [chunk_id for _, chunk_id in pairs], total)
 
     @staticmethod
     def _rows_of(db: sqlite3.Connection, doc_ids: Collection[str]) -> np.ndarray:

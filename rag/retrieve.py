@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rag.lexical import LexicalIndex, index_path
+from rag.lexical import LexicalIndex, Scoped, index_path
 from rag.settings import Settings
 from rag.store import Store
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from llama_index.core.schema import TextNode
 
 log = logging.getLogger(__name__)
+SCOPES_KEPT = 16  # scopes whose chunks a retriever keeps (one a chat, while the store is unchanged)
 WORD = re.compile(r"\w+")
 # Words that say nothing about what a question is about, for the term-coverage gate.
 QUESTION_STOPWORDS = frozenset(
@@ -174,6 +175,7 @@ class HybridRetriever:
         self.settings = settings
         self.index = lexical or LexicalIndex(index_path(settings))
         self._version = ""  # the store version both indexes reflect
+        self._scopes: tuple[str, dict[frozenset[str], Scoped]] = ("", {})  # scopes' chunks, at a version
         self._lock = threading.Lock()
         # The lexical search runs here while the calling thread runs the dense one: ONNX Runtime,
         # Chroma and SQLite all release the GIL in their native code.
@@ -197,14 +199,41 @@ class HybridRetriever:
 
     def dense(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
         """Nearest chunks by cosine similarity of their embeddings, from `doc_ids` when given."""
-        vector = self.embedder.get_query_embedding(question)
-        return self.store.query(vector, self.settings.candidates, doc_ids)
+        hits = self._nearest(self.embedder.get_query_embedding(question), self.scoped(doc_ids))
+        nodes = {node.node_id: node for node in self.store.nodes([cid for cid, _ in hits])} if hits else {}
+        return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
 
     def lexical(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
         """Best chunks by BM25 (names, numbers and rare words the embedder blurs), from `doc_ids` when given."""
-        hits = dict(self.index.search(question, self.settings.candidates, doc_ids))
+        hits = dict(self.index.search(question, self.settings.candidates, within=self.scoped(doc_ids)))
         nodes = {node.node_id: node for node in self.store.nodes(list(hits))} if hits else {}
         return [(nodes[cid], score) for cid, score in hits.items() if cid in nodes and score > 0]
+
+    def scoped(self, doc_ids: Collection[str] | None) -> Scoped | None:
+        """The chunks of a scope's articles (None: no scope), kept for the questions that follow
+        while the store is unchanged: a chat keeps its chosen articles."""
+        if doc_ids is None:
+            return None
+        self.refresh()
+        key = frozenset(doc_ids)
+        with self._lock:
+            if self._scopes[0] != self._version:
+                self._scopes = (self._version, {})
+            found = self._scopes[1].get(key)
+        if found is None:
+            found = self.index.scoped(key)
+            with self._lock:
+                cache = self._scopes[1]
+                if len(cache) >= SCOPES_KEPT:
+                    cache.pop(next(iter(cache)))
+                cache[key] = found
+        return found
+
+    def _nearest(self, vector: list[float], scope: Scoped | None) -> list[tuple[str, float]]:
+        """Dense search over the whole store, or inside a scope (see `Store.nearest_among`)."""
+        if scope is None:
+            return self.store.nearest(vector, self.settings.candidates)
+        return self.store.nearest_among(vector, self.settings.candidates, scope.chunk_ids, scope.total)
 
     def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
@@ -214,9 +243,10 @@ class HybridRetriever:
         texts are read afterwards for the fused candidates diversity looks at, a few more than k."""
         k = k or self.settings.top_k
         self.refresh()
-        lexical = self._pool.submit(self.index.search, question, self.settings.candidates, doc_ids)
+        scope = self.scoped(doc_ids)
+        lexical = self._pool.submit(self.index.search, question, self.settings.candidates, within=scope)
         vector = self.embedder.get_query_embedding(question)
-        similarity = dict(self.store.nearest(vector, self.settings.candidates, doc_ids))
+        similarity = dict(self._nearest(vector, scope))
         rankings = {"dense": list(similarity), "bm25": [cid for cid, score in lexical.result() if score > 0]}
         fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)

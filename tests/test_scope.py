@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+
+import rag.store as store_module
 
 from rag import RAG, BadInput
 from rag.cli import main as rag_command
@@ -50,6 +53,41 @@ def test_bm25_and_dense_both_keep_to_the_scope(seeded_rag: RAG) -> None:
     assert {n.metadata["doc_id"] for n, _ in retriever.dense("Iikura guest house", doc_ids={MORI})} == {MORI}
     scoped = seeded_rag.retrieve("Iikura guest house", where="003_*")
     assert scoped and {p.doc_id for p in scoped} == {MORI} and all(p.found_by == ("dense",) for p in scoped)
+
+
+@pytest.mark.parametrize("way", ["scored here", "wide search filtered", "chroma's id filter", "wide, too few"])
+def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
+    seeded_rag: RAG, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """The store picks how to search inside a scope by its size; each way must rank as scoring every
+    chunk of the scope by its stored vector would."""
+    limits = {  # SCORE_HERE_UP_TO, WIDE_UP_TO, WIDE_MARGIN
+        "scored here": (10_000, 0, 2),
+        "wide search filtered": (0, 10_000, 2),
+        "chroma's id filter": (0, 0, 2),
+        "wide, too few": (0, 10_000, 0),  # the filtered candidates are too few: Chroma's filter after all
+    }[way]
+    for name, value in zip(("SCORE_HERE_UP_TO", "WIDE_UP_TO", "WIDE_MARGIN"), limits):
+        monkeypatch.setattr(store_module, name, value)
+    seeded_rag.retrieve("Iikura guest house")  # both indexes up to date
+    retriever, store = seeded_rag.retriever, seeded_rag.store
+    scope = retriever.scoped({TOKYO, MORI})
+    vector = seeded_rag.embedder.get_query_embedding("When was the 1956 Joint Declaration signed?")
+    stored = store.collection.get(include=["embeddings", "metadatas"])
+    every = sorted(
+        (
+            (float(np.dot(vec, vector) / np.linalg.norm(vec) / np.linalg.norm(vector)), chunk_id, meta["doc_id"])
+            for chunk_id, vec, meta in zip(stored["ids"], stored["embeddings"], stored["metadatas"])
+        ),
+        reverse=True,
+    )
+    assert {doc for _, _, doc in every[:5]} - {TOKYO, MORI}  # other articles are nearer: filtering matters
+    inside = [(chunk_id, similarity) for similarity, chunk_id, doc in every if doc in (TOKYO, MORI)]
+    expected = inside[:5]
+    assert len(scope.chunk_ids) == len(inside) > 5 and scope.total == len(stored["ids"])
+    found = store.nearest_among(vector, 5, scope.chunk_ids, scope.total)
+    assert [cid for cid, _ in found] == [cid for cid, _ in expected]
+    assert [round(s, 4) for _, s in found] == [round(s, 4) for _, s in expected]
 
 
 def test_k_passages_still_come_from_inside_the_scope(seeded_rag: RAG) -> None:
