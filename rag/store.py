@@ -35,12 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # Chroma caps how many records one get() returns
-# A scoped dense search (`Store.nearest_among`): up to this many chunks are scored here from their
-# vectors (about 20 µs each); an unfiltered search of up to WIDE_UP_TO candidates (about 7 µs
-# each), WIDE_MARGIN times what the scope's share would hold on average, is filtered afterwards.
-SCORE_HERE_UP_TO = 1000
-WIDE_UP_TO = 4000
-WIDE_MARGIN = 2
+# A scoped dense search (`Store.nearest_among`) goes the way expected to cost least, by these costs
+# in microseconds, measured at 100k chunks on two cores: scoring a chunk's stored vector here,
+# one candidate of an unfiltered search, and Chroma's own id filter (slow when it passes few).
+COST_SCORE_HERE_US = 30.0
+COST_WIDE_US = 7.0
+COST_ID_FILTER_US = (15_000.0, 8_000_000.0)  # a + b / chunks in the scope
+WIDE_MARGIN = 2  # an unfiltered search asks for this many times what the scope's share would hold
 WRITABLE_HOME = "set RAG_HOME to a folder you can write, or RAG_CHROMA_URL to a Chroma server"
 NO_SUCH_ID = "rag:none"  # deleted to make embedded Chroma apply other processes' writes
 CHANGED_KEY = "rag_changed"  # collection metadata: a server store's change token
@@ -329,13 +330,13 @@ class Store:
         stored vectors; a scope wide enough that an unfiltered search of a few times k/share
         candidates holds k of its chunks is searched that way and filtered afterwards (exact
         when k are found: nothing in the scope is nearer than the candidates); Chroma's own
-        filter by ids only between the two (15 to 30 ms at 100k)."""
+        filter by ids when it is expected to cost less (15 to 30 ms at 100k)."""
         if not chunk_ids or k < 1:
             return []
-        if len(chunk_ids) <= SCORE_HERE_UP_TO:
+        way, wide = scoped_search_way(len(chunk_ids), max(total, len(chunk_ids)), k)
+        if way == "here":
             return self._score_vectors(embedding, k, chunk_ids)
-        wide = min(total, max(k, -(-WIDE_MARGIN * k * total // len(chunk_ids))))
-        if wide <= WIDE_UP_TO:
+        if way == "wide":
             inside = set(chunk_ids)
             hits = [hit for hit in self.nearest(embedding, wide) if hit[0] in inside]
             if len(hits) >= k:
@@ -365,6 +366,15 @@ class Store:
         hits = self.nearest(embedding, k)
         nodes = {node.node_id: node for node in self.nodes([cid for cid, _ in hits])} if hits else {}
         return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
+
+
+def scoped_search_way(chunks: int, total: int, k: int) -> tuple[str, int]:
+    """How to search `chunks` of `total` for k nearest ("here", "wide" or "ids"), and how many
+    candidates a wide search asks for: the way of least expected cost (see COST_*)."""
+    wide = min(total, max(k, -(-WIDE_MARGIN * k * total // chunks)))
+    a, b = COST_ID_FILTER_US
+    costs = {"here": COST_SCORE_HERE_US * chunks, "wide": COST_WIDE_US * wide, "ids": a + b / chunks}
+    return min(costs, key=costs.__getitem__), wide
 
 
 def _drop(client: Any, name: str) -> None:

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 import rag.store as store_module
-
 from rag import RAG, BadInput
 from rag.cli import main as rag_command
 from rag.scope import NOT_IN_SCOPE, Scope, scope_of
+from rag.store import scoped_search_way
 
 TOKYO, MORI = "002_5c202a017dd63dc4.txt", "003_4d11091f11b44f0d.txt"
 
@@ -61,13 +61,14 @@ def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
 ) -> None:
     """The store picks how to search inside a scope by its size; each way must rank as scoring every
     chunk of the scope by its stored vector would."""
-    limits = {  # SCORE_HERE_UP_TO, WIDE_UP_TO, WIDE_MARGIN
-        "scored here": (10_000, 0, 2),
-        "wide search filtered": (0, 10_000, 2),
-        "chroma's id filter": (0, 0, 2),
-        "wide, too few": (0, 10_000, 0),  # the filtered candidates are too few: Chroma's filter after all
+    free, dear = 0.0, 1e9
+    costs = {  # COST_SCORE_HERE_US, COST_WIDE_US, COST_ID_FILTER_US, WIDE_MARGIN
+        "scored here": (free, dear, (dear, 0), 2),
+        "wide search filtered": (dear, free, (dear, 0), 2),
+        "chroma's id filter": (dear, dear, (free, 0), 2),
+        "wide, too few": (dear, free, (dear, 0), 0),  # the filtered candidates are too few: Chroma's filter
     }[way]
-    for name, value in zip(("SCORE_HERE_UP_TO", "WIDE_UP_TO", "WIDE_MARGIN"), limits):
+    for name, value in zip(("COST_SCORE_HERE_US", "COST_WIDE_US", "COST_ID_FILTER_US", "WIDE_MARGIN"), costs):
         monkeypatch.setattr(store_module, name, value)
     seeded_rag.retrieve("Iikura guest house")  # both indexes up to date
     retriever, store = seeded_rag.retriever, seeded_rag.store
@@ -88,6 +89,13 @@ def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
     found = store.nearest_among(vector, 5, scope.chunk_ids, scope.total)
     assert [cid for cid, _ in found] == [cid for cid, _ in expected]
     assert [round(s, 4) for _, s in found] == [round(s, 4) for _, s in expected]
+
+
+def test_the_scoped_search_takes_the_way_of_least_cost() -> None:
+    assert scoped_search_way(5, 100_000, 20)[0] == "here"  # one article
+    assert scoped_search_way(5_000, 100_000, 20) == ("wide", 800)  # one article in 20
+    assert scoped_search_way(500, 10_000, 20) == ("wide", 800)
+    assert scoped_search_way(1_000, 100_000, 20)[0] == "ids"  # one in 100: too many to score, too few to find
 
 
 def test_k_passages_still_come_from_inside_the_scope(seeded_rag: RAG) -> None:
