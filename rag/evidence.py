@@ -225,10 +225,12 @@ def select(
     similarity: Similarity,
     count: int = 3,
     weights: Weights | None = None,
+    kind: str | None = None,
 ) -> list[Evidence]:
-    """The `count` best sentences of the passages for the question, best first."""
+    """The `count` best sentences of the passages for the question, best first; `kind` is the kind
+    of answer wanted when the question's wording does not say it (see `question_kind`)."""
     weights = weights or Weights()
-    kind = question_kind(question)
+    kind = question_kind(question) if kind is None else kind
     sentences = [with_antecedent(s, passages, kind, question) for s in candidates(passages)]
     if not sentences:
         return []

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rag.lexical import LexicalIndex, Scoped, index_path
 from rag.settings import Settings
-from rag.store import Store
+from rag.store import Store, Vectors
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SCOPES_KEPT = 16  # scopes whose chunks a retriever keeps (one a chat, while the store is unchanged)
+VECTORS_KEPT_UP_TO = 2000  # chunks of a scope whose vectors are kept too (3 MB at 384 dimensions)
 WORD = re.compile(r"\w+")
 # Words that say nothing about what a question is about, for the term-coverage gate.
 QUESTION_STOPWORDS = frozenset(
@@ -175,7 +176,9 @@ class HybridRetriever:
         self.settings = settings
         self.index = lexical or LexicalIndex(index_path(settings))
         self._version = ""  # the store version both indexes reflect
-        self._scopes: tuple[str, dict[frozenset[str], Scoped]] = ("", {})  # scopes' chunks, at a version
+        # Scopes' chunks (and a small scope's vectors), kept while the store is at this version.
+        self._scopes: tuple[str, dict[frozenset[str], Scoped]] = ("", {})
+        self._scope_vectors: dict[int, Vectors] = {}  # by id() of a kept Scoped
         self._lock = threading.Lock()
         # The lexical search runs here while the calling thread runs the dense one: ONNX Runtime,
         # Chroma and SQLite all release the GIL in their native code.
@@ -218,14 +221,14 @@ class HybridRetriever:
         key = frozenset(doc_ids)
         with self._lock:
             if self._scopes[0] != self._version:
-                self._scopes = (self._version, {})
+                self._scopes, self._scope_vectors = (self._version, {}), {}
             found = self._scopes[1].get(key)
         if found is None:
             found = self.index.scoped(key)
             with self._lock:
                 cache = self._scopes[1]
                 if len(cache) >= SCOPES_KEPT:
-                    cache.pop(next(iter(cache)))
+                    self._scope_vectors.pop(id(cache.pop(next(iter(cache)))), None)
                 cache[key] = found
         return found
 
@@ -233,7 +236,17 @@ class HybridRetriever:
         """Dense search over the whole store, or inside a scope (see `Store.nearest_among`)."""
         if scope is None:
             return self.store.nearest(vector, self.settings.candidates)
-        return self.store.nearest_among(vector, self.settings.candidates, scope.chunk_ids, scope.total)
+        if len(scope.chunk_ids) > VECTORS_KEPT_UP_TO:
+            return self.store.nearest_among(vector, self.settings.candidates, scope.chunk_ids, scope.total)
+        # A small scope's vectors are read once and scored here for each question that follows.
+        with self._lock:
+            kept = self._scope_vectors.get(id(scope))
+        if kept is None:
+            kept = self.store.vectors(scope.chunk_ids)
+            with self._lock:
+                if any(s is scope for s in self._scopes[1].values()):
+                    self._scope_vectors[id(scope)] = kept
+        return kept.nearest(vector, self.settings.candidates)
 
     def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.

@@ -347,25 +347,43 @@ class Store:
             )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(got["ids"][0], got["distances"][0])]
 
-    def _score_vectors(self, embedding: list[float], k: int, chunk_ids: Sequence[str]) -> list[tuple[str, float]]:
-        """Cosine similarity of the question to each of these chunks' stored vectors, best k."""
+    def vectors(self, chunk_ids: Sequence[str]) -> Vectors:
+        """These chunks' stored vectors, unit length, in one matrix (for scoring a scope here)."""
         import numpy as np
 
         with _failures("reading from the store"):
             got = self.collection.get(ids=list(chunk_ids), include=["embeddings"])
-        if not got["ids"]:
-            return []
-        vectors = np.asarray(got["embeddings"], dtype=np.float32)
-        query = np.asarray(embedding, dtype=np.float32)
-        similarity = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-12)
-        best = np.argsort(-similarity, kind="stable")[:k]
-        return [(got["ids"][i], float(similarity[i])) for i in best]
+        matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
+        return Vectors(list(got["ids"]), matrix)
+
+    def _score_vectors(self, embedding: list[float], k: int, chunk_ids: Sequence[str]) -> list[tuple[str, float]]:
+        return self.vectors(chunk_ids).nearest(embedding, k)
 
     def query(self, embedding: list[float], k: int) -> list[tuple[TextNode, float]]:
         """The k nearest chunks as nodes with their cosine similarity."""
         hits = self.nearest(embedding, k)
         nodes = {node.node_id: node for node in self.nodes([cid for cid, _ in hits])} if hits else {}
         return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Some chunks' vectors (unit length), to find the nearest among them without Chroma."""
+
+    chunk_ids: list[str]
+    matrix: Any  # numpy float32, one row per chunk id
+
+    def nearest(self, embedding: list[float], k: int) -> list[tuple[str, float]]:
+        """The k chunks most similar to the embedding, with their cosine similarity."""
+        import numpy as np
+
+        if not self.chunk_ids:
+            return []
+        query = np.asarray(embedding, dtype=np.float32)
+        similarity = self.matrix @ (query / (np.linalg.norm(query) + 1e-12))
+        best = np.argsort(-similarity, kind="stable")[:k]
+        return [(self.chunk_ids[i], float(similarity[i])) for i in best]
 
 
 def scoped_search_way(chunks: int, total: int, k: int) -> tuple[str, int]:

@@ -8,6 +8,7 @@ store and the real built-in model.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,50 @@ def test_a_question_the_articles_do_not_answer_is_refused(other_topic: tuple[RAG
     rag, _ = other_topic
     answer = rag.ask("What is the best way to learn to play the violin?")
     assert answer.abstained and not answer.citations
+
+
+LIGHTHOUSE = """\
+Portvale marks the history of its lighthouse
+
+PORTVALE, June 12. The lighthouse on Gull Point was first lit in 1887, when the harbour served the herring fleet.
+The harbour was dredged for larger ships in 1921, after a storm had silted it up for a whole winter.
+In 1964 the keeper's cottage became a museum of the town's fishing history.
+"""
+
+
+@pytest.fixture(scope="module")
+def dated_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the lighthouse article and the harvest one."""
+    folder = tmp_path_factory.mktemp("dated-topic")
+    articles = folder / "articles"
+    articles.mkdir()
+    (articles / "lighthouse.txt").write_text(LIGHTHOUSE, encoding="utf-8")
+    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
+    rag = make_rag(folder / ".rag", articles, backend="embedded")
+    rag.ingest([articles])
+    return rag
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How many years after the lighthouse on Gull Point was first lit was the harbour dredged?", "34 years"),
+        ("How many years separate the dredging of the harbour and the opening of the fishing museum?", "43 years"),
+        ("How many years separate 1850 and the first lighting of the Gull Point lighthouse?", "37 years"),
+    ],
+)
+def test_the_years_between_two_events_are_worked_out_from_their_sentences(
+    dated_topic: RAG, question: str, expected: str
+) -> None:
+    answer = dated_topic.ask(question)
+    assert answer.how == "reckon" and answer.text.startswith(expected + ": from ")
+    assert answer.citations and all(c.passage.doc_id == "lighthouse.txt" for c in answer.citations)
+    years = [int(y) for y in re.findall(r"\b1\d{3}\b", answer.text)]
+    assert any(str(y) in e.text for e in answer.evidence[:2] for y in years)  # each year is shown in its sentence
+    if "1850" in question:
+        assert "1850 (as the question says)" in answer.text
+
+
+def test_a_span_of_years_with_an_event_the_articles_lack_is_not_made_up(dated_topic: RAG) -> None:
+    answer = dated_topic.ask("How many years separate the lighthouse's first lighting and the first moon landing?")
+    assert answer.how != "reckon"

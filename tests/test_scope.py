@@ -88,6 +88,9 @@ def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
     assert len(scope.chunk_ids) == len(inside) > 5 and scope.total == len(stored["ids"])
     found = store.nearest_among(vector, 5, scope.chunk_ids, scope.total)
     assert [cid for cid, _ in found] == [cid for cid, _ in expected]
+    # The retriever keeps a small scope's vectors and scores them itself: the same ranking again.
+    kept = retriever.dense("When was the 1956 Joint Declaration signed?", doc_ids={TOKYO, MORI})[:5]
+    assert [node.node_id for node, _ in kept] == [cid for cid, _ in expected]
     assert [round(s, 4) for _, s in found] == [round(s, 4) for _, s in expected]
 
 

@@ -1,0 +1,106 @@
+"""Answers worked out from two cited facts: how many years lie between two events.
+
+"How many years separate A and B?" and "How many years after A did B?" are answered by no single
+sentence: each event's year is in its own sentence, often in different articles, and a 135M model
+cannot be trusted with the subtraction. So each event is looked up on its own as a question
+of kind "year" with `rag.evidence.select`, the year it names is read from the best sentence, and
+the difference is stated with both years and the passages they come from. A year the question
+itself gives ("the 1855 treatise") is taken from the question.
+
+Not handled: months and days ("how many weeks"), events with no year written beside them, more
+than two events, and questions that are not in English. An event whose sentence names several
+years takes the year nearest its own words, which can be the wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.evidence import YEAR, Evidence, Similarity, Weights, select
+from rag.retrieve import WORD, Passage, content_terms
+
+# "how many years separate/lie between A and B", "how many years passed between A and B"
+BETWEEN = re.compile(
+    r"^how many years (?:separate|lie between|passed between|elapsed between|are there between|"
+    r"were there between|went by between|between)\s+(?P<parts>.+?)\??$",
+    re.IGNORECASE,
+)
+# "how many years after/before A did/was/were B", "how long after A did B": the events are cut
+# at an auxiliary verb, the last one first ("after the lighthouse was lit was the harbour dredged").
+AFTER = re.compile(r"^how (?:many years|long) (?:after|before)\s+(?P<events>.+?)\??$", re.IGNORECASE)
+AUXILIARY = re.compile(r"\s+(?:did|does|do|was|were|had|has|have|will)\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Dated:
+    """An event with the year found for it: from the question (evidence None) or from a sentence."""
+
+    event: str
+    year: int
+    evidence: Evidence | None
+
+
+def events(question: str) -> list[tuple[str, str]]:
+    """The ways of reading the question as two events (first, second), most likely first; [] when it
+    does not ask for the years between two events."""
+    text = " ".join(question.split())
+    after, between = AFTER.match(text), BETWEEN.match(text)
+    if after:
+        return cuts(after["events"], AUXILIARY, last_first=True)
+    return cuts(between["parts"], re.compile(r"\s+and\s+")) if between else []
+
+
+def cuts(text: str, at: re.Pattern, last_first: bool = False) -> list[tuple[str, str]]:
+    """Every way of cutting the text in two at a match of `at`, in order (or last first)."""
+    found = [(text[: m.start()].strip(" ,"), text[m.end() :].strip(" ,")) for m in at.finditer(text)]
+    found = [(first, second) for first, second in found if first and second]
+    return found[::-1] if last_first else found
+
+
+def year_of(
+    event: str, passages: Sequence[Passage], similarity: Similarity, weights: Weights, min_score: float
+) -> Dated | None:
+    """The year of one event: one the event's words give, else the year the best sentence about it
+    names, nearest the event's own words; None when no sentence scores `min_score`."""
+    given = YEAR.findall(event)
+    if given:
+        return Dated(event, int(given[0]), None)
+    for found in select(event, passages, similarity, 3, weights, kind="year"):
+        years = list(YEAR.finditer(found.text))
+        if found.score >= min_score and years:
+            return Dated(event, nearest_year(found.text, years, event), found)
+    return None
+
+
+def nearest_year(sentence: str, years: list[re.Match], event: str) -> int:
+    """Of the years a sentence names, the one closest to the words it shares with the event."""
+    wanted = content_terms(event)
+    at = [m.start() for m in WORD.finditer(sentence) if content_terms(m.group()) & wanted]
+    if not at:
+        return int(years[0].group())
+    return int(min(years, key=lambda y: min(abs(y.start() - a) for a in at)).group())
+
+
+def years_between(
+    question: str, passages: Sequence[Passage], similarity: Similarity, weights: Weights, min_score: float
+) -> tuple[Dated, Dated] | None:
+    """The two events' years when the question asks for the years between them and both are found,
+    at least one from the passages; else None."""
+    for first_event, second_event in events(question):
+        first = year_of(first_event, passages, similarity, weights, min_score)
+        second = year_of(second_event, passages, similarity, weights, min_score)
+        if first and second and (first.evidence or second.evidence) and first.year != second.year:
+            return first, second
+    return None
+
+
+def reckoned_text(first: Dated, second: Dated) -> str:
+    """The answer: the span in years, then each year with where it comes from."""
+
+    def source(dated: Dated) -> str:
+        return f"{dated.year} [{dated.evidence.passage}]" if dated.evidence else f"{dated.year} (as the question says)"
+
+    early, late = sorted((first, second), key=lambda d: d.year)
+    return f"{late.year - early.year} years: from {source(early)} to {source(late)}."
