@@ -26,11 +26,11 @@ from rag.answer import (
     span_grammar,
 )
 from rag.citations import check_support, citations_for, clean_markers
+from rag.compose import named_text, reckoned_text, two_names, years_between
 from rag.errors import BadInput
 from rag.evidence import Evidence, Weights, select
 from rag.followup import accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
-from rag.reckon import reckoned_text, years_between
 from rag.retrieve import HybridRetriever, Passage, Retrieval
 from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
 from rag.scope import NOT_IN_SCOPE, Where, scope_of
@@ -235,11 +235,11 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
-        reckoned = self._reckon(standalone, passages, evidence, common) if small else None
-        if reckoned:  # the years between two events, worked out here: no generation
+        composed = self._composed(standalone, passages, evidence, common) if small else None
+        if composed:  # the years between two events, or two names, put together here: no generation
             timings["total_s"] = time.perf_counter() - started
-            yield reckoned.text
-            yield reckoned
+            yield composed.text
+            yield composed
             return
         if small and (not evidence or evidence[0].score < self.settings.min_evidence):
             yield ABSTAIN_TEXT  # nothing in the passages scores as an answer: no generation
@@ -305,18 +305,20 @@ class RAG:
             return NOT_IN_SCOPE if scoped else NOT_COVERED
         return ""
 
-    def _reckon(self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer | None:
-        """The answer to "how many years between A and B" from each event's own evidence, or None
-        when the question is not of that form or an event's year is not found (rag/reckon.py)."""
-        found = years_between(question, passages, self.similarities, self.weights, self.settings.min_evidence)
-        if not found:
+    def _composed(
+        self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict
+    ) -> Answer | None:
+        """The answer put together from two facts (rag/compose.py): the years between two events, or
+        two names; None when the question asks neither or a fact is not found."""
+        facts = (question, passages, self.similarities, self.weights, self.settings.min_evidence)
+        if years := years_between(*facts):
+            text, used, how = reckoned_text(*years), [d.evidence for d in years if d.evidence], "reckon"
+        elif names := two_names(*facts):
+            text, used, how = named_text(*names), [n.evidence for n in names], "names"
+        else:
             return None
-        text = reckoned_text(*found)
-        used = [dated.evidence for dated in found if dated.evidence]
         rest = [e for e in evidence if e not in used]
-        return Answer(
-            text, citations_for(text, passages), passages, False, evidence=used + rest, how="reckon", **common
-        )
+        return Answer(text, citations_for(text, passages), passages, False, evidence=used + rest, how=how, **common)
 
     def _finish_small(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
         """The small model's reply kept when it only copies from the evidence it was shown, else the

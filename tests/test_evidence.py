@@ -172,3 +172,46 @@ def test_the_years_between_two_events_are_worked_out_from_their_sentences(
 def test_a_span_of_years_with_an_event_the_articles_lack_is_not_made_up(dated_topic: RAG) -> None:
     answer = dated_topic.ask("How many years separate the lighthouse's first lighting and the first moon landing?")
     assert answer.how != "reckon"
+
+
+COUNCIL = """\
+The valley council and its mayors
+
+ELMSTEAD, May 2. The valley council was founded in 1952 by the farmer Henrik Dahl, who served as its first mayor.
+Its present mayor, the schoolteacher Ingrid Holm, opened the new public library on Saturday.
+The library holds twelve thousand books and a room for the valley's archive.
+"""
+
+
+@pytest.fixture(scope="module")
+def council_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the council article and the harvest one."""
+    folder = tmp_path_factory.mktemp("council-topic")
+    articles = folder / "articles"
+    articles.mkdir()
+    (articles / "council.txt").write_text(COUNCIL, encoding="utf-8")
+    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
+    rag = make_rag(folder / ".rag", articles, backend="embedded")
+    rag.ingest([articles])
+    return rag
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which mayor founded the valley council, and which mayor opened the new public library?",
+        "Which two mayors of the valley council are named?",
+    ],
+)
+def test_a_question_for_two_names_gets_both_each_cited(council_topic: RAG, question: str) -> None:
+    answer = council_topic.ask(question)
+    assert answer.how == "names"
+    assert set(re.findall(r"Henrik Dahl|Ingrid Holm", answer.text)) == {"Henrik Dahl", "Ingrid Holm"}
+    assert len(re.findall(r"\[\d\]", answer.text)) == 2 and answer.citations[0].passage.doc_id == "council.txt"
+    if question.startswith("Which mayor founded"):  # the names in the order asked
+        assert answer.text.index("Henrik Dahl") < answer.text.index("Ingrid Holm")
+
+
+def test_a_question_for_two_names_with_one_in_the_articles_gets_no_made_up_second(council_topic: RAG) -> None:
+    answer = council_topic.ask("Which two farmers picked the record apple harvest in the Elmstead valley?")
+    assert answer.how != "names"

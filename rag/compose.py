@@ -1,4 +1,12 @@
-"""Answers worked out from two cited facts: how many years lie between two events.
+"""Answers put together from two cited facts: how many years lie between two events, and
+questions that ask for two names ("Which two …?", "Which …, and which …?").
+
+The second kind is answered by no single sentence either: each name is in its own sentence. The
+question is read as two asks, each ask's best evidence sentence is found, and the name that
+answers is cut out of it: a run of capitalised words that the question does not already give,
+with the words of the role the question asks about taken off its front ("Russian President
+Boris Yeltsin" answers "which Russian president" as "Boris Yeltsin").
+
 
 "How many years separate A and B?" and "How many years after A did B?" are answered by no single
 sentence: each event's year is in its own sentence, often in different articles, and a 135M model
@@ -7,7 +15,8 @@ of kind "year" with `rag.evidence.select`, the year it names is read from the be
 the difference is stated with both years and the passages they come from. A year the question
 itself gives ("the 1855 treatise") is taken from the question.
 
-Not handled: months and days ("how many weeks"), events with no year written beside them, more
+Not handled: names the capital letters do not mark, and asks for more than two. For years:
+months and days ("how many weeks"), events with no year written beside them, more
 than two events, and questions that are not in English. An event whose sentence names several
 years takes the year nearest its own words, which can be the wrong one.
 """
@@ -18,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.evidence import YEAR, Evidence, Similarity, Weights, select
+from rag.evidence import NAME, NAMES_SOMEONE, YEAR, Evidence, Similarity, Weights, name_strength, question_kind, select
 from rag.retrieve import WORD, Passage, content_terms
 
 # "how many years separate/lie between A and B", "how many years passed between A and B"
@@ -104,3 +113,67 @@ def reckoned_text(first: Dated, second: Dated) -> str:
 
     early, late = sorted((first, second), key=lambda d: d.year)
     return f"{late.year - early.year} years: from {source(early)} to {source(late)}."
+
+
+# "Which two ministers …?", "Name both …"
+BOTH = re.compile(r"^(?:which|what|who|name)\s+(?:the\s+)?(?:two|both)\b", re.IGNORECASE)
+# "Which president …, and which president …?": two asks in one question
+AND_ASK = re.compile(r"^(?P<first>(?:which|who|what)\b.+?),?\s+and\s+(?P<second>(?:which|who|what)\b.+?)\??$", re.I)
+
+
+@dataclass(frozen=True)
+class Named:
+    """A name cut out of an evidence sentence."""
+
+    name: str
+    evidence: Evidence
+
+
+def asks(question: str) -> list[str]:
+    """The question's asks when it wants two names: the same ask twice for "which two", two asks for
+    "which …, and which …"; [] otherwise."""
+    text = " ".join(question.split())
+    if BOTH.match(text):
+        return [text, text]
+    pair = AND_ASK.match(text)
+    return [pair["first"], pair["second"]] if pair else []
+
+
+def answer_name(sentence: str, ask: str) -> str:
+    """The name in the sentence that answers the ask, or "": a run of capitals none of whose own words
+    the ask gives, with the ask's words ("Russian", "President") taken off its front."""
+    asked = content_terms(ask)
+    best, best_rank = "", (0.0, 0.0)
+    for found in NAME.finditer(sentence):
+        words = found.group().split()
+        lead = 0
+        while lead < len(words) - 1 and content_terms(words[lead]) <= asked:
+            lead += 1
+        name = " ".join(words[lead:])
+        strength = name_strength(name, sentence)
+        if content_terms(name) & asked or strength < NAMES_SOMEONE:
+            continue
+        rank = (float(lead > 0), strength)  # a name after the asked role ("President …") first
+        if rank > best_rank:
+            best, best_rank = name, rank
+    return best
+
+
+def two_names(
+    question: str, passages: Sequence[Passage], similarity: Similarity, weights: Weights, min_score: float
+) -> tuple[Named, Named] | None:
+    """Two different names, each from a sentence that scores `min_score` for its ask, or None."""
+    found: list[Named] = []
+    for ask in asks(question):
+        kind = question_kind(ask) or "name"
+        for evidence in select(ask, passages, similarity, 3, weights, kind=kind):
+            name = answer_name(evidence.text, ask) if evidence.score >= min_score else ""
+            if name and all(name != other.name for other in found):
+                found.append(Named(name, evidence))
+                break
+    return (found[0], found[1]) if len(found) == 2 else None
+
+
+def named_text(first: Named, second: Named) -> str:
+    """The answer: both names, each cited to its passage."""
+    return f"{first.name} [{first.evidence.passage}] and {second.name} [{second.evidence.passage}]."
