@@ -26,7 +26,7 @@ from rag.answer import (
     span_grammar,
 )
 from rag.citations import check_support, citations_for, clean_markers
-from rag.compose import named_text, reckoned_text, two_names, years_between
+from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
 from rag.errors import BadInput
 from rag.evidence import Evidence, Weights, select
 from rag.followup import accept_rewrite, condense_messages, joined_question
@@ -235,7 +235,7 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
-        composed = self._composed(standalone, passages, evidence, common) if small else None
+        composed = self._composed(standalone, passages, evidence, common, (k, doc_ids)) if small else None
         if composed:  # the years between two events, or two names, put together here: no generation
             timings["total_s"] = time.perf_counter() - started
             yield composed.text
@@ -306,10 +306,15 @@ class RAG:
         return ""
 
     def _composed(
-        self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict
+        self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict, search: tuple
     ) -> Answer | None:
         """The answer put together from two facts (rag/compose.py): the years between two events, or
-        two names; None when the question asks neither or a fact is not found."""
+        two names; None when the question asks neither or a fact is not found. Each ask is also
+        searched on its own (`search`: k and scope), its passages added after the question's: the
+        two facts are often in different articles."""
+        for ask in sub_questions(question):
+            have = {p.chunk_id for p in passages}
+            passages = passages + [p for p in self.retriever.retrieve(ask, *search).passages if p.chunk_id not in have]
         facts = (question, passages, self.similarities, self.weights, self.settings.min_evidence)
         if years := years_between(*facts):
             text, used, how = reckoned_text(*years), [d.evidence for d in years if d.evidence], "reckon"

@@ -27,7 +27,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.evidence import NAME, NAMES_SOMEONE, YEAR, Evidence, Similarity, Weights, name_strength, question_kind, select
+from rag.evidence import (
+    COMMON_OPENERS,
+    NAME,
+    NAMES_SOMEONE,
+    YEAR,
+    Evidence,
+    Similarity,
+    Weights,
+    name_strength,
+    question_kind,
+    select,
+)
 from rag.retrieve import WORD, Passage, content_terms
 
 # "how many years separate/lie between A and B", "how many years passed between A and B"
@@ -141,19 +152,28 @@ def asks(question: str) -> list[str]:
 
 def answer_name(sentence: str, ask: str) -> str:
     """The name in the sentence that answers the ask, or "": a run of capitals none of whose own words
-    the ask gives, with the ask's words ("Russian", "President") taken off its front."""
+    the ask gives, opening words ("During the") and the ask's role words ("Russian President") taken
+    off its front; a name that follows the role the ask names ("president Boris Yeltsin") first."""
     asked = content_terms(ask)
+
+    def of_ask(word: str) -> bool:
+        terms = content_terms(word)
+        return bool(terms) and terms <= asked
+
     best, best_rank = "", (0.0, 0.0)
     for found in NAME.finditer(sentence):
         words = found.group().split()
-        lead = 0
-        while lead < len(words) - 1 and content_terms(words[lead]) <= asked:
-            lead += 1
-        name = " ".join(words[lead:])
+        while len(words) > 1 and words[0].lower() in COMMON_OPENERS:
+            words.pop(0)
+        role = 0
+        while role < len(words) - 1 and of_ask(words[role]):
+            role += 1
+        name = " ".join(words[role:])
         strength = name_strength(name, sentence)
         if content_terms(name) & asked or strength < NAMES_SOMEONE:
             continue
-        rank = (float(lead > 0), strength)  # a name after the asked role ("President …") first
+        before = sentence[: found.start()].split()[-1:]
+        rank = (float(role > 0 or any(of_ask(w) for w in before)), strength)
         if rank > best_rank:
             best, best_rank = name, rank
     return best
@@ -177,3 +197,13 @@ def two_names(
 def named_text(first: Named, second: Named) -> str:
     """The answer: both names, each cited to its passage."""
     return f"{first.name} [{first.evidence.passage}] and {second.name} [{second.evidence.passage}]."
+
+
+def sub_questions(question: str) -> list[str]:
+    """The separate asks of a question put together from two facts, each worth its own search: the
+    two events of a span of years (as first read), or two asks for a name."""
+    pair = AND_ASK.match(" ".join(question.split()))
+    if pair:
+        return [pair["first"], pair["second"]]
+    found = events(question)
+    return [part for part in found[0] if not YEAR.search(part)] if found else []

@@ -157,8 +157,16 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def question_kind(question: str) -> str:
-    """The kind of answer a question wants: year, date, quantity, name, place, entity, or "" (any)."""
-    return next((kind for kind, pattern in KINDS if pattern.search(question)), "")
+    """The kind of answer a question wants: year, date, quantity, name, place, entity, or "" (any).
+
+    The question word that comes first decides: "Which president was visiting when …" wants a
+    name, not a date; at the same place the more specific kind wins ("what year" over "what")."""
+    found = [
+        (match.start(), order, kind)
+        for order, (kind, pattern) in enumerate(KINDS)
+        if (match := pattern.search(question))
+    ]
+    return min(found)[2] if found else ""
 
 
 def kind_found(kind: str, sentence: str, question: str) -> float:
@@ -187,12 +195,13 @@ def name_strength(name: str, sentence: str) -> float:
     opening = sentence.lstrip("\"“‘'([ ")
     if not opening.startswith(name):
         return 0.6
-    return 0.0 if name.lower() in _COMMON_OPENERS else 0.3
+    return 0.0 if name.lower() in COMMON_OPENERS else 0.3
 
 
-_COMMON_OPENERS = frozenset(
+COMMON_OPENERS = frozenset(
     "the a an he she it they we i this that these those there however but and in on at according "
-    "after before as his her their its when while if so also moreover".split()
+    "after before as his her their its when while if so also moreover during since until from with for by "
+    "of under over between".split()
 )
 
 
