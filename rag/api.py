@@ -322,6 +322,7 @@ class RAG:
             text, used, how = named_text(*names), [n.evidence for n in names], "names"
         else:
             return None
+        used = sorted(used, key=lambda e: e.score, reverse=True)  # best first, as everywhere
         rest = [e for e in evidence if e not in used]
         return Answer(text, citations_for(text, passages), passages, False, evidence=used + rest, how=how, **common)
 
