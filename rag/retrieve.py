@@ -16,7 +16,7 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.lexical import LexicalIndex, Scoped, index_path
 from rag.settings import Settings
@@ -128,10 +128,21 @@ def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
 
 def content_terms(text: str) -> set[str]:
     """Stemmed words of a text, without question and function words."""
-    import Stemmer
-
     words = [w for w in WORD.findall(text.lower()) if w not in QUESTION_STOPWORDS]
-    return set(Stemmer.Stemmer("english").stemWords(words))
+    return set(_stemmer().stemWords(words))
+
+
+_STEMMERS = threading.local()  # a PyStemmer object is not safe to share between threads
+
+
+def _stemmer() -> Any:
+    """This thread's English stemmer, made once (making one costs more than stemming a sentence)."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def term_coverage(question: str, passages: list[Passage]) -> float:
