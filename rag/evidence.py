@@ -60,6 +60,9 @@ PRONOUN_SPEAKER = re.compile(
     r"\b(?:said|says|added)\s+(?:he|she)\b",
     re.IGNORECASE,
 )
+# A sentence whose subject is a pronoun ("He also noted that …") names its speaker further back.
+SUBJECT_PRONOUN = re.compile(r"^\W*(?:he|she|they)\b", re.IGNORECASE)
+MAX_ANTECEDENT_HOPS = 2  # sentences further back that evidence may widen to, past the one before
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 QUANTITY = re.compile(rf"\d|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
@@ -120,9 +123,9 @@ class Sentence:
     before: str
     before_start: int = -1  # where the sentence before it starts in the passage text, -1 when none
 
-    def with_antecedent(self, text: str) -> Sentence:
-        """This sentence widened to begin where the one before it begins."""
-        return Sentence(self.passage, self.before_start, self.end, text, "")
+    def with_antecedent(self, text: str, start: int) -> Sentence:
+        """This sentence widened to begin at `start`, where a sentence before it begins."""
+        return Sentence(self.passage, start, self.end, text, "")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -274,8 +277,21 @@ def with_antecedent(sentence: Sentence, passages: Sequence[Passage], kind: str, 
         return sentence
     if kind_found(kind, sentence.text, question) >= NAMES_SOMEONE and not PRONOUN_SPEAKER.search(sentence.text):
         return sentence
-    text = passages[sentence.passage].text[sentence.before_start : sentence.end]
-    return sentence.with_antecedent(text)
+    passage = passages[sentence.passage].text
+    start = earliest_antecedent(passage, sentence.before_start)
+    return sentence.with_antecedent(passage[start : sentence.end], start)
+
+
+def earliest_antecedent(text: str, start: int) -> int:
+    """Where the evidence should begin when the sentence at `start` opens with "He", "She" or "They":
+    at the sentence before it, and so on, up to MAX_ANTECEDENT_HOPS sentences back."""
+    starts = [span_start for span_start, _ in sentence_spans(text)]
+    for _ in range(MAX_ANTECEDENT_HOPS):
+        at = starts.index(start) if start in starts else 0
+        if at == 0 or not SUBJECT_PRONOUN.match(text[start:]):
+            break
+        start = starts[at - 1]
+    return start
 
 
 def weight_sum(weights: Weights) -> float:

@@ -99,6 +99,20 @@ def test_a_pronoun_is_read_with_the_sentence_that_names_the_speaker() -> None:
     assert (best.start, best.end) == (0, len(text))
 
 
+def test_a_speaker_named_two_sentences_back_is_read_with_the_quote() -> None:
+    text = (
+        "The harvest was the largest in the valley's history. Oskar Lind chairs the cooperative. "
+        'He also noted that the prices had fallen in Brenna. "The spring was warm," he said.'
+    )
+    passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
+
+    def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
+        return [[1.0 if "spring" in s else 0.5 for s in sentences]]
+
+    best = select("Who said the spring was warm?", [passage], similarity)[0]
+    assert best.text.startswith("Oskar Lind chairs") and best.text.endswith("he said.")  # not further back
+
+
 def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
     grammar = span_grammar('The engineer "Marta" Solberg.')
     assert grammar.splitlines()[0] == "root ::= w0 | w1 | w2 | w3"
