@@ -38,17 +38,21 @@ Most of the harvest will be sold to a juice factory in the town of Brenna.
 """
 
 
+def store_of(tmp_path_factory: pytest.TempPathFactory, articles: dict[str, str]) -> tuple[RAG, Path]:
+    """A fresh store holding just these articles (file name: text), and their folder."""
+    folder = tmp_path_factory.mktemp("topic")
+    (folder / "articles").mkdir()
+    for name, text in articles.items():
+        (folder / "articles" / name).write_text(text, encoding="utf-8")
+    rag = make_rag(folder / ".rag", folder / "articles", backend="embedded")
+    rag.ingest([folder / "articles"])
+    return rag, folder / "articles"
+
+
 @pytest.fixture(scope="module")
 def other_topic(tmp_path_factory: pytest.TempPathFactory) -> tuple[RAG, Path]:
     """A store holding only the two articles above."""
-    folder = tmp_path_factory.mktemp("other-topic")
-    articles = folder / "articles"
-    articles.mkdir()
-    (articles / "bridge.txt").write_text(HARBOUR, encoding="utf-8")
-    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
-    rag = make_rag(folder / ".rag", articles, backend="embedded")
-    rag.ingest([articles])
-    return rag, articles
+    return store_of(tmp_path_factory, {"bridge.txt": HARBOUR, "apples.txt": ORCHARD})
 
 
 def test_the_sentence_that_answers_is_ranked_first(other_topic: tuple[RAG, Path]) -> None:
@@ -153,14 +157,7 @@ In 1964 the keeper's cottage became a museum of the town's fishing history.
 @pytest.fixture(scope="module")
 def dated_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
     """A store holding the lighthouse article and the harvest one."""
-    folder = tmp_path_factory.mktemp("dated-topic")
-    articles = folder / "articles"
-    articles.mkdir()
-    (articles / "lighthouse.txt").write_text(LIGHTHOUSE, encoding="utf-8")
-    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
-    rag = make_rag(folder / ".rag", articles, backend="embedded")
-    rag.ingest([articles])
-    return rag
+    return store_of(tmp_path_factory, {"lighthouse.txt": LIGHTHOUSE, "apples.txt": ORCHARD})[0]
 
 
 @pytest.mark.parametrize(
@@ -200,14 +197,7 @@ The library holds twelve thousand books and a room for the valley's archive.
 @pytest.fixture(scope="module")
 def council_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
     """A store holding the council article and the harvest one."""
-    folder = tmp_path_factory.mktemp("council-topic")
-    articles = folder / "articles"
-    articles.mkdir()
-    (articles / "council.txt").write_text(COUNCIL, encoding="utf-8")
-    (articles / "apples.txt").write_text(ORCHARD, encoding="utf-8")
-    rag = make_rag(folder / ".rag", articles, backend="embedded")
-    rag.ingest([articles])
-    return rag
+    return store_of(tmp_path_factory, {"council.txt": COUNCIL, "apples.txt": ORCHARD})[0]
 
 
 @pytest.mark.parametrize(
