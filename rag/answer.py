@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag.citations import Citation, copied_from, marker_for, split_sentences, with_markers
-from rag.evidence import Evidence, kind_found, question_kind
+from rag.evidence import Evidence, kind_found, question_kind, speaks_to
 from rag.retrieve import Passage
 from rag.safety import sanitize
 
@@ -169,10 +169,13 @@ def model_abstained(text: str) -> bool:
 def reply_from_evidence(reply: str, question: str, evidence: Sequence[Evidence], quote_above: float) -> tuple[str, str]:
     """The small model's reply checked against the evidence: (text, how).
 
-    The reply stands, cited, when its names, numbers and content words are all in the evidence
+    Nothing stands when the best evidence shares no word with the question but its names. The
+    reply stands, cited, when its names, numbers and content words are all in the evidence
     and it says something the question does not. Otherwise the best evidence sentence is quoted
     when it scores at least `quote_above`, else the answer is an abstention ("", "abstain").
     """
+    if not evidence or not speaks_to(question, evidence[0]):
+        return "", "abstain"  # the sentence is about the question's names, not about what it asks
     sentences = [e.text for e in evidence]
     reply = LEAD_IN.sub("", " ".join(reply.split()))
     kind = question_kind(question)

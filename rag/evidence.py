@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from rag.citations import SENTENCE_END
+from rag.documents import DATELINE
 from rag.retrieve import Passage, content_terms
 
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
@@ -63,6 +64,7 @@ PRONOUN_SPEAKER = re.compile(
 # A sentence whose subject is a pronoun ("He also noted that …") names its speaker further back.
 SUBJECT_PRONOUN = re.compile(r"^\W*(?:he|she|they)\b", re.IGNORECASE)
 MAX_ANTECEDENT_HOPS = 2  # sentences further back that evidence may widen to, past the one before
+CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 QUANTITY = re.compile(rf"\d|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
@@ -80,6 +82,10 @@ KINDS = (
         re.compile(r"\bwhich\b|\bwhat (?:is|was|are|were) (?:the )?name\b|\bwhat \w+ (?:did|does|do|is|was)\b", re.I),
     ),
 )
+
+
+# Words a question uses for the kind of answer it wants, not for what it is about.
+ANSWER_KIND_TERMS = content_terms("post position role job title office hold holds serve serves name named kind type")
 
 
 @dataclass(frozen=True)
@@ -145,14 +151,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def candidates(passages: Sequence[Passage]) -> list[Sentence]:
-    """Every sentence of the passages long enough to state a fact, each once (chunks overlap)."""
+    """Every sentence of the passages long enough to state a fact, each once (chunks overlap); a
+    dateline ("MOSCOW, March 21. /TASS/.") is not one."""
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
         before, before_start = "", -1
         for start, end in sentence_spans(passage.text):
             text = passage.text[start:end]
-            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen:
+            stated = DATELINE.sub("", text)
+            if len(stated.split()) >= MIN_SENTENCE_WORDS and text not in seen:
                 seen.add(text)
                 found.append(Sentence(index, start, end, text, before, before_start))
             before, before_start = text, start
@@ -292,6 +300,21 @@ def earliest_antecedent(text: str, start: int) -> int:
             break
         start = starts[at - 1]
     return start
+
+
+def speaks_to(question: str, evidence: Evidence) -> bool:
+    """Whether the sentence (with the one before it) shares a word with the question besides the
+    question's names: one about the same people or places but not about what is asked does not
+    answer it ("Who is the mayor of Tokyo?" and a sentence on talks in Tokyo)."""
+    asked = asked_terms(question)
+    return not asked or bool(asked & (content_terms(evidence.text) | content_terms(evidence.before)))
+
+
+def asked_terms(question: str) -> set[str]:
+    """The question's content words that are neither names (capitalised words after its first word)
+    nor words for the kind of answer ("What post does … hold?" is answered by a title)."""
+    names = {term for word in CAPITALISED.findall(question[1:]) for term in content_terms(word)}
+    return content_terms(question) - names - ANSWER_KIND_TERMS
 
 
 def weight_sum(weights: Weights) -> float:

@@ -219,3 +219,13 @@ def test_a_question_for_two_names_gets_both_each_cited(council_topic: RAG, quest
 def test_a_question_for_two_names_with_one_in_the_articles_gets_no_made_up_second(council_topic: RAG) -> None:
     answer = council_topic.ask("Which two farmers picked the record apple harvest in the Elmstead valley?")
     assert answer.how != "names"
+
+
+def test_a_sentence_about_the_same_names_but_not_what_is_asked_is_no_answer(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    # The bridge article names Marta Solberg and Portvale, but says nothing of her age or the town's mayor.
+    for question in ("How old is Marta Solberg?", "Who is the mayor of Portvale?"):
+        answer = rag.ask(question)
+        assert answer.abstained and answer.how == "abstain", (question, answer.text)
+    answer = rag.ask("Who designed the new steel deck?")  # the sentence shares what is asked: answered
+    assert not answer.abstained and "Marta Solberg" in answer.text
