@@ -1,13 +1,6 @@
 """Answers put together from two cited facts: how many years lie between two events, and
 questions that ask for two names ("Which two …?", "Which …, and which …?").
 
-The second kind is answered by no single sentence either: each name is in its own sentence. The
-question is read as two asks, each ask's best evidence sentence is found, and the name that
-answers is cut out of it: a run of capitalised words that the question does not already give,
-with the words of the role the question asks about taken off its front ("Russian President
-Boris Yeltsin" answers "which Russian president" as "Boris Yeltsin").
-
-
 "How many years separate A and B?" and "How many years after A did B?" are answered by no single
 sentence: each event's year is in its own sentence, often in different articles, and a 135M model
 cannot be trusted with the subtraction. So each event is looked up on its own as a question
@@ -15,10 +8,16 @@ of kind "year" with `rag.evidence.select`, the year it names is read from the be
 the difference is stated with both years and the passages they come from. A year the question
 itself gives ("the 1855 treatise") is taken from the question.
 
-Not handled: names the capital letters do not mark, and asks for more than two. For years:
-months and days ("how many weeks"), events with no year written beside them, more
-than two events, and questions that are not in English. An event whose sentence names several
-years takes the year nearest its own words, which can be the wrong one.
+Two names are not in one sentence either. The question is read as two asks, each ask's best
+evidence sentence is found, and the name that answers is cut out of it: a run of capitalised
+words that the question does not already give, with the words of the role the question asks
+about taken off its front ("Russian President Boris Yeltsin" answers "which Russian president"
+as "Boris Yeltsin").
+
+Not handled: months and days ("how many weeks"), events with no year written beside them, more
+than two events or names, names the capital letters do not mark, and questions that are not in
+English. An event whose sentence names several years takes the year nearest its own words,
+which can be the wrong one.
 """
 
 from __future__ import annotations
