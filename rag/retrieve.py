@@ -176,6 +176,14 @@ def diverse(passages: list[Passage], k: int, max_overlap: float) -> list[Passage
     return [p for p, _ in chosen]
 
 
+@dataclass
+class KeptScope:
+    """A scope's chunks and, once read, their vectors (a small scope's only)."""
+
+    chunks: Scoped
+    vectors: Vectors | None = None
+
+
 class HybridRetriever:
     """Dense (Chroma) and lexical (BM25 in `rag.lexical`) search over one store, run at once, then fused."""
 
@@ -188,8 +196,7 @@ class HybridRetriever:
         self.index = lexical or LexicalIndex(index_path(settings))
         self._version = ""  # the store version both indexes reflect
         # Scopes' chunks (and a small scope's vectors), kept while the store is at this version.
-        self._scopes: tuple[str, dict[frozenset[str], Scoped]] = ("", {})
-        self._scope_vectors: dict[int, Vectors] = {}  # by id() of a kept Scoped
+        self._scopes: tuple[str, dict[frozenset[str], KeptScope]] = ("", {})
         self._lock = threading.Lock()
         # The lexical search runs here while the calling thread runs the dense one: ONNX Runtime,
         # Chroma and SQLite all release the GIL in their native code.
@@ -213,7 +220,7 @@ class HybridRetriever:
 
     def dense(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
         """Nearest chunks by cosine similarity of their embeddings, from `doc_ids` when given."""
-        hits = self._nearest(self.embedder.get_query_embedding(question), self.scoped(doc_ids))
+        hits = self._nearest(self.embedder.get_query_embedding(question), self._kept(doc_ids))
         nodes = {node.node_id: node for node in self.store.nodes([cid for cid, _ in hits])} if hits else {}
         return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
 
@@ -224,40 +231,40 @@ class HybridRetriever:
         return [(nodes[cid], score) for cid, score in hits.items() if cid in nodes and score > 0]
 
     def scoped(self, doc_ids: Collection[str] | None) -> Scoped | None:
-        """The chunks of a scope's articles (None: no scope), kept for the questions that follow
-        while the store is unchanged: a chat keeps its chosen articles."""
+        """The chunks of a scope's articles (None: no scope)."""
+        kept = self._kept(doc_ids)
+        return kept.chunks if kept else None
+
+    def _kept(self, doc_ids: Collection[str] | None) -> KeptScope | None:
+        """A scope's chunks, looked up once and kept for the questions that follow while the store
+        is unchanged: a chat keeps its chosen articles."""
         if doc_ids is None:
             return None
         self.refresh()
         key = frozenset(doc_ids)
         with self._lock:
             if self._scopes[0] != self._version:
-                self._scopes, self._scope_vectors = (self._version, {}), {}
-            found = self._scopes[1].get(key)
-        if found is None:
-            found = self.index.scoped(key)
+                self._scopes = (self._version, {})
+            kept = self._scopes[1].get(key)
+        if kept is None:
+            kept = KeptScope(self.index.scoped(key))
             with self._lock:
                 cache = self._scopes[1]
                 if len(cache) >= SCOPES_KEPT:
-                    self._scope_vectors.pop(id(cache.pop(next(iter(cache)))), None)
-                cache[key] = found
-        return found
+                    cache.pop(next(iter(cache)))
+                cache[key] = kept
+        return kept
 
-    def _nearest(self, vector: list[float], scope: Scoped | None) -> list[tuple[str, float]]:
+    def _nearest(self, vector: list[float], kept: KeptScope | None) -> list[tuple[str, float]]:
         """Dense search over the whole store, or inside a scope (see `Store.nearest_among`)."""
-        if scope is None:
+        if kept is None:
             return self.store.nearest(vector, self.settings.candidates)
+        scope = kept.chunks
         if len(scope.chunk_ids) > VECTORS_KEPT_UP_TO:
             return self.store.nearest_among(vector, self.settings.candidates, scope.chunk_ids, scope.total)
-        # A small scope's vectors are read once and scored here for each question that follows.
-        with self._lock:
-            kept = self._scope_vectors.get(id(scope))
-        if kept is None:
-            kept = self.store.vectors(scope.chunk_ids)
-            with self._lock:
-                if any(s is scope for s in self._scopes[1].values()):
-                    self._scope_vectors[id(scope)] = kept
-        return kept.nearest(vector, self.settings.candidates)
+        if kept.vectors is None:  # a small scope's vectors are read once, then scored here
+            kept.vectors = self.store.vectors(scope.chunk_ids)
+        return kept.vectors.nearest(vector, self.settings.candidates)
 
     def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
@@ -267,10 +274,11 @@ class HybridRetriever:
         texts are read afterwards for the fused candidates diversity looks at, a few more than k."""
         k = k or self.settings.top_k
         self.refresh()
-        scope = self.scoped(doc_ids)
+        kept = self._kept(doc_ids)
+        scope = kept.chunks if kept else None
         lexical = self._pool.submit(self.index.search, question, self.settings.candidates, within=scope)
         vector = self.embedder.get_query_embedding(question)
-        similarity = dict(self._nearest(vector, scope))
+        similarity = dict(self._nearest(vector, kept))
         rankings = {"dense": list(similarity), "bm25": [cid for cid, score in lexical.result() if score > 0]}
         fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
