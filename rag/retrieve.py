@@ -158,6 +158,14 @@ def term_coverage(question: str, passages: list[Passage]) -> float:
     return len(wanted & found) / len(wanted)
 
 
+def break_ties(passages: list[Passage], question: str) -> list[Passage]:
+    """The passages by fused score, and among equal scores (the first of one search and the first
+    of the other score the same in rank fusion) the one holding more of the question's words first:
+    a new article's rare name found only by BM25 must not lose to a vague dense match."""
+    wanted = content_terms(question)
+    return sorted(passages, key=lambda p: (-p.score, -len(wanted & content_terms(p.text + " " + p.title))))
+
+
 def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
     """Word n-grams of a text, lower-cased, for near-duplicate detection."""
     words = WORD.findall(text.lower())
@@ -288,9 +296,10 @@ class HybridRetriever:
             if len(chosen) == k or not batch:
                 break
             nodes = {node.node_id: node for node in self.store.nodes(batch)}
-            passages += [
+            found = [
                 to_passage(nodes[c], fused[c], similarity.get(c), found_by(c, rankings)) for c in batch if c in nodes
             ]
+            passages += break_ties(found, question)
             chosen = diverse(passages, k, self.settings.duplicate_overlap)
         best = max(similarity.values(), default=0.0)
         return Retrieval(chosen, best, term_coverage(question, chosen))

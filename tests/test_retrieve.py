@@ -9,7 +9,7 @@ import pytest
 from test_ingest import run_cli
 
 from rag import RAG, BadInput
-from rag.retrieve import HybridRetriever, diverse, reciprocal_rank_fusion, shingles
+from rag.retrieve import HybridRetriever, Passage, break_ties, diverse, reciprocal_rank_fusion, shingles
 
 
 def top_docs(rag: RAG, question: str, k: int = 3) -> list[str]:
@@ -110,3 +110,17 @@ def test_cli_retrieve_json(tmp_path: Path, corpus: Path) -> None:
     assert len(passages) == 3
     assert set(passages[0]) == {"doc_id", "title", "text", "score", "start", "end", "found_by"}
     assert passages[0]["doc_id"] == "002_5c202a017dd63dc4.txt"
+
+
+def test_a_tie_in_fusion_goes_to_the_passage_holding_the_question_words() -> None:
+    # The first passage of each search scores the same in rank fusion (1 / (60 + 1)). At 10k
+    # chunks the dense search's first passage for an unheard-of name is a vague match, and the
+    # new article BM25 found must still come first (bench: add_one_found_*).
+    vague = Passage("old.txt", "Talks", "Moscow's position on the talks did not change.", 1 / 61, 0, 40, chunk_id="a")
+    named = Passage("envoy.txt", "Envoy", "Envoy Quellimar Ostrava met the delegation.", 1 / 61, 0, 40, chunk_id="b")
+    later = Passage("other.txt", "Other", "Quellimar Ostrava, again.", 1 / 62, 0, 20, chunk_id="c")
+    assert [p.doc_id for p in break_ties([vague, later, named], "Quellimar Ostrava")] == [
+        "envoy.txt",
+        "old.txt",
+        "other.txt",
+    ]
