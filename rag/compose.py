@@ -54,9 +54,8 @@ AUXILIARY = re.compile(r"\s+(?:did|does|do|was|were|had|has|have|will)\s+", re.I
 
 @dataclass(frozen=True)
 class Dated:
-    """An event with the year found for it: from the question (evidence None) or from a sentence."""
+    """The year found for an event: from the question (evidence None) or from a sentence."""
 
-    event: str
     year: int
     evidence: Evidence | None
 
@@ -85,11 +84,11 @@ def year_of(
     names, nearest the event's own words; None when no sentence scores `min_score`."""
     given = YEAR.findall(event)
     if given:
-        return Dated(event, int(given[0]), None)
+        return Dated(int(given[0]), None)
     for found in select(event, passages, similarity, 3, weights, kind="year"):
         years = list(YEAR.finditer(found.text))
         if found.score >= min_score and years:
-            return Dated(event, nearest_year(found.text, years, event), found)
+            return Dated(nearest_year(found.text, years, event), found)
     return None
 
 

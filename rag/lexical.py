@@ -34,7 +34,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,6 +72,19 @@ IN_LIST = "(SELECT value FROM json_each(?))"  # any number of values in one para
 def index_path(settings: Settings) -> Path:
     """`home/lexical/<collection>.sqlite3`: one per store a machine uses, beside its caches."""
     return settings.home / "lexical" / f"{settings.collection}.sqlite3"
+
+
+_STEMMERS = threading.local()  # a PyStemmer object is not safe to share between threads
+
+
+def english_stemmer() -> Any:
+    """This thread's Snowball English stemmer, made once (making one costs more than stemming a sentence)."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def tokenize(text: str, stemmer: object) -> list[str]:
@@ -118,7 +131,7 @@ class LexicalIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()  # one connection and stemmer per thread: neither is shareable
+        self._local = threading.local()  # one connection per thread: a connection is not shareable
         self._view = _View()
         self._view_lock = threading.Lock()
 
@@ -139,12 +152,7 @@ class LexicalIndex:
 
     def terms(self, text: str) -> list[str]:
         """The stems BM25 sees in a text, in order, repeats kept."""
-        stemmer = getattr(self._local, "stemmer", None)
-        if stemmer is None:
-            import Stemmer
-
-            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
-        return tokenize(text, stemmer)
+        return tokenize(text, english_stemmer())
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -168,15 +176,16 @@ class LexicalIndex:
         """The k best chunk ids for a question by BM25, with their scores; only `doc_ids`' when given
         (or the chunks of `within`, looked up once by `scoped` for several searches)."""
         terms = list(dict.fromkeys(self.terms(question)))
-        empty_scope = (doc_ids is not None and not doc_ids) or (within is not None and not within.chunk_ids)
-        if not terms or k < 1 or empty_scope:
+        if within is None and doc_ids is not None:
+            within = self.scoped(doc_ids)
+        if not terms or k < 1 or (within is not None and not within.chunk_ids):
             return []
         db = self._db()
         with _failures(self.path):
             db.execute("BEGIN")  # one snapshot of the file for the whole search
             try:
                 base = {t: (p, f) for t, p, f in db.execute(f"SELECT * FROM base WHERE term IN {IN_LIST}", [_j(terms)])}
-                allowed = within.rows if within else self._rows_of(db, doc_ids) if doc_ids is not None else None
+                allowed = within.rows if within is not None else None
                 with self._view_lock:  # the view changes under a refresh: score while holding it
                     best = _best(self._refresh(db), terms, base, allowed, k)
                 names = dict(db.execute(f"SELECT row, chunk_id FROM chunks WHERE row IN {IN_LIST}", [_j(list(best))]))
@@ -194,11 +203,6 @@ class LexicalIndex:
             total = int(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
         rows = np.sort(np.fromiter((row for row, _ in pairs), np.int64, len(pairs)))
         return Scoped(rows, [chunk_id for _, chunk_id in pairs], total)
-
-    @staticmethod
-    def _rows_of(db: sqlite3.Connection, doc_ids: Collection[str]) -> np.ndarray:
-        rows = db.execute(f"SELECT row FROM chunks WHERE doc_id IN {IN_LIST}", [_j(list(doc_ids))])
-        return np.fromiter((r for (r,) in rows), np.int64)
 
     def _refresh(self, db: sqlite3.Connection) -> _View:
         """Bring this process's view up to the file: a new base, then new rows and tombstones (view lock held)."""

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag.lexical import LexicalIndex, Scoped, index_path
+from rag.lexical import LexicalIndex, Scoped, english_stemmer, index_path
 from rag.settings import Settings
 from rag.store import Store, Vectors
 
@@ -129,20 +129,7 @@ def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
 def content_terms(text: str) -> set[str]:
     """Stemmed words of a text, without question and function words."""
     words = [w for w in WORD.findall(text.lower()) if w not in QUESTION_STOPWORDS]
-    return set(_stemmer().stemWords(words))
-
-
-_STEMMERS = threading.local()  # a PyStemmer object is not safe to share between threads
-
-
-def _stemmer() -> Any:
-    """This thread's English stemmer, made once (making one costs more than stemming a sentence)."""
-    stemmer = getattr(_STEMMERS, "english", None)
-    if stemmer is None:
-        import Stemmer
-
-        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
-    return stemmer
+    return set(english_stemmer().stemWords(words))
 
 
 def term_coverage(question: str, passages: list[Passage]) -> float:

@@ -335,7 +335,7 @@ class Store:
             return []
         way, wide = scoped_search_way(len(chunk_ids), max(total, len(chunk_ids)), k)
         if way == "here":
-            return self._score_vectors(embedding, k, chunk_ids)
+            return self.vectors(chunk_ids).nearest(embedding, k)
         if way == "wide":
             inside = set(chunk_ids)
             hits = [hit for hit in self.nearest(embedding, wide) if hit[0] in inside]
@@ -356,9 +356,6 @@ class Store:
         matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
         return Vectors(list(got["ids"]), matrix)
-
-    def _score_vectors(self, embedding: list[float], k: int, chunk_ids: Sequence[str]) -> list[tuple[str, float]]:
-        return self.vectors(chunk_ids).nearest(embedding, k)
 
     def query(self, embedding: list[float], k: int) -> list[tuple[TextNode, float]]:
         """The k nearest chunks as nodes with their cosine similarity."""
