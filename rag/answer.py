@@ -166,19 +166,22 @@ def model_abstained(text: str) -> bool:
     return not text.strip() or bool(MODEL_ABSTAINS.search(text))
 
 
-def reply_from_evidence(reply: str, question: str, evidence: Sequence[Evidence], quote_above: float) -> tuple[str, str]:
+def reply_from_evidence(
+    reply: str, question: str, evidence: Sequence[Evidence], quote_above: float, kind: str | None = None
+) -> tuple[str, str]:
     """The small model's reply checked against the evidence: (text, how).
 
     Nothing stands when the best evidence shares no word with the question but its names. The
     reply stands, cited, when its names, numbers and content words are all in the evidence
     and it says something the question does not. Otherwise the best evidence sentence is quoted
-    when it scores at least `quote_above`, else the answer is an abstention ("", "abstain").
+    when it scores at least `quote_above`, else the answer is an abstention ("", "abstain"). `kind`
+    is the kind of answer wanted when not the question's own (see `question_kind`).
     """
     if not evidence or not speaks_to(question, evidence[0]):
         return "", "abstain"  # the sentence is about the question's names, not about what it asks
     sentences = [e.text for e in evidence]
     reply = LEAD_IN.sub("", " ".join(reply.split()))
-    kind = question_kind(question)
+    kind = question_kind(question) if kind is None else kind
     if not model_abstained(reply) and copied_from(reply, sentences, question) and kind_found(kind, reply, question):
         source = evidence[marker_for(reply, sentences)]
         return cite_each(ended(reply), source.passage), "model"

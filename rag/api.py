@@ -28,8 +28,8 @@ from rag.answer import (
 from rag.citations import check_support, citations_for, clean_markers
 from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
 from rag.errors import BadInput
-from rag.evidence import Evidence, Weights, select
-from rag.followup import accept_rewrite, condense_messages, joined_question
+from rag.evidence import Evidence, Weights, question_kind, select
+from rag.followup import accept_rewrite, asking_part, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
 from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
@@ -222,7 +222,11 @@ class RAG:
             how = "refuse" if refusal == REFUSAL_TEXT else "abstain"
             yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings, how=how)
             return
-        evidence = self.find_evidence(standalone, passages)
+        # Passages are found with the previous question joined on; the sentence that answers is
+        # found with the follow-up's own words, else the one that answered before wins again.
+        asking = asking_part(question, standalone)
+        kind = question_kind(asking)
+        evidence = self.find_evidence(asking, passages, kind)
         timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]
         backend = self.backend
         common = dict(
@@ -235,7 +239,7 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
-        composed = self._composed(standalone, passages, evidence, common, (k, doc_ids)) if small else None
+        composed = self._composed(asking, passages, evidence, common, (k, doc_ids)) if small else None
         if composed:  # the years between two events, or two names, put together here: no generation
             timings["total_s"] = time.perf_counter() - started
             yield composed.text
@@ -259,7 +263,7 @@ class RAG:
             yield self._finish("".join(pieces), passages, evidence, common)
             return
         # The small model's reply is shown only once checked against the evidence: it comes whole.
-        answer = self._finish_small("".join(pieces), passages, evidence, common)
+        answer = self._finish_small("".join(pieces), passages, evidence, kind, common)
         yield answer.text
         yield answer
 
@@ -287,9 +291,10 @@ class RAG:
             return evidence_messages(question, evidence)
         return answer_messages(question, passages, evidence)
 
-    def find_evidence(self, question: str, passages: list[Passage]) -> list[Evidence]:
-        """The sentences of the passages most likely to answer the question, best first."""
-        return select(question, passages, self.similarities, self.settings.evidence_sentences, self.weights)
+    def find_evidence(self, question: str, passages: list[Passage], kind: str | None = None) -> list[Evidence]:
+        """The sentences of the passages most likely to answer the question, best first; `kind` is
+        the kind of answer wanted when not the question's own (a follow-up's)."""
+        return select(question, passages, self.similarities, self.settings.evidence_sentences, self.weights, kind)
 
     @property
     def weights(self) -> Weights:
@@ -326,11 +331,14 @@ class RAG:
         rest = [e for e in evidence if e not in used]
         return Answer(text, citations_for(text, passages), passages, False, evidence=used + rest, how=how, **common)
 
-    def _finish_small(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
+    def _finish_small(
+        self, raw: str, passages: list[Passage], evidence: list[Evidence], kind: str, common: dict
+    ) -> Answer:
         """The small model's reply kept when it only copies from the evidence it was shown, else the
         best evidence quoted; `evidence` is every ranked sentence, those cited first."""
         shown = evidence[: self.settings.evidence_shown]
-        text, how = reply_from_evidence(raw, common["standalone_question"], shown, self.settings.quote_above)
+        question = common["standalone_question"]
+        text, how = reply_from_evidence(raw, question, shown, self.settings.quote_above, kind)
         dropped = [raw] if how != "model" and raw.strip() else []
         if how == "abstain":
             return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)

@@ -43,8 +43,17 @@ NAMES_SOMEONE = 0.6  # `name_strength` of a word that is surely a name, not a ca
 MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 DATE = re.compile(
     rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|\b(?:1[5-9]|20)\d\d\b|\b{MONTH}\b|"
+    r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b|"
+    r"\b(?:1[5-9]|20)\d0s\b|\b\d{1,2}(?:st|nd|rd|th) century\b"
+)
+# A day, not only a year: what "on what date" and "which day" ask for.
+DAY = re.compile(
+    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"
 )
+# A time told by another event ("after a peace treaty was signed", "during the war"): an answer to
+# "when" that holds no date.
+EVENT_TIME = re.compile(r"\b(?:after|before|once|until|during|since|upon)\s+(?:the|a|an|its|their|his|her)\b", re.I)
 YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 # A span of time stated as such ("27 years", "two decades"): two dates are not yet an answer to
 # "how many years", which needs arithmetic the small model cannot be trusted with.
@@ -63,18 +72,31 @@ PRONOUN_SPEAKER = re.compile(
 )
 # A sentence whose subject is a pronoun ("He also noted that …") names its speaker further back.
 SUBJECT_PRONOUN = re.compile(r"^\W*(?:he|she|they)\b", re.IGNORECASE)
+# A sentence that opens by pointing back at the one before, and is short enough to mean nothing alone.
+CONTINUES = re.compile(r"^\W*(?:this|that|these|those|they|it)\s+(?!\w+ing\b)\w+", re.IGNORECASE)
+SHORT_WORDS = 12
 MAX_ANTECEDENT_HOPS = 2  # sentences further back that evidence may widen to, past the one before
 CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
-QUANTITY = re.compile(rf"\d|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE)
+# A count or amount; a year or a day of the month is not one ("How many bases?" is not "1960").
+QUANTITY = re.compile(
+    rf"\b(?!(?:1[5-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE
+)
+# How old something is: an age, or the year it dates from.
+AGE = re.compile(rf"{QUANTITY.pattern}|{YEAR.pattern}", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
 NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z][\w'’\-]*)*")
 # Which kind of answer a question asks for, from its wording.
+AUXILIARY = r"(?:did|does|do|was|were|is|are|will|would|has|have|had|can|could|should|must)"
 KINDS = (
     ("year", re.compile(r"\b(?:what|which) year\b", re.I)),
-    ("date", re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b", re.I)),
+    ("day", re.compile(r"\b(?:what|which) (?:exact )?(?:date|day)\b|\bexact date\b", re.I)),
+    # "when" asks only as a question word ("When did …", "Since when have …"), not in a clause
+    # ("What did he call … when the problem is raised?").
+    ("date", re.compile(rf"^\W*when\b|\bwhen\s+{AUXILIARY}\b|\bwhat (?:month|time)\b|\bwhich month\b", re.I)),
     ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|decades|centuries)\b|\bhow long\b", re.I)),
-    ("quantity", re.compile(r"\bhow (?:many|much|old|far)\b|\bwhat (?:number|percentage|share)\b", re.I)),
+    ("age", re.compile(r"\bhow old\b", re.I)),
+    ("quantity", re.compile(r"\bhow (?:many|much|far(?! along))\b|\bwhat (?:number|percentage|share)\b", re.I)),
     ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|island|region)\b", re.I)),
     (
@@ -168,7 +190,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def question_kind(question: str) -> str:
-    """The kind of answer a question wants: year, date, quantity, name, place, entity, or "" (any).
+    """The kind of answer a question wants: year, day, date, duration, age, quantity, name, place, entity, or "" (any).
 
     The question word that comes first decides: "Which president was visiting when …" wants a
     name, not a date; at the same place the more specific kind wins ("what year" over "what")."""
@@ -187,8 +209,10 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         return 0.5
     if kind in ("name", "place", "entity"):
         return max((name_strength(n, sentence) for n in NAME.findall(sentence) if is_new(n, question)), default=0.0)
-    pattern = {"year": YEAR, "date": DATE, "quantity": QUANTITY, "duration": DURATION}[kind]
-    return float(any(is_new(item, question) for item in pattern.findall(sentence)))
+    pattern = {"year": YEAR, "day": DAY, "date": DATE, "age": AGE, "quantity": QUANTITY, "duration": DURATION}[kind]
+    if any(is_new(item, question) for item in pattern.findall(sentence)):
+        return 1.0
+    return 0.5 if kind == "date" and EVENT_TIME.search(sentence) else 0.0
 
 
 def is_new(item: str, question: str) -> bool:
@@ -278,7 +302,13 @@ def select(
 def with_antecedent(sentence: Sentence, passages: Sequence[Passage], kind: str, question: str) -> Sentence:
     """The sentence joined to the one before it when the question asks who, the sentence leans on a
     pronoun, and the one before names someone it may stand for: the sentence names no one new, or
-    quotes a speaker only as "he said"."""
+    quotes a speaker only as "he said". A short sentence that opens by pointing back ("This is a
+    lawless position.", "They tell us it was unfair.") is joined to the one before whatever the
+    question asks: alone it says nothing, and the one before says what it is about."""
+    if sentence.before_start >= 0 and CONTINUES.match(sentence.text) and len(sentence.text.split()) <= SHORT_WORDS:
+        return sentence.with_antecedent(
+            passages[sentence.passage].text[sentence.before_start : sentence.end], sentence.before_start
+        )
     if kind != "name" or sentence.before_start < 0 or not PRONOUN.search(sentence.text):
         return sentence
     if kind_found(kind, sentence.before, question) < NAMES_SOMEONE:
@@ -305,9 +335,77 @@ def earliest_antecedent(text: str, start: int) -> int:
 def speaks_to(question: str, evidence: Evidence) -> bool:
     """Whether the sentence (with the one before it) shares a word with the question besides the
     question's names: one about the same people or places but not about what is asked does not
-    answer it ("Who is the mayor of Tokyo?" and a sentence on talks in Tokyo)."""
+    answer it ("Who is the mayor of Tokyo?" and a sentence on talks in Tokyo). When the question
+    names the thing it asks about ("the population of …", "which leader …"), the sentence must
+    also mention that thing, or a word spelt nearly the same ("programme", "program")."""
+    have = content_terms(evidence.text) | content_terms(evidence.before)
     asked = asked_terms(question)
-    return not asked or bool(asked & (content_terms(evidence.text) | content_terms(evidence.before)))
+    if asked and not asked & have:
+        return False
+    focus = focus_terms(question)
+    return not focus or any(alike(term, word) for term in focus for word in have)
+
+
+# Where a question names what it asks about: "how many rounds", "what is the population of".
+# Not "which …", "what …" or "who is the …": there users name the thing or the person's role in
+# their own words ("which euro business club", "what doc", "who's the top diplomat") as often as
+# in the articles' (eval/README.md).
+FOCUS_OPENS = re.compile(
+    r"\b(?:what|which)(?:'s|\s+(?:is|was|are|were))\s+(?:the\s+)?(?:name\s+of\s+(?:the\s+)?)?|"
+    r"\b(?:how many|how much)\s+",
+    re.IGNORECASE,
+)
+# Words that end the asked-about phrase: verbs, prepositions and question words.
+FOCUS_ENDS = frozenset(
+    "did does do was were is are will would has have had can could should must of in on at for to with "
+    "between from by about that who whom which when where why how and or there".split()
+)
+# Nouns for the kind of answer, not for what it is about ("which city", "what year", "what kind").
+GENERIC_NOUNS = (
+    content_terms(
+        "city country state nation town village place location region year date day week month time period "
+        "era century decade name person man woman one thing number amount kind type sort part pair couple group"
+    )
+    | ANSWER_KIND_TERMS
+)
+FOCUS_WORDS = 3  # the asked-about phrase is at most this many words
+
+
+def focus_terms(question: str) -> set[str]:
+    """The stemmed words naming what the question asks about, without names (capitalised words),
+    words for the kind of answer, or verbs (a word ending in -ed or -ly ends the phrase)."""
+    found: set[str] = set()
+    for opening in FOCUS_OPENS.finditer(question):
+        for word in re.findall(r"[\w'’\-]+", question[opening.end() :])[:FOCUS_WORDS]:
+            bare = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s", "'", "’")) else word.lower()
+            if bare in FOCUS_ENDS or bare.endswith(("ed", "ly")):
+                break
+            if word[:1].isupper() or bare in ("the", "a", "an"):
+                continue
+            found |= content_terms(bare)
+    return found - GENERIC_NOUNS
+
+
+def alike(term: str, word: str) -> bool:
+    """Whether two stemmed words are the same word: equal, one a long prefix of the other
+    ("programm", "program"), or one letter apart in a long word ("chanel", "channel")."""
+    if term == word:
+        return True
+    if min(len(term), len(word)) >= 5 and (term.startswith(word) or word.startswith(term)):
+        return True
+    return min(len(term), len(word)) >= 5 and one_edit_apart(term, word)
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Whether one letter added, removed or changed turns `a` into `b`."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    for i in range(len(a)):
+        if a[i] != b[i]:
+            return a[i:] == b[i + 1 :] or a[i + 1 :] == b[i + 1 :]
+    return True
 
 
 def asked_terms(question: str) -> set[str]:

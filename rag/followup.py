@@ -43,6 +43,14 @@ def joined_question(question: str, history: Sequence[dict] | None) -> str:
     return f"{previous} {question}"
 
 
+def asking_part(question: str, standalone: str) -> str:
+    """The words that ask: the follow-up itself when it was joined to the previous question ("And
+    when was that visit?" wants a date, whatever the question before it wanted), else the
+    standalone question."""
+    joined = standalone != question and standalone.endswith(f" {question}")
+    return question if joined else standalone
+
+
 def condense_messages(question: str, history: Sequence[dict]) -> list:
     """A request to rewrite the follow-up as a standalone question."""
     from llama_index.core.llms import ChatMessage

@@ -17,7 +17,7 @@ from conftest import make_rag
 from rag import RAG
 from rag.answer import reply_from_evidence, span_grammar
 from rag.citations import copied_from
-from rag.evidence import question_kind, select
+from rag.evidence import focus_terms, kind_found, question_kind, select
 from rag.retrieve import Passage
 
 HARBOUR = """\
@@ -38,6 +38,16 @@ Most of the harvest will be sold to a juice factory in the town of Brenna.
 """
 
 
+ROAD = """\
+Valley council approves a new road
+
+BRENNA, May 12. The valley council met on Tuesday and approved the new road to the Brenna market.
+The council first debated the road in 2019.
+Several farmers said the new road would cut their fields in two.
+They called it a betrayal.
+"""
+
+
 def store_of(tmp_path_factory: pytest.TempPathFactory, articles: dict[str, str]) -> tuple[RAG, Path]:
     """A fresh store holding just these articles (file name: text), and their folder."""
     folder = tmp_path_factory.mktemp("topic")
@@ -52,7 +62,7 @@ def store_of(tmp_path_factory: pytest.TempPathFactory, articles: dict[str, str])
 @pytest.fixture(scope="module")
 def other_topic(tmp_path_factory: pytest.TempPathFactory) -> tuple[RAG, Path]:
     """A store holding only the two articles above."""
-    return store_of(tmp_path_factory, {"bridge.txt": HARBOUR, "apples.txt": ORCHARD})
+    return store_of(tmp_path_factory, {"bridge.txt": HARBOUR, "apples.txt": ORCHARD, "road.txt": ROAD})
 
 
 def test_the_sentence_that_answers_is_ranked_first(other_topic: tuple[RAG, Path]) -> None:
@@ -115,6 +125,63 @@ def test_a_speaker_named_two_sentences_back_is_read_with_the_quote() -> None:
 
     best = select("Who said the spring was warm?", [passage], similarity)[0]
     assert best.text.startswith("Oskar Lind chairs") and best.text.endswith("he said.")  # not further back
+
+
+def test_the_question_word_not_a_clause_decides_the_kind_of_answer() -> None:
+    assert question_kind("When did the bridge reopen?") == "date"
+    assert question_kind("Since when have farmers crossed by ferry?") == "date"
+    assert question_kind("What did the mayor say when the vote was held?") == ""  # "when" opens a clause
+    assert question_kind("On what date did the bridge reopen?") == "day"
+    assert question_kind("How old is the bridge?") == "age"
+    assert question_kind("And how far along are the repairs?") == ""
+
+
+def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
+    asked = "How many bridges cross the harbour?"
+    assert kind_found("quantity", "The bridge was built in 1931.", asked) == 0.0
+    assert kind_found("quantity", "Three bridges cross the harbour.", asked) == 1.0
+    assert kind_found("age", "The bridge was built in 1931.", "How old is the bridge?") == 1.0
+    assert kind_found("day", "The council first debated the road in 2019.", "On what date did it debate?") == 0.0
+    assert kind_found("day", "The council met on Tuesday.", "On what day did it meet?") == 1.0
+    told_by_event = "Tokyo would take control after a treaty was signed."
+    assert kind_found("date", told_by_event, "When would Tokyo take control?") > 0
+
+
+def test_an_attribute_the_question_names_must_be_in_the_sentence() -> None:
+    assert focus_terms("What is the population of Brenna?") == {"popul"}
+    assert focus_terms("How many ferries crossed the harbour?") == {"ferri"}
+    # the thing in a user's own words ("which … company", "who's the boss") is not held to the words
+    assert focus_terms("Which juice company buys the apples?") == set()
+    assert focus_terms("Who's the boss of the cooperative?") == set()
+
+
+def test_a_short_sentence_pointing_back_is_quoted_with_the_one_it_points_to(other_topic: tuple[RAG, Path]) -> None:
+    rag, articles = other_topic
+    answer = rag.ask("What did several farmers call the new road?")
+    assert not answer.abstained and "betrayal" in answer.text
+    assert answer.evidence[0].text.startswith("Several farmers") and answer.evidence[0].text.endswith("betrayal.")
+    original = (articles / "road.txt").read_text(encoding="utf-8")
+    quoted = original[answer.evidence[0].start : answer.evidence[0].end]
+    assert quoted.split() == answer.evidence[0].text.split()  # the two lines of the file, as one piece
+    assert [c.passage.doc_id for c in answer.citations] == ["road.txt"]
+
+
+def test_a_day_is_quoted_and_a_year_is_not_passed_off_as_a_date(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    met = rag.ask("On which day of the week did the valley council approve the new road?")
+    assert not met.abstained and "Tuesday" in met.text
+    assert rag.ask("On what exact date did the council first debate the road?").abstained  # only a year is given
+    assert rag.ask("What is the population of Brenna?").abstained  # Brenna is named, its population is not
+
+
+def test_a_follow_up_is_answered_for_what_it_asks_not_what_was_asked_before(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    history = [
+        {"role": "user", "content": "Who led the repairs of the harbour bridge?"},
+        {"role": "assistant", "content": "Marta Solberg [1]."},
+    ]
+    answer = rag.ask("And on which day did it reopen?", history=history)
+    assert not answer.abstained and "Monday" in answer.text and "Solberg" not in answer.text
 
 
 def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
