@@ -336,8 +336,8 @@ def speaks_to(question: str, evidence: Evidence) -> bool:
     """Whether the sentence (with the one before it) shares a word with the question besides the
     question's names: one about the same people or places but not about what is asked does not
     answer it ("Who is the mayor of Tokyo?" and a sentence on talks in Tokyo). When the question
-    names the thing it asks about ("the population of …", "which leader …"), the sentence must
-    also mention that thing, or a word spelt nearly the same ("programme", "program")."""
+    names the thing it asks about ("what is the population of …", "how many rounds …"), the
+    sentence must also mention that thing, or a word spelt nearly the same ("programme")."""
     have = content_terms(evidence.text) | content_terms(evidence.before)
     asked = asked_terms(question)
     if asked and not asked & have:
