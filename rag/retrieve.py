@@ -13,14 +13,16 @@ import json
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from rag.lexical import LexicalIndex, Scoped, english_stemmer, index_path
 from rag.settings import Settings
-from rag.store import Store, Vectors
+from rag.store import Store, StoredChunk, Vectors
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -55,6 +57,11 @@ class Passage:
     found_by: tuple[str, ...] = ()  # which searches found it: "dense" (meaning), "bm25" (words)
     lines: tuple[tuple[int, int], ...] = ()  # (offset in text, offset in the original) of each line
 
+    @cached_property
+    def terms(self) -> frozenset[str]:
+        """The content terms of its text and title, stemmed once for the tie-break and the coverage gate."""
+        return frozenset(content_terms(self.text + " " + self.title))
+
     def original_offset(self, offset: int) -> int:
         """The character offset in the original file of an offset in `text`."""
         line_start, original = max(((a, b) for a, b in self.lines if a <= offset), default=(0, self.start))
@@ -86,18 +93,18 @@ class Retrieval:
         return bool(self.passages) and (self.best_similarity >= min_similarity or self.coverage >= min_coverage)
 
 
-def to_passage(node: TextNode, score: float, similarity: float | None, found_by: tuple[str, ...] = ()) -> Passage:
-    """A LlamaIndex node, its scores and the searches that found it as a plain `Passage`."""
-    meta = node.metadata
+def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found_by: tuple[str, ...] = ()) -> Passage:
+    """A stored chunk, its scores and the searches that found it as a plain `Passage`."""
+    meta = chunk.metadata
     return Passage(
         doc_id=meta.get("doc_id", ""),
         title=meta.get("title", ""),
-        text=node.get_content(),
+        text=chunk.text,
         score=score,
         start=int(meta.get("start", 0)),
         end=int(meta.get("end", 0)),
         dateline=meta.get("dateline", ""),
-        chunk_id=node.node_id,
+        chunk_id=chunk.chunk_id,
         similarity=similarity,
         found_by=found_by,
         lines=_line_map(meta.get("lines")),
@@ -127,9 +134,9 @@ def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
 
 
 def content_terms(text: str) -> set[str]:
-    """Stemmed words of a text, without question and function words."""
-    words = [w for w in WORD.findall(text.lower()) if w not in QUESTION_STOPWORDS]
-    return set(english_stemmer().stemWords(words))
+    """Stemmed words of a text, without question and function words (each distinct word stemmed once)."""
+    words = set(WORD.findall(text.lower())) - QUESTION_STOPWORDS
+    return set(english_stemmer().stemWords(list(words)))
 
 
 def term_coverage(question: str, passages: list[Passage]) -> float:
@@ -141,16 +148,23 @@ def term_coverage(question: str, passages: list[Passage]) -> float:
     wanted = content_terms(question)
     if not wanted:
         return 0.0
-    found = set().union(*(content_terms(p.text + " " + p.title) for p in passages)) if passages else set()
+    found = set().union(*(p.terms for p in passages)) if passages else set()
     return len(wanted & found) / len(wanted)
 
 
 def break_ties(passages: list[Passage], question: str) -> list[Passage]:
     """The passages by fused score, and among equal scores (the first of one search and the first
     of the other score the same in rank fusion) the one holding more of the question's words first:
-    a new article's rare name found only by BM25 must not lose to a vague dense match."""
-    wanted = content_terms(question)
-    return sorted(passages, key=lambda p: (-p.score, -len(wanted & content_terms(p.text + " " + p.title))))
+    a new article's rare name found only by BM25 must not lose to a vague dense match.
+    Words are counted only in passages that share their score: stemming every passage cost more than
+    the rest of the fusion."""
+    shared = {score for score, count in Counter(p.score for p in passages).items() if count > 1}
+    wanted = content_terms(question) if shared else set()
+
+    def held(passage: Passage) -> int:
+        return len(wanted & passage.terms) if passage.score in shared else 0
+
+    return sorted(passages, key=lambda p: (-p.score, -held(p)))
 
 
 def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
@@ -282,9 +296,9 @@ class HybridRetriever:
         for batch in (ranked[: 2 * k], ranked[2 * k :]):  # the rest only when repeats used up the first
             if len(chosen) == k or not batch:
                 break
-            nodes = {node.node_id: node for node in self.store.nodes(batch)}
+            chunks = {chunk.chunk_id: chunk for chunk in self.store.chunks(batch)}
             found = [
-                to_passage(nodes[c], fused[c], similarity.get(c), found_by(c, rankings)) for c in batch if c in nodes
+                to_passage(chunks[c], fused[c], similarity.get(c), found_by(c, rankings)) for c in batch if c in chunks
             ]
             passages += break_ties(found, question)
             chosen = diverse(passages, k, self.settings.duplicate_overlap)

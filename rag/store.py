@@ -15,6 +15,7 @@ before and after, which tells the lexical index (rag/lexical.py) when to compare
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import uuid
@@ -58,6 +59,15 @@ class StoredDocument:
     dateline: str
     chunk_ids: tuple[str, ...]
     complete: bool = True  # one version, with every chunk it had when written
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """One chunk as stored: its id, its text and its node's metadata (what a passage is made from)."""
+
+    chunk_id: str
+    text: str
+    metadata: dict[str, Any]
 
 
 def _server_address(url: str) -> tuple[str, int, bool]:
@@ -300,6 +310,15 @@ class Store:
             node.id_ = chunk_id
             nodes.append(node)
         return nodes
+
+    def chunks(self, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """The given chunks' texts and metadata (ids the store lacks are left out), without building
+        LlamaIndex nodes: pydantic validation of each node cost more than Chroma's read of ten texts."""
+        chunks = []
+        for chunk_id, meta, text in self._records(["metadatas", "documents"], chunk_ids):
+            node = json.loads(meta["_node_content"])  # as `metadata_dict_to_node` reads it
+            chunks.append(StoredChunk(chunk_id, node.get("text", "") if text is None else text, node["metadata"]))
+        return chunks
 
     def index_texts(self, chunk_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
         """(chunk_id, doc_id, the text the lexical index reads) of the given chunks, read in pages."""

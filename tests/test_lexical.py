@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SEEDS, make_rag
 from test_chroma_server import ChromaServer, chroma_server, collection, two_machines  # noqa: F401 - fixtures
@@ -14,7 +15,7 @@ from test_hardening import ingest_in_background, stored_ids, wait_for_change, wr
 from test_ingest import run_cli
 
 from rag import RAG
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, _top
 
 NEW_ARTICLE = "Envoy visits the Kurils\n\nThe Zorvathian envoy Quellimar Ostrava met the Kuril delegation in Tokyo.\n"
 TERM = "Quellimar"  # in no seed article
@@ -147,3 +148,34 @@ def test_compaction_keeps_every_result_and_score(tmp_path: Path) -> None:
         assert [[cid for cid, _ in h] for h in hits] == [[cid for cid, _ in h] for h in as_delta]
         assert [s for h in hits for _, s in h] == pytest.approx([s for h in as_delta for _, s in h], rel=1e-5)
     assert all(h and all(cid != "chunk-1" for cid, _ in h) for h in as_delta)
+
+
+def test_scores_follow_the_average_length_when_longer_chunks_are_added(tmp_path: Path) -> None:
+    # Each base row's length norm is kept between searches; it must change with the average.
+    index = LexicalIndex(tmp_path / "index.sqlite3")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    question = "Where did Lavrov and Kishida hold talks?"
+    index.add((f"chunk-{n}", f"doc-{n}", text[:400]) for n, text in enumerate(texts))
+    assert index.compact(force=True)
+    before = index.search(question, 3)
+    index.add((f"long-{n}", f"long-{n}", text * 3) for n, text in enumerate(texts))  # the delta
+    after = index.search(question, 3)
+    index.compact(force=True)
+    rebuilt = LexicalIndex(index.path).search(question, 3)
+    assert [cid for cid, _ in after] == [cid for cid, _ in rebuilt]
+    assert [s for _, s in after] == pytest.approx([s for _, s in rebuilt], rel=1e-5)
+    assert [s for _, s in after] != pytest.approx([s for _, s in before], rel=1e-3)
+
+
+def test_the_best_rows_are_those_numpy_selection_finds_with_or_without_equal_scores() -> None:
+    # `_top` sorts only the rows above a sample's floor; the ranking must be argpartition's exactly.
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        scores = rng.random(int(rng.integers(1, 30_000)), dtype=np.float32) * 10
+        scores[rng.random(len(scores)) < rng.random()] = 0  # rows holding none of the terms
+        if trial % 3 == 0:
+            scores = np.round(scores, 1)  # many equal scores
+        k = int(rng.integers(1, 40))
+        ranked = [(int(i), float(scores[i])) for i in _top(scores, k) if scores[i] > 0]
+        expected = [(int(i), float(scores[i])) for i in np.argpartition(-scores, min(k, len(scores)) - 1)[:k]]
+        assert sorted(ranked, key=lambda r: -r[1]) == sorted([r for r in expected if r[1] > 0], key=lambda r: -r[1])

@@ -9,7 +9,16 @@ import pytest
 from test_ingest import run_cli
 
 from rag import RAG, BadInput
-from rag.retrieve import HybridRetriever, Passage, break_ties, diverse, reciprocal_rank_fusion, shingles
+from rag.retrieve import (
+    HybridRetriever,
+    Passage,
+    break_ties,
+    content_terms,
+    diverse,
+    reciprocal_rank_fusion,
+    shingles,
+    term_coverage,
+)
 
 
 def top_docs(rag: RAG, question: str, k: int = 3) -> list[str]:
@@ -124,3 +133,21 @@ def test_a_tie_in_fusion_goes_to_the_passage_holding_the_question_words() -> Non
         "old.txt",
         "other.txt",
     ]
+
+
+def test_stored_chunks_carry_what_the_llamaindex_nodes_do(seeded_rag: RAG) -> None:
+    # Passages are made from `Store.chunks`, which skips building nodes; they must not differ.
+    store = seeded_rag.store
+    ids = store.ids()[:4]
+    nodes = {node.node_id: node for node in store.nodes(ids)}
+    chunks = store.chunks([*ids, "no-such-chunk"])
+    assert [c.chunk_id for c in chunks] == ids
+    for chunk in chunks:
+        assert chunk.text == nodes[chunk.chunk_id].get_content()
+        assert chunk.metadata == nodes[chunk.chunk_id].metadata
+
+
+def test_passage_terms_are_its_text_and_title_content_terms() -> None:
+    passage = Passage("a.txt", "Envoy visits", "Quellimar Ostrava met the delegation.", 0.5, 0, 30)
+    assert passage.terms == content_terms(passage.text + " " + passage.title)
+    assert term_coverage("Which delegation did Ostrava meet on the visits?", [passage]) == 0.75  # not "meet"
