@@ -13,11 +13,11 @@ import json
 import logging
 import re
 import threading
-from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain, groupby
 from typing import TYPE_CHECKING
 
 from rag.lexical import LexicalIndex, Scoped, english_stemmer, index_path
@@ -155,16 +155,28 @@ def term_coverage(question: str, passages: list[Passage]) -> float:
 def break_ties(passages: list[Passage], question: str) -> list[Passage]:
     """The passages by fused score, and among equal scores (the first of one search and the first
     of the other score the same in rank fusion) the one holding more of the question's words first:
-    a new article's rare name found only by BM25 must not lose to a vague dense match.
-    Words are counted only in passages that share their score: stemming every passage cost more than
-    the rest of the fusion."""
-    shared = {score for score, count in Counter(p.score for p in passages).items() if count > 1}
-    wanted = content_terms(question) if shared else set()
+    a new article's rare name found only by BM25 must not lose to a vague dense match."""
+    return list(tie_broken(sorted(passages, key=lambda p: -p.score), question))
 
-    def held(passage: Passage) -> int:
-        return len(wanted & passage.terms) if passage.score in shared else 0
 
-    return sorted(passages, key=lambda p: (-p.score, -held(p)))
+def tie_broken(passages: Iterable[Passage], question: str) -> Iterator[Passage]:
+    """Passages already in fused order, each run of equal scores reordered as `break_ties` does, lazily:
+    a run's words are counted only when it is reached (stemming every candidate cost more than the
+    rest of the fusion, and diversity stops after k)."""
+    wanted: set[str] | None = None
+    for _, same in groupby(passages, key=lambda p: p.score):
+        run = list(same)
+        if len(run) > 1:
+            wanted = content_terms(question) if wanted is None else wanted
+            run.sort(key=lambda p: -len(wanted & p.terms))
+        yield from run
+
+
+def _kept_as_walked(passages: Iterable[Passage], walked: list[Passage]) -> Iterator[Passage]:
+    """The passages, each added to `walked` as it is reached."""
+    for passage in passages:
+        walked.append(passage)
+        yield passage
 
 
 def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
@@ -173,7 +185,7 @@ def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(max(len(words) - size + 1, 1))}
 
 
-def diverse(passages: list[Passage], k: int, max_overlap: float) -> list[Passage]:
+def diverse(passages: Iterable[Passage], k: int, max_overlap: float) -> list[Passage]:
     """The first k passages, skipping any whose shingles are mostly inside one already chosen."""
     chosen: list[tuple[Passage, set]] = []
     for passage in passages:
@@ -300,7 +312,8 @@ class HybridRetriever:
             found = [
                 to_passage(chunks[c], fused[c], similarity.get(c), found_by(c, rankings)) for c in batch if c in chunks
             ]
-            passages += break_ties(found, question)
-            chosen = diverse(passages, k, self.settings.duplicate_overlap)
+            # Diversity walks the batch as it is put in order, so it stops before ordering the rest.
+            walked = chain(list(passages), _kept_as_walked(tie_broken(found, question), passages))
+            chosen = diverse(walked, k, self.settings.duplicate_overlap)
         best = max(similarity.values(), default=0.0)
         return Retrieval(chosen, best, term_coverage(question, chosen))
