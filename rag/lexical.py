@@ -11,7 +11,7 @@ other processes see each committed change with their next search (WAL: readers n
 
 Chosen by measurement over the two obvious candidates. SQLite FTS5 updates in place too, but
 its bm25() scores every matching row in turn, and a question's common words match most chunks:
-119 ms a question at 100k chunks (p95 187 ms) against 7 ms here (p95 11 ms), over the same
+113 ms a question at 100k chunks (p95 166 ms) against 4.5 ms here (p95 7 ms), over the same
 stems (`raw_fts5` and `lexical_index` in bench/README.md). Its ranking was as good on
 eval/qa.jsonl (hit@1 0.90, MRR 0.94). bm25s scores fast but cannot change in place. Scoring here
 is bm25s' (Lucene BM25, k1 = 1.5, b = 0.75) with numpy over the posting blobs, so retrieval
