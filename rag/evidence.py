@@ -19,7 +19,11 @@ A sentence's score mixes five signals, each in 0..1, with weights in `Weights`:
   counts more than one word, and a capitalised word that opens the sentence counts little.
 
 For "who" questions, a sentence that leans on a pronoun ('"…," he said.') is widened to begin at
-the sentence before it when that one names someone: the pair is one piece of evidence.
+the sentence before it when that one names someone: the pair is one piece of evidence. So is a
+short sentence that points back ("This is a lawless position."), whatever the question asks.
+
+`speaks_to` says whether the best sentence answers at all: it must share a word with the question
+besides its names, and mention the attribute the question names ("what is the population of …").
 
 Not handled: answers spread over two sentences that are not neighbours; telling a person's name
 from a place's; the kind of answer in questions not in English.
