@@ -373,6 +373,7 @@ GENERIC_NOUNS = (
     | ANSWER_KIND_TERMS
 )
 FOCUS_WORDS = 3  # the asked-about phrase is at most this many words
+POSSESSIVE = re.compile(r"(?:['’]s|['’])$")  # "Japan's", "islands'"
 
 
 def focus_terms(question: str) -> set[str]:
@@ -381,7 +382,7 @@ def focus_terms(question: str) -> set[str]:
     found: set[str] = set()
     for opening in FOCUS_OPENS.finditer(question):
         for word in re.findall(r"[\w'’\-]+", question[opening.end() :])[:FOCUS_WORDS]:
-            bare = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s", "'", "’")) else word.lower()
+            bare = POSSESSIVE.sub("", word.lower())
             if bare in FOCUS_ENDS or bare.endswith(("ed", "ly")):
                 break
             if word[:1].isupper() or bare in ("the", "a", "an"):
