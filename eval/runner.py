@@ -21,8 +21,7 @@ from eval.grounding import SupportCheck, score_answer
 from eval.metrics import alias_match, answer_words, best_f1, evidence_scores, retrieval_scores, totals
 from rag import RAG, Settings
 from rag.citations import cited_numbers
-from rag.evidence import question_kind
-from rag.followup import asking_part, joined_question
+from rag.followup import joined_question
 from rag.retrieve import Retrieval
 from rag.safety import OVERRIDE_ATTEMPT
 
@@ -57,9 +56,8 @@ def retrieval_outcome(rag: RAG, row: Row) -> dict:
     """Retrieved doc_ids, the gate's verdict and its two signals (follow-ups joined to the last question)."""
     question = rag.check_question(joined_question(row.question, row.history))
     started = time.perf_counter()
-    retrieval = rag.retriever.retrieve(question)
-    asking = asking_part(row.question, question)
-    evidence = rag.find_evidence(asking, retrieval.passages, question_kind(asking))
+    retrieval, asking = rag.lookup(row.question, question)
+    evidence = rag.find_evidence(asking, retrieval.passages)
     return {
         "retrieved": [p.doc_id for p in retrieval.passages],
         "evidence": [e.text for e in evidence],

@@ -149,9 +149,20 @@ class RAG:
         """The top k passages for a question, most relevant first; only from the articles `where` names."""
         return self._retrieve(self.check_question(question), k, self.scope_ids(where)).passages
 
-    def _retrieve(self, question: str, k: int | None, doc_ids: frozenset[str] | None = None) -> Retrieval:
+    def _retrieve(
+        self, question: str, k: int | None, doc_ids: frozenset[str] | None = None, also: str = ""
+    ) -> Retrieval:
         self.ensure_corpus()
-        return self.retriever.retrieve(question, k, doc_ids)
+        return self.retriever.retrieve(question, k, doc_ids, also)
+
+    def lookup(
+        self, question: str, standalone: str, k: int | None = None, doc_ids: frozenset[str] | None = None
+    ) -> tuple[Retrieval, str]:
+        """The passages for a question asked as `standalone` in its conversation, and the words that
+        ask (`asking_part`). A follow-up joined to the question before it is also searched in its
+        own words: the joined words find what the conversation is about, its own what it asks now."""
+        asking = asking_part(question, standalone)
+        return self._retrieve(standalone, k, doc_ids, asking if asking != standalone else ""), asking
 
     def scope_ids(self, where: Where) -> frozenset[str] | None:
         """The doc_ids a scope names (None: every article); BadInput when it names none."""
@@ -212,7 +223,7 @@ class RAG:
         doc_ids = self.scope_ids(where)
         usage: dict[str, int] = {}  # the model's tokens for this answer, rewrite included
         standalone = self.standalone_question(question, history, usage)
-        retrieval = self._retrieve(standalone, k, doc_ids)
+        retrieval, asking = self.lookup(question, standalone, k, doc_ids)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages
         refusal = self._refusal(question, retrieval, scoped=doc_ids is not None)
@@ -222,9 +233,8 @@ class RAG:
             how = "refuse" if refusal == REFUSAL_TEXT else "abstain"
             yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings, how=how)
             return
-        # Passages are found with the previous question joined on; the sentence that answers is
-        # found with the follow-up's own words, else the one that answered before wins again.
-        asking = asking_part(question, standalone)
+        # The sentence that answers is found with the follow-up's own words, else the one that
+        # answered before wins again.
         kind = question_kind(asking)
         evidence = self.find_evidence(asking, passages, kind)
         timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SCOPES_KEPT = 16  # scopes whose chunks a retriever keeps (one a chat, while the store is unchanged)
+ALSO_PLACES = 2  # of a question's passages, those another wording of it may take (see `with_passages_for`)
 VECTORS_KEPT_UP_TO = 2000  # chunks of a scope whose vectors are kept too (3 MB at 384 dimensions)
 WORD = re.compile(r"\w+")
 # Words that say nothing about what a question is about, for the term-coverage gate.
@@ -126,6 +127,19 @@ def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> dict[str, float
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return fused
+
+
+def with_passages_for(passages: list[Passage], others: list[Passage], k: int) -> list[Passage]:
+    """The passages with the first of another wording's passages in the last places (ALSO_PLACES, at
+    most half of k), k in all. Fused with equal weight, a follow-up's own words ("And what did it restore?") moved the
+    article the conversation is about from the first place in a third of such questions; in the
+    last places they add the sentence that answers what it asks now (eval/README.md)."""
+    places = min(ALSO_PLACES, k // 2)
+    head = passages[: k - places]
+    have = {p.chunk_id for p in head}
+    added = [p for p in others[:places] if p.chunk_id not in have]
+    have |= {p.chunk_id for p in added}
+    return (head + added + [p for p in passages[len(head) :] if p.chunk_id not in have])[:k]
 
 
 def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
@@ -287,11 +301,14 @@ class HybridRetriever:
             kept.vectors = self.store.vectors(scope.chunk_ids)
         return kept.vectors.nearest(vector, self.settings.candidates)
 
-    def retrieve(self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> Retrieval:
+    def retrieve(
+        self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None, also: str = ""
+    ) -> Retrieval:
         """The top k diverse passages for a question, by reciprocal rank fusion of both searches.
 
         With `doc_ids` (a resolved `rag.scope.Scope`) both searches rank only those articles' chunks,
-        before fusion, so k passages still come from inside the scope. Both searches return ids;
+        before fusion, so k passages still come from inside the scope. `also` is another wording
+        (a follow-up's own words): its best passages take the last places. Both searches return ids;
         texts are read afterwards for the fused candidates diversity looks at, a few more than k."""
         k = k or self.settings.top_k
         self.refresh()
@@ -315,5 +332,7 @@ class HybridRetriever:
             # Diversity walks the batch as it is put in order, so it stops before ordering the rest.
             walked = chain(list(passages), _kept_as_walked(tie_broken(found, question), passages))
             chosen = diverse(walked, k, self.settings.duplicate_overlap)
+        if also:
+            chosen = with_passages_for(chosen, self.retrieve(also, k, doc_ids).passages, k)
         best = max(similarity.values(), default=0.0)
         return Retrieval(chosen, best, term_coverage(question, chosen))

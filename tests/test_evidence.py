@@ -18,7 +18,7 @@ from rag import RAG
 from rag.answer import reply_from_evidence, span_grammar
 from rag.citations import copied_from
 from rag.evidence import focus_terms, kind_found, question_kind, select
-from rag.retrieve import Passage
+from rag.retrieve import Passage, with_passages_for
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -296,3 +296,34 @@ def test_a_sentence_about_the_same_names_but_not_what_is_asked_is_no_answer(othe
         assert answer.abstained and answer.how == "abstain", (question, answer.text)
     answer = rag.ask("Who designed the new steel deck?")  # the sentence shares what is asked: answered
     assert not answer.abstained and "Marta Solberg" in answer.text
+
+
+@pytest.fixture(scope="module")
+def five_topics(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding every article above."""
+    articles = {"bridge.txt": HARBOUR, "apples.txt": ORCHARD, "road.txt": ROAD, "council.txt": COUNCIL}
+    return store_of(tmp_path_factory, {**articles, "lighthouse.txt": LIGHTHOUSE})[0]
+
+
+def test_a_follow_up_that_turns_to_another_article_is_searched_in_its_own_words(five_topics: RAG) -> None:
+    rag = five_topics
+    history = [
+        {"role": "user", "content": "Who led the repairs of the harbour bridge?"},
+        {"role": "assistant", "content": "Marta Solberg [1]."},
+    ]
+    follow_up = "And how many tonnes were picked?"
+    # Joined to the question before it, the follow-up's two best passages are not the harvest's.
+    joined = rag.standalone_question(follow_up, history)
+    assert "apples.txt" not in [p.doc_id for p in rag.retriever.retrieve(joined, 2).passages]
+    answer = rag.ask(follow_up, history=history, k=2)
+    assert answer.passages[0].doc_id == "bridge.txt"  # the conversation's article keeps the first place
+    assert "9,000 tonnes" in answer.text and [c.passage.doc_id for c in answer.citations] == ["apples.txt"]
+
+
+def test_another_wording_takes_only_the_last_places() -> None:
+    def passage(name: str) -> Passage:
+        return Passage(f"{name}.txt", name, name, 1.0, 0, 1, chunk_id=name)
+
+    question, other = [passage(n) for n in "abcde"], [passage(n) for n in "xbyz"]
+    assert [p.chunk_id for p in with_passages_for(question, other, 5)] == ["a", "b", "c", "x", "d"]
+    assert [p.chunk_id for p in with_passages_for(question, other, 1)] == ["a"]
