@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
     from rag.onnx_embedding import OnnxEmbedding
 
+    # What `load_embedder` gives: both have the methods the stages call (get_query_embedding,
+    # get_text_embedding_batch, model_name, embed_batch_size); only the second is LlamaIndex's.
+    Embedder = OnnxEmbedding | HuggingFaceEmbedding
+
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +50,7 @@ def resolve_model_path(name: str) -> str:
     return str(get_model_path())
 
 
-def load_embedder(settings: Settings) -> BaseEmbedding:
+def load_embedder(settings: Settings) -> Embedder:
     """The configured embedder on the CPU, without touching the network (ONNX when it can be)."""
     path = resolve_model_path(settings.embed_model)
     if settings.embed_backend == "onnx":
@@ -140,14 +144,21 @@ def onnx_ready(stack: dict[str, Any] | None) -> bool:
 # The ONNX embedder answers these itself; sentence-transformers' model does, inside LlamaIndex's wrapper.
 
 
-def model_limit(embedder: BaseEmbedding) -> int:
+def llama_index_embedding(embedder: Embedder) -> BaseEmbedding:
+    """The embedder as a LlamaIndex `BaseEmbedding`, for LlamaIndex code that takes an `embed_model`."""
+    if hasattr(embedder, "as_llama_index"):
+        return embedder.as_llama_index()
+    return embedder
+
+
+def model_limit(embedder: Embedder) -> int:
     """Word pieces the model reads, special tokens included; the rest of a longer text is cut."""
     if hasattr(embedder, "count_pieces"):
         return int(embedder.max_length)
     return int(embedder._model.max_seq_length)
 
 
-def piece_counter(embedder: BaseEmbedding) -> Callable[[str], list[int]]:
+def piece_counter(embedder: Embedder) -> Callable[[str], list[int]]:
     """A tokenizer callable (text -> word-piece ids, no special tokens) for the chunker."""
     if hasattr(embedder, "count_pieces"):
         return embedder.count_pieces
@@ -160,7 +171,7 @@ def piece_counter(embedder: BaseEmbedding) -> Callable[[str], list[int]]:
     return encode
 
 
-def embedding_dimension(embedder: BaseEmbedding) -> int:
+def embedding_dimension(embedder: Embedder) -> int:
     """Length of the vectors the model produces."""
     if hasattr(embedder, "count_pieces"):
         return int(embedder.dimension)

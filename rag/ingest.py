@@ -33,8 +33,9 @@ from rag.settings import Settings
 from rag.store import Store, StoredDocument
 
 if TYPE_CHECKING:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.schema import TextNode
+
+    from rag.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def write_nodes(
-    nodes: list[TextNode], store: Store, lexical: LexicalIndex, embedder: BaseEmbedding, progress: Progress | None
+    nodes: list[TextNode], store: Store, lexical: LexicalIndex, embedder: Embedder, progress: Progress | None
 ) -> None:
     """Embed and store nodes a batch at a time, in Chroma then in the lexical index, so that a crash
     keeps the batches already written (and the next catch-up indexes a batch Chroma got alone).
@@ -250,7 +251,7 @@ def write_lock(settings: Settings) -> Iterator[None]:
 def ingest(
     paths: Sequence[Path],
     store: Store,
-    embedder: BaseEmbedding,
+    embedder: Embedder,
     count_pieces: Callable[[str], list[int]],
     settings: Settings,
     progress: Progress | None = None,

@@ -12,19 +12,21 @@ The export needs torch and takes a few seconds; it is made once per user and cac
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 from rag.quiet import quiet_transformers
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
 
 # Bump when the export below changes, so that cached ONNX files are made again.
 EXPORT_VERSION = "1"
@@ -33,23 +35,32 @@ ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 STALE_PARTIAL_SECONDS = 3600
 
 
-class OnnxEmbedding(BaseEmbedding):
-    """A mean-pooled, normalised sentence embedder on an ONNX Runtime session."""
+class OnnxEmbedding:
+    """A mean-pooled, normalised sentence embedder on an ONNX Runtime session.
 
-    max_length: int = 256
-    dimension: int = 384
-    _session: Any = PrivateAttr()
-    _tokenizer: Any = PrivateAttr()  # truncates and pads, for embedding
-    _counter: Any = PrivateAttr()  # neither, for counting an article's pieces
+    A plain class with the methods our stages call, not a LlamaIndex `BaseEmbedding`: importing
+    any `llama_index.core` module runs that package's `__init__`, about 1.2 s of a fresh reader's
+    3 s start, and retrieval needs nothing else from it. `as_llama_index()` gives LlamaIndex code
+    (an index that takes an `embed_model`) a real `BaseEmbedding` over this one.
+    """
 
-    def __init__(self, session: Any, tokenizer_file: Path, **fields: Any) -> None:
+    def __init__(
+        self,
+        session: Any,
+        tokenizer_file: Path,
+        model_name: str = "unknown",
+        embed_batch_size: int = 10,
+        max_length: int = 256,
+        dimension: int = 384,
+    ) -> None:
         from tokenizers import Tokenizer
 
-        super().__init__(**fields)
+        self.model_name = model_name
+        self.embed_batch_size = embed_batch_size
+        self.max_length = max_length
+        self.dimension = dimension
         self._session = session
-        self._counter = Tokenizer.from_file(str(tokenizer_file))
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._tokenizer_file = tokenizer_file
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         # The file's own settings (128 pieces, fixed padding) are not the model's: sentence-transformers
         # reads up to max_seq_length pieces and pads each batch to its longest text.
@@ -57,9 +68,16 @@ class OnnxEmbedding(BaseEmbedding):
         self._tokenizer.enable_truncation(self.max_length)
         self._tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "OnnxEmbedding"
+    @functools.cached_property
+    def _counter(self) -> Any:
+        """A second tokenizer that neither truncates nor pads, made when first needed (chunking only):
+        loading one takes 50 ms of a fresh reader's start."""
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_file(str(self._tokenizer_file))
+        counter.no_truncation()
+        counter.no_padding()
+        return counter
 
     def count_pieces(self, text: str) -> list[int]:
         """Word-piece ids of a text, without special tokens and without truncation."""
@@ -81,17 +99,54 @@ class OnnxEmbedding(BaseEmbedding):
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.tolist()
 
-    def _get_query_embedding(self, query: str) -> list[float]:
+    def get_query_embedding(self, query: str) -> list[float]:
+        """The vector of a question (the model embeds questions and texts alike)."""
         return self.encode([query])[0]
 
-    def _get_text_embedding(self, text: str) -> list[float]:
+    def get_text_embedding(self, text: str) -> list[float]:
+        """The vector of one text."""
         return self.encode([text])[0]
 
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts)
+    def get_text_embedding_batch(self, texts: list[str], **_: Any) -> list[list[float]]:
+        """Vectors of many texts, `embed_batch_size` at a time (as LlamaIndex's embedders batch)."""
+        size = max(self.embed_batch_size, 1)
+        return [vector for i in range(0, len(texts), size) for vector in self.encode(texts[i : i + size])]
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+    def as_llama_index(self) -> BaseEmbedding:
+        """This embedder as a LlamaIndex `BaseEmbedding`, for LlamaIndex code that takes an embed model."""
+        return _llama_index_class()(self)
+
+
+@functools.cache
+def _llama_index_class() -> type[BaseEmbedding]:
+    """LlamaIndex's `BaseEmbedding` over an `OnnxEmbedding`, defined on first use (its import is slow)."""
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class LlamaIndexOnnxEmbedding(BaseEmbedding):
+        _inner: OnnxEmbedding = PrivateAttr()
+
+        def __init__(self, inner: OnnxEmbedding) -> None:
+            super().__init__(model_name=inner.model_name, embed_batch_size=inner.embed_batch_size)
+            self._inner = inner
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "OnnxEmbedding"
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._inner.encode([query])[0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._inner.encode([text])[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._inner.encode(texts)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    return LlamaIndexOnnxEmbedding
 
 
 def onnx_file(folder: Path, cache: Path) -> Path:

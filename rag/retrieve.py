@@ -25,8 +25,9 @@ from rag.settings import Settings
 from rag.store import Store, StoredChunk, Vectors
 
 if TYPE_CHECKING:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.schema import TextNode
+
+    from rag.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 SCOPES_KEPT = 16  # scopes whose chunks a retriever keeps (one a chat, while the store is unchanged)
@@ -223,7 +224,7 @@ class HybridRetriever:
     """Dense (Chroma) and lexical (BM25 in `rag.lexical`) search over one store, run at once, then fused."""
 
     def __init__(
-        self, store: Store, embedder: BaseEmbedding, settings: Settings, lexical: LexicalIndex | None = None
+        self, store: Store, embedder: Embedder, settings: Settings, lexical: LexicalIndex | None = None
     ) -> None:
         self.store = store
         self.embedder = embedder

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag import RAG
-from rag.embeddings import load_embedder, model_limit, piece_counter, resolve_model_path
+from rag.embeddings import llama_index_embedding, load_embedder, model_limit, piece_counter, resolve_model_path
 from rag.onnx_embedding import OnnxEmbedding, onnx_file, session
 from rag.settings import Settings
 
@@ -43,6 +43,29 @@ def test_onnx_embedder_gives_the_vectors_sentence_transformers_gives(tmp_path: P
     assert np.abs(np.array(onnx.get_query_embedding(query)) - torch.get_query_embedding(query)).max() < 1e-5
     assert model_limit(onnx) == model_limit(torch) == 256
     assert [piece_counter(onnx)(t) for t in TEXTS] == [piece_counter(torch)(t) for t in TEXTS]
+
+
+def test_llama_index_gets_the_onnx_embedders_vectors(tmp_path: Path) -> None:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    onnx = load_embedder(settings_for(tmp_path / "models", embed_batch_size=2))
+    wrapped = llama_index_embedding(onnx)
+    assert isinstance(wrapped, BaseEmbedding) and wrapped.embed_batch_size == 2
+    assert wrapped.get_text_embedding_batch(TEXTS) == onnx.get_text_embedding_batch(TEXTS)
+    assert wrapped.get_query_embedding(TEXTS[0]) == onnx.get_query_embedding(TEXTS[0])
+    torch = load_embedder(settings_for(tmp_path / "models", embed_backend="torch"))
+    assert llama_index_embedding(torch) is torch  # already LlamaIndex's
+
+
+def test_a_new_process_retrieves_without_importing_llama_index_or_torch(seeded_rag: RAG) -> None:
+    # LlamaIndex's package import alone took about 1.2 s of a 3 s start (bench/README.md).
+    script = (
+        "import sys; from rag import RAG; "
+        f"found = RAG(home={str(seeded_rag.settings.home)!r}).retrieve('Where did Lavrov and Kishida hold talks?'); "
+        "print(len(found), sorted(m for m in ('llama_index.core', 'torch') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["5", "[]"], done.stdout
 
 
 def test_export_is_made_once_and_then_reused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
