@@ -31,9 +31,11 @@ class NaiveBaseline:
         """An in-memory index of `rag`'s corpus with `rag`'s embedder (and its generator's LLM)."""
         from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
 
+        from rag.embeddings import llama_index_embedding
+
         corpus = Path(rag.settings.corpus)
         documents = SimpleDirectoryReader(str(corpus), recursive=True).load_data()
-        index = VectorStoreIndex.from_documents(documents, embed_model=rag.embedder)
+        index = VectorStoreIndex.from_documents(documents, embed_model=llama_index_embedding(rag.embedder))
         return cls(index, corpus, rag.backend.llm if with_llm else None)
 
     def doc_id(self, node: Any) -> str:

@@ -62,7 +62,8 @@ class RAG:
 
     @property
     def embedder(self) -> Any:
-        """The embedding model, a LlamaIndex `BaseEmbedding` (ONNX Runtime, or PyTorch as a fallback)."""
+        """The embedding model: ours on ONNX Runtime, or LlamaIndex's `HuggingFaceEmbedding` as a
+        fallback (`rag.embeddings.llama_index_embedding` gives LlamaIndex code a `BaseEmbedding`)."""
         with self._lock:
             if self._embedder is None:
                 from rag.embeddings import load_embedder
