@@ -49,3 +49,13 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
     assert results["reingest_embedding_calls"] == 0
     assert (out.parent / "latency.png").is_file()
     assert "| goal |" in done.stdout
+
+
+def test_a_child_process_peak_memory_is_its_own_not_its_parents() -> None:
+    from bench.measure import run_child
+
+    held = bytearray(600 * 1024 * 1024)  # this process holds 600 MB when it starts the children
+    idle = run_child([sys.executable, "-c", "pass"])
+    grows = run_child([sys.executable, "-c", "import time; x = bytearray(200 * 1024 * 1024); time.sleep(0.2)"])
+    assert len(held) and idle.peak_rss_mb < 100
+    assert 200 <= grows.peak_rss_mb < 400
