@@ -167,7 +167,12 @@ def model_abstained(text: str) -> bool:
 
 
 def reply_from_evidence(
-    reply: str, question: str, evidence: Sequence[Evidence], quote_above: float, kind: str | None = None
+    reply: str,
+    question: str,
+    evidence: Sequence[Evidence],
+    quote_above: float,
+    kind: str | None = None,
+    min_asked: float = 0.0,
 ) -> tuple[str, str]:
     """The small model's reply checked against the evidence: (text, how).
 
@@ -179,6 +184,8 @@ def reply_from_evidence(
     """
     if not evidence or not speaks_to(question, evidence[0]):
         return "", "abstain"  # the sentence is about the question's names, not about what it asks
+    if evidence[0].signals.get("asked", 1.0) < min_asked:
+        return "", "abstain"  # it leaves out, or words far apart, what the question asks about
     sentences = [e.text for e in evidence]
     reply = LEAD_IN.sub("", " ".join(reply.split()))
     kind = question_kind(question) if kind is None else kind

@@ -349,7 +349,7 @@ class RAG:
         best evidence quoted; `evidence` is every ranked sentence, those cited first."""
         shown = evidence[: self.settings.evidence_shown]
         question = common["standalone_question"]
-        text, how = reply_from_evidence(raw, question, shown, self.settings.quote_above, kind)
+        text, how = reply_from_evidence(raw, question, shown, self.settings.quote_above, kind, self.settings.min_asked)
         dropped = [raw] if how != "model" and raw.strip() else []
         if how == "abstain":
             return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)

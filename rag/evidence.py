@@ -14,7 +14,8 @@ A sentence's score mixes five signals, each in 0..1, with weights in `Weights`:
 - context: the same for the sentence with the one before it (a pronoun's antecedent);
 - rank: 1 / the rank of its passage;
 - kind: whether it holds the kind of answer the question wants (a date for "when", a number for
-  "how many", a span of time for "how many years", a name for "who", a place for "where"), one
+  "how many", a part of a whole for "what share", a span of time for "how many years", a name for
+  "who", a place for "where"), one
   the question does not already give. Names are found by capital letters, so a two-word name
   counts more than one word, and a capitalised word that opens the sentence counts little.
 
@@ -24,6 +25,10 @@ short sentence that points back ("This is a lawless position."), whatever the qu
 
 `speaks_to` says whether the best sentence answers at all: it must share a word with the question
 besides its names, and mention the attribute the question names ("what is the population of …").
+`asked_coverage` grades the same thing for the sentences kept: how many of the words the question
+asks about (the rare ones counting most) the sentence has, or has a close word for. It is not part
+of the score: mixed in, it promoted sentences that use the asked word in another sense ("How old is
+…?" and "The old harbour bridge …"); the answer stage refuses a sentence that covers too little.
 
 Not handled: answers spread over two sentences that are not neighbours; telling a person's name
 from a place's; the kind of answer in questions not in English.
@@ -38,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 from rag.citations import SENTENCE_END
 from rag.documents import DATELINE
-from rag.retrieve import Passage, content_terms
+from rag.retrieve import WORD, Passage, content_terms
 
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
 
@@ -86,6 +91,11 @@ NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen
 QUANTITY = re.compile(
     rf"\b(?!(?:1[5-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE
 )
+# A part of a whole: what "what share" and "what percentage" ask for.
+SHARE = re.compile(
+    r"\d[\d.,]*\s*(?:%|per ?cent\b)|\b(?:half|a third|two[- ]thirds|a quarter|three[- ]quarters|majority|minority)\b",
+    re.IGNORECASE,
+)
 # How old something is: an age, or the year it dates from.
 AGE = re.compile(rf"{QUANTITY.pattern}|{YEAR.pattern}", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
@@ -100,7 +110,8 @@ KINDS = (
     ("date", re.compile(rf"^\W*when\b|\bwhen\s+{AUXILIARY}\b|\bwhat (?:month|time)\b|\bwhich month\b", re.I)),
     ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|decades|centuries)\b|\bhow long\b", re.I)),
     ("age", re.compile(r"\bhow old\b", re.I)),
-    ("quantity", re.compile(r"\bhow (?:many|much|far(?! along))\b|\bwhat (?:number|percentage|share)\b", re.I)),
+    ("share", re.compile(r"\b(?:what|which) (?:percentage|share|proportion|fraction)\b|\bhow many per ?cent\b", re.I)),
+    ("quantity", re.compile(r"\bhow (?:many|much|far(?! along))\b|\bwhat number\b", re.I)),
     ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|island|region)\b", re.I)),
     (
@@ -194,7 +205,8 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def question_kind(question: str) -> str:
-    """The kind of answer a question wants: year, day, date, duration, age, quantity, name, place, entity, or "" (any).
+    """The kind of answer a question wants: year, day, date, duration, age, share, quantity, name, place,
+    entity, or "" (any).
 
     The question word that comes first decides: "Which president was visiting when …" wants a
     name, not a date; at the same place the more specific kind wins ("what year" over "what")."""
@@ -213,7 +225,17 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         return 0.5
     if kind in ("name", "place", "entity"):
         return max((name_strength(n, sentence) for n in NAME.findall(sentence) if is_new(n, question)), default=0.0)
-    pattern = {"year": YEAR, "day": DAY, "date": DATE, "age": AGE, "quantity": QUANTITY, "duration": DURATION}[kind]
+    pattern = {
+        "year": YEAR,
+        "day": DAY,
+        "date": DATE,
+        "age": AGE,
+        "quantity": QUANTITY,
+        "share": SHARE,
+        "duration": DURATION,
+    }[kind]
+    if kind == "quantity":
+        sentence = DAY.sub(" ", sentence)  # the 27 of "January 27" counts nothing
     if any(is_new(item, question) for item in pattern.findall(sentence)):
         return 1.0
     return 0.5 if kind == "date" and EVENT_TIME.search(sentence) else 0.0
@@ -300,7 +322,57 @@ def select(
         total = sum(getattr(weights, name) * value for name, value in signals.items())
         scored.append((total / norm, sentence, signals))
     scored.sort(key=lambda item: item[0], reverse=True)
-    return [as_evidence(s, score, signals, passages) for score, s, signals in scored[:count]]
+    best = scored[:count]
+    asked = asked_coverage(question, [s.text for _, s, _ in best], similarity, weight, unseen)
+    return [as_evidence(s, score, signals | {"asked": a}, passages) for (score, s, signals), a in zip(best, asked)]
+
+
+# Words of a question that say nothing of what it asks, beyond QUESTION_STOPWORDS: pronouns, the
+# pieces of contractions ("who's", "they'd") and spellings of question words.
+NOT_ASKED = frozenset("he she him her his hers they them their it its s d ll re ve t whats wat according per".split())
+
+
+def asked_words(question: str) -> list[str]:
+    """The question's words that say what it asks about, as written: not its names (capitalised
+    words after the first), function words, or words for the kind of answer ("year", "name")."""
+    names = {word.lower() for word in CAPITALISED.findall(question[1:])}
+    found = []
+    for word in dict.fromkeys(WORD.findall(question.lower())):
+        if word in names or word in NOT_ASKED:
+            continue
+        terms = content_terms(word)
+        if terms and not terms & GENERIC_NOUNS:
+            found.append(word)
+    return found
+
+
+def asked_coverage(
+    question: str, texts: Sequence[str], similarity: Similarity, rare: dict[str, float], unseen: float
+) -> list[float]:
+    """For each text, how well it covers the words the question asks about (`asked_words`), each
+    weighted by its rarity among the candidate sentences (`rare`, `unseen` for a word in none): 1
+    when the text has the word (or a form of it, `alike`), else the embedder's similarity to the
+    text's closest word. A sentence about the question's people that does not say what is asked
+    ("When did Kishida resign …?") covers it poorly: the rare word is the one missing."""
+    asked = asked_words(question)
+    if not asked or not texts:
+        return [1.0] * len(texts)
+    words = [sorted(set(WORD.findall(text.lower()))) for text in texts]
+    vocabulary = sorted(set().union(*words))
+    where = {word: i for i, word in enumerate(vocabulary)}
+    similar = similarity(asked, vocabulary)
+    weights = [max(rare.get(term, unseen) for term in content_terms(word)) for word in asked]
+    covered = []
+    for text, own in zip(texts, words):
+        have = content_terms(text)
+        best = [
+            1.0
+            if any(alike(term, word) for term in content_terms(a) for word in have)
+            else max((similar[i][where[w]] for w in own), default=0.0)
+            for i, a in enumerate(asked)
+        ]
+        covered.append(round(sum(b * w for b, w in zip(best, weights)) / sum(weights), 4))
+    return covered
 
 
 def with_antecedent(sentence: Sentence, passages: Sequence[Passage], kind: str, question: str) -> Sentence:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     min_evidence: float = Field(
         0.4, ge=0, le=1, description="Best evidence score below which the built-in model's answer is an abstention."
     )
+    min_asked: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="How well the best evidence sentence must cover the words the question asks about "
+        "(`rag.evidence.asked_coverage`) for the built-in model to answer; below it, an abstention.",
+    )
     quote_above: float = Field(
         0.4,
         ge=0,

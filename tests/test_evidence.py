@@ -17,8 +17,9 @@ from conftest import make_rag
 from rag import RAG
 from rag.answer import reply_from_evidence, span_grammar
 from rag.citations import copied_from
-from rag.evidence import focus_terms, kind_found, question_kind, select
+from rag.evidence import Evidence, asked_coverage, asked_words, focus_terms, kind_found, question_kind, select
 from rag.retrieve import Passage, with_passages_for
+from rag.settings import Settings
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -106,7 +107,8 @@ def test_a_pronoun_is_read_with_the_sentence_that_names_the_speaker() -> None:
     passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
 
     def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
-        return [[1.0 if "spring" in s else 0.5 for s in sentences]]  # the quote is closest in meaning
+        # the quote is closest in meaning
+        return [[1.0 if "spring" in s else 0.5 for s in sentences] for _ in questions]
 
     best = select("Who said the spring was warm?", [passage], similarity)[0]
     assert best.text.startswith("Oskar Lind") and best.text.endswith("he said.")
@@ -121,7 +123,7 @@ def test_a_speaker_named_two_sentences_back_is_read_with_the_quote() -> None:
     passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
 
     def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
-        return [[1.0 if "spring" in s else 0.5 for s in sentences]]
+        return [[1.0 if "spring" in s else 0.5 for s in sentences] for _ in questions]
 
     best = select("Who said the spring was warm?", [passage], similarity)[0]
     assert best.text.startswith("Oskar Lind chairs") and best.text.endswith("he said.")  # not further back
@@ -145,6 +147,37 @@ def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
     assert kind_found("day", "The council met on Tuesday.", "On what day did it meet?") == 1.0
     told_by_event = "Tokyo would take control after a treaty was signed."
     assert kind_found("date", told_by_event, "When would Tokyo take control?") > 0
+    assert kind_found("quantity", "The bridge reopened on March 3.", asked) == 0.0  # a day of the month counts nothing
+
+
+def test_a_share_is_answered_by_a_part_of_a_whole_not_by_a_count() -> None:
+    asked = "What share of the farmers backed the road?"
+    assert question_kind(asked) == "share"
+    assert kind_found("share", "Two-thirds of the farmers backed the road.", asked) == 1.0
+    assert kind_found("share", "Some 40% of the valley voted for it.", asked) == 1.0
+    assert kind_found("share", "Several farmers said the road would cut their fields in two.", asked) == 0.0
+
+
+def test_a_sentence_that_leaves_out_what_is_asked_covers_it_poorly(other_topic: tuple[RAG, Path]) -> None:
+    rag, _ = other_topic
+    question = "What gift did Oskar Lind give the farmers?"
+    assert asked_words(question) == ["gift", "give", "farmers"]  # not his name, not "what" or "did"
+    about_him = "The cooperative's chairman, Oskar Lind, said the warm spring had helped the trees."
+    answering = "Oskar Lind gave each of the farmers a gift of young apple trees."
+    low, high = asked_coverage(question, [about_him, answering], rag.similarities, {}, 1.0)
+    assert low < Settings().min_asked <= high
+
+
+def test_the_best_sentence_must_cover_what_is_asked_to_be_quoted() -> None:
+    question = "Who designed the new steel deck?"
+    text = "The repairs were led by the engineer Marta Solberg, who also designed the new steel deck."
+
+    def evidence(asked: float) -> Evidence:
+        signals = {"kind": 1.0, "asked": asked}
+        return Evidence(text, 1, "bridge.txt", "Bridge", 0, len(text), 0.8, signals)
+
+    assert reply_from_evidence("", question, [evidence(0.9)], 0.4, min_asked=0.5)[1] == "quote"
+    assert reply_from_evidence("", question, [evidence(0.3)], 0.4, min_asked=0.5) == ("", "abstain")
 
 
 def test_an_attribute_the_question_names_must_be_in_the_sentence() -> None:
