@@ -353,7 +353,7 @@ def asked_coverage(
     weighted by its rarity among the candidate sentences (`rare`, `unseen` for a word in none): 1
     when the text has the word (or a form of it, `alike`), else the embedder's similarity to the
     text's closest word. A sentence about the question's people that does not say what is asked
-    ("When did Kishida resign …?") covers it poorly: the rare word is the one missing."""
+    ("When did Marta Solberg retire?") covers it poorly: the rare word is the one missing."""
     asked = asked_words(question)
     if not asked or not texts:
         return [1.0] * len(texts)
