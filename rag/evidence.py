@@ -14,8 +14,7 @@ A sentence's score mixes five signals, each in 0..1, with weights in `Weights`:
 - context: the same for the sentence with the one before it (a pronoun's antecedent);
 - rank: 1 / the rank of its passage;
 - kind: whether it holds the kind of answer the question wants (a date for "when", a number for
-  "how many", a part of a whole for "what share", a span of time for "how many years", a name for
-  "who", a place for "where"), one
+  "how many", a span of time for "how many years", a name for "who", a place for "where"), one
   the question does not already give. Names are found by capital letters, so a two-word name
   counts more than one word, and a capitalised word that opens the sentence counts little.
 
@@ -91,11 +90,6 @@ NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen
 QUANTITY = re.compile(
     rf"\b(?!(?:1[5-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE
 )
-# A part of a whole: what "what share" and "what percentage" ask for.
-SHARE = re.compile(
-    r"\d[\d.,]*\s*(?:%|per ?cent\b)|\b(?:half|a third|two[- ]thirds|a quarter|three[- ]quarters|majority|minority)\b",
-    re.IGNORECASE,
-)
 # How old something is: an age, or the year it dates from.
 AGE = re.compile(rf"{QUANTITY.pattern}|{YEAR.pattern}", re.IGNORECASE)
 # Runs of capitalised words: names of people, places, bodies and documents.
@@ -110,8 +104,7 @@ KINDS = (
     ("date", re.compile(rf"^\W*when\b|\bwhen\s+{AUXILIARY}\b|\bwhat (?:month|time)\b|\bwhich month\b", re.I)),
     ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|decades|centuries)\b|\bhow long\b", re.I)),
     ("age", re.compile(r"\bhow old\b", re.I)),
-    ("share", re.compile(r"\b(?:what|which) (?:percentage|share|proportion|fraction)\b|\bhow many per ?cent\b", re.I)),
-    ("quantity", re.compile(r"\bhow (?:many|much|far(?! along))\b|\bwhat number\b", re.I)),
+    ("quantity", re.compile(r"\bhow (?:many|much|far(?! along))\b|\bwhat (?:number|percentage|share)\b", re.I)),
     ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|island|region)\b", re.I)),
     (
@@ -205,8 +198,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def question_kind(question: str) -> str:
-    """The kind of answer a question wants: year, day, date, duration, age, share, quantity, name, place,
-    entity, or "" (any).
+    """The kind of answer a question wants: year, day, date, duration, age, quantity, name, place, entity, or "" (any).
 
     The question word that comes first decides: "Which president was visiting when …" wants a
     name, not a date; at the same place the more specific kind wins ("what year" over "what")."""
@@ -225,15 +217,7 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         return 0.5
     if kind in ("name", "place", "entity"):
         return max((name_strength(n, sentence) for n in NAME.findall(sentence) if is_new(n, question)), default=0.0)
-    pattern = {
-        "year": YEAR,
-        "day": DAY,
-        "date": DATE,
-        "age": AGE,
-        "quantity": QUANTITY,
-        "share": SHARE,
-        "duration": DURATION,
-    }[kind]
+    pattern = {"year": YEAR, "day": DAY, "date": DATE, "age": AGE, "quantity": QUANTITY, "duration": DURATION}[kind]
     if kind == "quantity":
         sentence = DAY.sub(" ", sentence)  # the 27 of "January 27" counts nothing
     if any(is_new(item, question) for item in pattern.findall(sentence)):

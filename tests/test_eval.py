@@ -65,7 +65,7 @@ def test_retrieval_scores_rank_the_first_passage_from_a_gold_document() -> None:
 
 def test_question_set_points_at_real_articles_and_verbatim_support() -> None:
     rows = load_rows(DEFAULT_QA)
-    assert len(rows) == 198
+    assert len(rows) == 179
     for row in rows:
         texts = [(SEEDS / doc).read_text(encoding="utf-8") for doc in row.doc_ids]
         assert row.answerable == bool(row.doc_ids) == (row.type != "unanswerable"), row.id
@@ -117,7 +117,7 @@ def test_retrieval_run_puts_the_naive_baseline_beside_ours_and_passes_the_check(
     assert "retrieval hit@1" in done.stdout and "naive" in done.stdout
     results = json.loads((out / "results.json").read_text())
     ours, naive = results["pipelines"]["ours"], results["pipelines"]["naive"]
-    assert len(ours["rows"]) == len(naive["rows"]) == 198
+    assert len(ours["rows"]) == len(naive["rows"]) == 179
     assert ours["totals"]["hit@5"] > naive["totals"]["hit@5"]
     assert naive["totals"]["hit@1"] is not None and naive["totals"]["gate_abstain_rate"] is None
     assert results["check"] and all(line["passed"] for line in results["check"])
