@@ -176,7 +176,8 @@ def reply_from_evidence(
 ) -> tuple[str, str]:
     """The small model's reply checked against the evidence: (text, how).
 
-    Nothing stands when the best evidence shares no word with the question but its names. The
+    Nothing stands when the best evidence shares no word with the question but its names, or
+    covers less than `min_asked` of the words it asks about (`rag.evidence.asked_coverage`). The
     reply stands, cited, when its names, numbers and content words are all in the evidence
     and it says something the question does not. Otherwise the best evidence sentence is quoted
     when it scores at least `quote_above`, else the answer is an abstention ("", "abstain"). `kind`
@@ -185,7 +186,7 @@ def reply_from_evidence(
     if not evidence or not speaks_to(question, evidence[0]):
         return "", "abstain"  # the sentence is about the question's names, not about what it asks
     if evidence[0].signals.get("asked", 1.0) < min_asked:
-        return "", "abstain"  # it leaves out, or words far apart, what the question asks about
+        return "", "abstain"  # it leaves out what the question asks about, or says it in distant words
     sentences = [e.text for e in evidence]
     reply = LEAD_IN.sub("", " ".join(reply.split()))
     kind = question_kind(question) if kind is None else kind
