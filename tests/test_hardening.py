@@ -788,10 +788,16 @@ def test_eight_people_asking_at_once_through_gradio_client_are_all_answered(tall
             jobs = [pool.submit(lambda q: client.submit(q, api_name="/ask").result(timeout=400), q) for q in questions]
             results = [job.result() for job in jobs]
         client.close()  # the people leave before the app stops: an open event stream would hold it
+        while_answering = log.read_text()
     finally:
         process.terminate()
         process.wait(timeout=30)
     tally.bad(2)
     assert all(r["answer"] and isinstance(r["abstained"], bool) for r in results)
     assert sum(not r["abstained"] for r in results) >= 3
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in while_answering
+    # An event stream the client library leaves open is cut at the end of the stop's grace period
+    # (`SHUTDOWN_GRACE_S`), and uvicorn logs that cut; nothing else may fail while stopping.
+    stopping = log.read_text()[len(while_answering) :]
+    for failure in stopping.split("Traceback")[1:]:
+        assert "CancelledError: Task cancelled, timeout graceful shutdown exceeded" in failure, failure
