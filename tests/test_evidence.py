@@ -160,6 +160,18 @@ def test_a_sentence_that_leaves_out_what_is_asked_covers_it_poorly(other_topic: 
     assert low < Settings().min_asked <= high
 
 
+def test_a_stricter_asked_words_check_refuses_a_sentence_that_covers_too_little(other_topic: tuple[RAG, Path]) -> None:
+    rag, articles = other_topic
+    strict = make_rag(rag.settings.home, articles, backend="embedded", min_asked=0.9)
+    question = "Which company insured the harbour bridge?"  # the bridge article names no insurer
+    covered = strict.find_evidence(question, strict.retrieve(question))[0].signals["asked"]
+    assert covered < 0.9
+    answer = strict.ask(question)
+    assert answer.abstained and answer.how == "abstain"
+    answer = strict.ask("Who designed the new steel deck?")  # the sentence has every asked word
+    assert not answer.abstained and "Marta Solberg" in answer.text
+
+
 def test_the_best_sentence_must_cover_what_is_asked_to_be_quoted() -> None:
     question = "Who designed the new steel deck?"
     text = "The repairs were led by the engineer Marta Solberg, who also designed the new steel deck."
