@@ -345,15 +345,16 @@ def asked_coverage(
     vocabulary = sorted(set().union(*words))
     where = {word: i for i, word in enumerate(vocabulary)}
     similar = similarity(asked, vocabulary)
-    weights = [max(rare.get(term, unseen) for term in content_terms(word)) for word in asked]
+    stems = [content_terms(word) for word in asked]  # stemmed once, for every text
+    weights = [max(rare.get(term, unseen) for term in terms) for terms in stems]
     covered = []
     for text, own in zip(texts, words):
         have = content_terms(text)
         best = [
             1.0
-            if any(alike(term, word) for term in content_terms(a) for word in have)
+            if any(alike(term, word) for term in terms for word in have)
             else max((similar[i][where[w]] for w in own), default=0.0)
-            for i, a in enumerate(asked)
+            for i, terms in enumerate(stems)
         ]
         covered.append(round(sum(b * w for b, w in zip(best, weights)) / sum(weights), 4))
     return covered
