@@ -29,8 +29,8 @@ TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 def flatten(phases: dict[str, Any]) -> dict[str, Any]:
     """The keys the issue names, from the phases' results (None where a phase did not run)."""
-    ingest, retrieval, generation, startup = (
-        phases.get(k) or {} for k in ("ingest", "retrieval", "generation", "startup")
+    ingest, retrieval, generation, startup, answering = (
+        phases.get(k) or {} for k in ("ingest", "retrieval", "generation", "startup", "answering")
     )
     sizes = retrieval.get("sizes", {})
     full = ingest.get("full", {})
@@ -61,6 +61,10 @@ def flatten(phases: dict[str, Any]) -> dict[str, Any]:
         "rag_info_imports": startup.get("info", {}).get("imported"),
         "app_page_s": app.get("page_s"),
         "app_note": app.get("note"),
+        # The built-in model's quoted answers, seconds at p50, with and without the embedding cache.
+        "answer_p50_s": {k: answering.get(k, {}).get("p50_s") for k in ("uncached", "cached_first", "cached_again")},
+        "answer_cache_speedup": {k: answering.get(f"speedup_{k}") for k in ("first", "again")},
+        "answer_cache_same_answers": answering.get("same_answers"),
         **{key: {s: v.get(name) for s, v in sizes.items()} for key, name in PER_SIZE.items()},
         "query_embedding_p50_ms": {s: v.get("query_embedding", {}).get("p50_ms") for s, v in sizes.items()},
         "embedding_backends": (phases.get("embedding") or {}).get("variants"),

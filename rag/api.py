@@ -37,6 +37,7 @@ from rag.scope import NOT_IN_SCOPE, Where, scope_of
 from rag.settings import Settings
 
 if TYPE_CHECKING:
+    from rag.embeddings import EmbeddingCache
     from rag.generate import Backend
     from rag.store import Store, StoredDocument
 
@@ -53,6 +54,7 @@ class RAG:
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self._lock = threading.RLock()
         self._embedder: Any = None
+        self._embedding_cache: EmbeddingCache | None = None
         self._store: Store | None = None
         self._retriever: HybridRetriever | None = None
         self._backend: Backend | None = None
@@ -70,6 +72,16 @@ class RAG:
 
                 self._embedder = load_embedder(self.settings)
             return self._embedder
+
+    @property
+    def embedding_cache(self) -> EmbeddingCache:
+        """The vectors of sentences and words embedded for recent questions (see `EmbeddingCache`)."""
+        with self._lock:
+            if self._embedding_cache is None:
+                from rag.embeddings import EmbeddingCache
+
+                self._embedding_cache = EmbeddingCache(self.embedder, self.settings.embedding_cache_texts)
+            return self._embedding_cache
 
     @property
     def store(self) -> Store:
@@ -373,9 +385,7 @@ class RAG:
 
     def similarities(self, sentences: list[str], texts: list[str]) -> list[list[float]]:
         """Cosine similarity of each sentence to each text, with the store's embedder."""
-        import numpy as np
-
-        vectors = np.array(self.embedder.get_text_embedding_batch(sentences + texts))
+        vectors = self.embedding_cache.vectors(sentences + texts)
         a, b = vectors[: len(sentences)], vectors[len(sentences) :]
         return (a @ b.T).tolist()  # the embedder returns unit vectors
 

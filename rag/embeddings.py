@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +171,52 @@ def piece_counter(embedder: Embedder) -> Callable[[str], list[int]]:
         return tokenizer.encode(text, add_special_tokens=False, verbose=False)
 
     return encode
+
+
+class EmbeddingCache:
+    """Vectors of the `size` texts embedded last, kept in memory for the questions that follow.
+
+    Evidence selection embeds every sentence of the retrieved passages and the words of the best
+    ones, question after question: nearly all of a built-in answer's time. The same passages come
+    back for a chat's next question and for a two-fact answer's own searches, and a text's vector
+    depends on the text alone, so only texts not seen lately are embedded, in one batch. Not
+    LlamaIndex's embedding cache: that one is an ingestion-pipeline docstore, keyed by node.
+    """
+
+    def __init__(self, embedder: Embedder, size: int) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._vectors: OrderedDict[str, Any] = OrderedDict()  # text -> float32 vector, oldest first
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        """Forget every kept vector."""
+        with self._lock:
+            self._vectors.clear()
+
+    def vectors(self, texts: Sequence[str]) -> Any:
+        """A matrix with one unit vector per text, as the embedder gives them (float64)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, embedding_dimension(self.embedder)))
+        unique = list(dict.fromkeys(texts))
+        with self._lock:
+            found = {text: self._vectors[text] for text in unique if text in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        missing = [text for text in unique if text not in found]
+        if missing:
+            made = np.asarray(self.embedder.get_text_embedding_batch(missing), dtype=np.float32)
+            found.update(zip(missing, made))
+            with self._lock:
+                self._vectors.update(zip(missing, made))
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.array([found[text] for text in texts], dtype=np.float64)
 
 
 def embedding_dimension(embedder: Embedder) -> int:

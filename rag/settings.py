@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     evidence_sentences: int = Field(
         3, ge=1, le=20, description="Evidence sentences kept from the passages (best first), shown with the answer."
     )
+    embedding_cache_texts: int = Field(
+        20_000,
+        ge=0,
+        description="Texts (evidence sentences and words) whose vectors are kept in memory for later questions; 0 keeps none.",
+    )
     evidence_shown: int = Field(
         1, ge=1, le=20, description="Evidence sentences the model is shown (the built-in model sees nothing else)."
     )

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from rag import RAG
-from rag.embeddings import llama_index_embedding, load_embedder, model_limit, piece_counter, resolve_model_path
+from rag.embeddings import (
+    EmbeddingCache,
+    llama_index_embedding,
+    load_embedder,
+    model_limit,
+    piece_counter,
+    resolve_model_path,
+)
 from rag.onnx_embedding import OnnxEmbedding, onnx_file, session
 from rag.settings import Settings
 
@@ -178,3 +185,47 @@ def test_processes_exporting_at_once_never_show_half_a_file(tmp_path: Path) -> N
     assert [p.wait() for p in exporters] == [0, 0], [p.stderr.read() for p in exporters]
     assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]  # no temporary files left
     assert len(OnnxEmbedding(session(target), Path(folder) / "tokenizer.json").encode(["Kuril Islands"])[0]) == 384
+
+
+class Counted:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.embedded = inner, []
+        self.dimension = 384
+        self.count_pieces = inner.count_pieces  # type: ignore[attr-defined]
+
+    def get_text_embedding_batch(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += texts
+        return self.inner.get_text_embedding_batch(texts)  # type: ignore[attr-defined]
+
+
+def test_the_embedding_cache_embeds_each_text_once_and_keeps_the_latest(tmp_path: Path) -> None:
+    real = load_embedder(settings_for(tmp_path / "models"))
+    counted = Counted(real)
+    cache = EmbeddingCache(counted, size=3)  # type: ignore[arg-type]
+    first = cache.vectors([*TEXTS[:3], TEXTS[0]])
+    assert counted.embedded == TEXTS[:3]  # a repeat in one call is embedded once
+    assert np.allclose(first, np.array(real.get_text_embedding_batch([*TEXTS[:3], TEXTS[0]])), atol=1e-5)
+    again = cache.vectors([TEXTS[2], TEXTS[0]])
+    assert counted.embedded == TEXTS[:3] and np.array_equal(again, first[[2, 0]])  # nothing embedded again
+    cache.vectors([TEXTS[3]])  # a fourth text: the one used longest ago (TEXTS[1]) goes
+    assert len(cache) == 3
+    cache.vectors([TEXTS[0], TEXTS[1]])
+    assert counted.embedded == [*TEXTS[:3], TEXTS[3], TEXTS[1]]
+    assert cache.vectors([]).shape == (0, 384)
+
+
+def test_a_question_asked_again_embeds_nothing_and_gets_the_same_answer(seeded_rag: RAG) -> None:
+    rag = RAG(seeded_rag.settings, backend="embedded")
+    question = "Which treaty did Japan and the United States sign in 1960?"
+    first = rag.ask(question)
+    kept = len(rag.embedding_cache)
+    assert kept > 20  # the passages' sentences and the best ones' words
+    counted = Counted(rag.embedder)
+    rag.embedding_cache.embedder = counted  # type: ignore[assignment]
+    second = rag.ask(question)
+    assert counted.embedded == [] and len(rag.embedding_cache) == kept
+    assert second.text == first.text and second.evidence == first.evidence
+    off = RAG(seeded_rag.settings, backend="embedded", embedding_cache_texts=0)
+    assert off.ask(question).text == first.text and len(off.embedding_cache) == 0
