@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def flatten(phases: dict[str, Any]) -> dict[str, Any]:
         # Beyond the issue's list: what explains the figures above.
         "raw_encode_chunks_per_s": ingest.get("ratio", {}).get("raw_chunks_per_s"),
         "ingest_to_own_embedder_ratio": ingest.get("ratio", {}).get("ratio_to_own_embedder"),
+        "ingest_to_own_embedder_ratio_median_round": _median(
+            ingest.get("ratio", {}).get("ratio_to_own_embedder_rounds")
+        ),
+        "ingest_to_embedding_inside_ratio": ingest.get("ratio", {}).get("ratio_to_embedding_inside"),
         "raw_tokens_per_s": generation.get("raw_tokens_per_s"),
         "reingest_unchanged_cli_s": startup.get("reingest_cli", {}).get("seconds"),
         "rag_info_s": startup.get("info", {}).get("process_s"),
@@ -74,6 +79,10 @@ def flatten(phases: dict[str, Any]) -> dict[str, Any]:
 def _ratio(value: float | None, base: float | None) -> float | None:
     """value / base, or None when either is missing."""
     return value / base if value is not None and base else None
+
+
+def _median(values: list | None) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def _last(values: list | None) -> Any:

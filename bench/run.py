@@ -25,7 +25,7 @@ DEFAULT_OUT = BENCH_DIR / "results" / "latest.json"
 README = BENCH_DIR / "README.md"
 
 FULL = {
-    "ingest": {"articles": 1000, "ratio_articles": 60, "rounds": 2},
+    "ingest": {"articles": 1000, "ratio_articles": 60, "rounds": 3},
     "generation": {"rounds": 3, "max_new_tokens": 256},
     "answering": {"question_limit": 60},
     "retrieval": {"sizes": [1_000, 10_000, 100_000], "question_limit": 60},
