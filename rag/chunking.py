@@ -8,7 +8,6 @@ What the splitter lacks, and this module adds: each chunk's character offsets in
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,56 +38,12 @@ def embed_text(title: str, text: str) -> str:
     return f"title: {title}\n\n{text}"
 
 
-class SubstringPieces:
-    """The word pieces of a document's passages, counted off one tokenisation of the whole document.
-
-    The splitter counts every paragraph, sentence and clause it tries, each a separate call into the
-    tokenizer, and then the embedder tokenises the chunks again: the counting was 3% of an ingest.
-    A passage that starts and ends where words do (at white space or ASCII punctuation) has the
-    pieces of the whole text between its ends, since the tokenizer splits words there whatever
-    comes around them; anything else is counted by `count_pieces` itself.
-    """
-
-    def __init__(
-        self, text: str, spans: Callable[[str], list[tuple[int, int]]], count_pieces: Callable[[str], list[int]]
-    ) -> None:
-        self.text = text
-        self.count_pieces = count_pieces
-        found = spans(text)
-        self.starts = [start for start, _ in found]
-        self.ends = [end for _, end in found]
-
-    def __call__(self, passage: str) -> list[int]:
-        """A list as long as the passage's word pieces (the splitter only counts them)."""
-        at = self.text.find(passage) if passage else -1
-        end = at + len(passage)
-        if at < 0 or not (self._edge(at) and self._edge(end)):
-            return self.count_pieces(passage)
-        first, stop = bisect.bisect_left(self.starts, at), bisect.bisect_left(self.starts, end)
-        if (first and self.ends[first - 1] > at) or (stop and self.ends[stop - 1] > end):
-            return self.count_pieces(passage)  # a piece reaches across an end
-        return [0] * (stop - first)
-
-    def _edge(self, offset: int) -> bool:
-        """Whether a word cannot go on across this offset (white space or ASCII punctuation beside it)."""
-        if offset <= 0 or offset >= len(self.text):
-            return True
-        return any(c.isspace() or (c.isascii() and not c.isalnum()) for c in self.text[offset - 1 : offset + 1])
-
-
 def chunk_document(
-    doc: Document,
-    count_pieces: Callable[[str], list[int]],
-    chunk_tokens: int,
-    overlap: int,
-    spans: Callable[[str], list[tuple[int, int]]] | None = None,
+    doc: Document, count_pieces: Callable[[str], list[int]], chunk_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Sentence-aware chunks of `doc`, each within `chunk_tokens` pieces with its title; with
-    `spans` (`rag.embeddings.piece_spans`) the document is tokenised once for all the counting."""
+    """Sentence-aware chunks of `doc`, each within `chunk_tokens` pieces with its title."""
     from llama_index.core.node_parser import SentenceSplitter
 
-    if spans is not None:
-        count_pieces = SubstringPieces(doc.text, spans, count_pieces)
     budget = chunk_tokens - SPECIAL_PIECES
     splitter = SentenceSplitter(chunk_size=budget, chunk_overlap=min(overlap, budget // 4), tokenizer=count_pieces)
     texts = splitter.split_text_metadata_aware(doc.text, embed_text(doc.title, ""))

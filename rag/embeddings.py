@@ -219,20 +219,6 @@ class EmbeddingCache:
         return np.array([found[text] for text in texts], dtype=np.float64)
 
 
-def piece_spans(embedder: Embedder) -> Callable[[str], list[tuple[int, int]]]:
-    """A callable giving the character span of each word piece of a text (no special tokens), for
-    the chunker to count a document's sentences from one tokenisation of the whole document."""
-    if hasattr(embedder, "piece_spans"):
-        return embedder.piece_spans
-    tokenizer = embedder._model.tokenizer
-
-    def spans(text: str) -> list[tuple[int, int]]:
-        found = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [tuple(span) for span in found["offset_mapping"]]
-
-    return spans
-
-
 def embedding_dimension(embedder: Embedder) -> int:
     """Length of the vectors the model produces."""
     if hasattr(embedder, "count_pieces"):

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from rag.chunking import Chunk, chunk_document, embed_text
 from rag.documents import Document, Skipped, find_files, read_document
-from rag.embeddings import piece_spans
 from rag.errors import BadInput, EmbeddingFailed, StoreError
 from rag.lexical import LexicalIndex, index_path
 from rag.settings import Settings
@@ -273,9 +272,8 @@ def ingest(
         nodes = []
         # The splitter counts a sentence again for each chunk it overlaps into: count it once.
         count = functools.lru_cache(maxsize=8192)(count_pieces)
-        spans = piece_spans(embedder)
         for doc in work.new + work.changed:
-            chunks = chunk_document(doc, count, settings.chunk_tokens, settings.chunk_overlap, spans)
+            chunks = chunk_document(doc, count, settings.chunk_tokens, settings.chunk_overlap)
             nodes.extend(to_nodes(doc, chunks, found[doc.doc_id][1]))
         write_nodes(nodes, store, lexical, embedder, progress)
         stale = _stale_chunk_ids(work, stored, {n.node_id for n in nodes})

@@ -83,10 +83,6 @@ class OnnxEmbedding:
         """Word-piece ids of a text, without special tokens and without truncation."""
         return self._counter.encode(text, add_special_tokens=False).ids
 
-    def piece_spans(self, text: str) -> list[tuple[int, int]]:
-        """Where each word piece of a text starts and ends (character offsets), as `count_pieces` cuts it."""
-        return self._counter.encode(text, add_special_tokens=False).offsets
-
     def encode(self, texts: list[str]) -> list[list[float]]:
         """Unit vectors for one batch of texts: mean of the token vectors under the attention mask."""
         if not texts:

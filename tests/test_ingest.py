@@ -13,10 +13,9 @@ import pytest
 from conftest import SEEDS, make_rag
 
 from rag import RAG, BadInput, StoreMismatch
-from rag.chunking import SubstringPieces, chunk_document, embed_text
+from rag.chunking import embed_text
 from rag.documents import clean_article, read_document
-from rag.embeddings import load_embedder, model_limit, piece_counter, piece_spans, resolve_model_path
-from rag.settings import Settings
+from rag.embeddings import model_limit, resolve_model_path
 
 CAPTION = "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks"
 
@@ -213,21 +212,3 @@ def test_markdown_html_and_pdf_articles_are_read(tmp_path: Path) -> None:
     assert docs["page.html"].title == "Ferry link to Sakhalin"
     assert rag.retrieve("crab quotas Kunashir", k=1)[0].doc_id == "report.pdf"
     assert all("tracking" not in n.text for n in rag.store.nodes())
-
-
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_counting_from_one_tokenisation_of_the_article_cuts_the_same_chunks(tmp_path: Path, backend: str) -> None:
-    embedder = load_embedder(Settings(home=tmp_path / ".rag", embed_backend=backend))
-    count, spans = piece_counter(embedder), piece_spans(embedder)
-    text = "Café “Ünïcödé” talks—in Tokyo… ©Toru Hanai/Pool. Playing 日本語 well-known rôles (1956)! Next."
-    pieces = SubstringPieces(text, spans, count)
-    for passage in ["Café “Ünïcödé” talks—in Tokyo…", "Playing 日本語 well-known rôles (1956)!", "Next.", text]:
-        assert len(pieces(passage)) == len(count(passage)), passage  # ends where words end: read off
-    for passage in ["aying 日本", "ru Hanai/Po", "not in the text at all"]:
-        assert len(pieces(passage)) == len(count(passage)), passage  # ends inside a word: counted itself
-    settings = Settings()
-    for path in sorted(SEEDS.glob("*.txt"))[:3]:
-        doc = clean_article(path.read_text(encoding="utf-8"), doc_id=path.name, source=str(path))
-        alone = chunk_document(doc, count, settings.chunk_tokens, settings.chunk_overlap)
-        assert len(alone) > 1
-        assert chunk_document(doc, count, settings.chunk_tokens, settings.chunk_overlap, spans) == alone
