@@ -64,26 +64,32 @@ def test_llama_index_gets_the_onnx_embedders_vectors(tmp_path: Path) -> None:
     assert llama_index_embedding(torch) is torch  # already LlamaIndex's
 
 
-def test_a_new_process_retrieves_without_importing_llama_index_or_torch(seeded_rag: RAG) -> None:
-    # LlamaIndex's package import alone took about 1.2 s of a 3 s start (bench/README.md).
+HEAVY = ("llama_cpp", "llama_index.core", "torch")
+
+
+def in_new_process(rag: RAG, call: str, shown: str) -> list[str]:
+    """What a new process prints of `shown` after `found = RAG(<rag's store>).<call>`, then the
+    heavy modules it imported."""
     script = (
-        "import sys; from rag import RAG; "
-        f"found = RAG(home={str(seeded_rag.settings.home)!r}).retrieve('Where did Lavrov and Kishida hold talks?'); "
-        "print(len(found), sorted(m for m in ('llama_index.core', 'torch') if m in sys.modules))"
+        f"import sys; from rag import RAG; found = RAG(home={str(rag.settings.home)!r}, backend='embedded').{call}; "
+        f"print({shown}, sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert done.stdout.split()[-2:] == ["5", "[]"], done.stdout
+    return done.stdout.split()
+
+
+def test_a_new_process_retrieves_without_importing_llama_index_or_torch(seeded_rag: RAG) -> None:
+    # LlamaIndex's package import alone took about 1.2 s of a 3 s start (bench/README.md).
+    printed = in_new_process(seeded_rag, "retrieve('Where did Lavrov and Kishida hold talks?')", "len(found)")
+    assert printed[-2:] == ["5", "[]"], printed
 
 
 def test_a_quoted_answer_in_a_new_process_loads_neither_llama_cpp_nor_torch(seeded_rag: RAG) -> None:
     # Loading llama.cpp and the GGUF file took 3.5 s of a fresh `rag ask`; a quote never generates.
-    script = (
-        "import sys; from rag import RAG; "
-        f"answer = RAG(home={str(seeded_rag.settings.home)!r}, backend='embedded').ask('Where did Lavrov and Kishida hold talks?'); "
-        "print(answer.how, 'Iikura' in answer.text, sorted(m for m in ('llama_cpp', 'llama_index.core', 'torch') if m in sys.modules))"
+    printed = in_new_process(
+        seeded_rag, "ask('Where did Lavrov and Kishida hold talks?')", "found.how, 'Iikura' in found.text"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert done.stdout.split()[-3:] == ["quote", "True", "[]"], done.stdout
+    assert printed[-3:] == ["quote", "True", "[]"], printed
 
 
 def test_export_is_made_once_and_then_reused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
