@@ -62,8 +62,13 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 1200) -> ChildRun:
+def run_child(
+    args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 1200, show_stderr: bool = False
+) -> ChildRun:
     """Run a command to the end, with its own peak resident memory.
+
+    With `show_stderr` the child's stderr (its progress lines) goes to ours as it is written,
+    and `ChildRun.stderr` is empty.
 
     Linux's `ru_maxrss` for a child counts the memory of the parent it was forked from (a child
     doing nothing, started by a bench process holding 1.5 GB, reported 1,514 MB), so the peak is
@@ -71,7 +76,7 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None, timeout: f
     20 ms can be missed. `ru_maxrss` is the fallback where /proc is not there."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(args), stdout=out, stderr=err, env=env or child_env())
+        proc = subprocess.Popen(list(args), stdout=out, stderr=None if show_stderr else err, env=env or child_env())
         status, rusage, high_water_kb = _wait(proc, started + timeout)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, so tell Popen

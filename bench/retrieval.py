@@ -14,7 +14,9 @@ bm25s (what LlamaIndex's BM25Retriever, which the lexical index replaced, runs) 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ SCOPES = {"hybrid_scoped": 20, "hybrid_scoped_1pct": 100, "hybrid_scoped_one": 0
 SENTENCES_PER_CHUNK = 6
 NOISE = 0.05
 WRITE_BATCH = 4000  # under Chroma's maximum batch of 5,461 records
+PROGRESS_EVERY = 50_000  # chunks between the build's progress lines (stderr)
 BASELINE_UP_TO = 100_000  # bm25s in memory at 1M chunks would not fit beside the rest
 ADDED = "Zorvathian envoy Quellimar Ostrava met the Kuril delegation"  # words no synthetic chunk holds
 
@@ -41,6 +44,11 @@ def size_label(size: int) -> str:
     if size % 1_000_000 == 0:
         return f"{size // 1_000_000}m"
     return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def progress(line: str) -> None:
+    """A progress line on stderr: `--sizes 1m` shows them while its hour of writes runs."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def synthetic_batches(size: int, sentence_vectors: np.ndarray, seed: int) -> Iterator[list[Any]]:
@@ -87,7 +95,8 @@ def build_store(home: Path, size: int, embedder: Any, sentence_vectors: np.ndarr
     index = LexicalIndex(index_path(settings))
     index.catch_up(store, force=True)  # empty; records which collection it mirrors
     timing = {"generate_s": 0.0, "write_s": 0.0, "lexical_write_s": 0.0}
-    started = time.perf_counter()
+    began = started = time.perf_counter()
+    written, next_report = 0, PROGRESS_EVERY
     for batch in synthetic_batches(size, sentence_vectors, seed=size):
         timing["generate_s"] += time.perf_counter() - started
         started = time.perf_counter()
@@ -96,6 +105,11 @@ def build_store(home: Path, size: int, embedder: Any, sentence_vectors: np.ndarr
         started = time.perf_counter()
         index.add((n.node_id, n.metadata["doc_id"], embed_text(n.metadata["title"], n.text)) for n in batch)
         timing["lexical_write_s"] += time.perf_counter() - started
+        written += len(batch)
+        if written >= next_report:
+            next_report += PROGRESS_EVERY
+            elapsed = time.perf_counter() - began
+            progress(f"{size_label(size)} store: {written:,} of {size:,} chunks written, {elapsed:.0f} s")
         started = time.perf_counter()
     started = time.perf_counter()
     index.compact(force=True)
@@ -122,11 +136,17 @@ def lexical_startup(store: Any, size: int) -> dict:
     return result
 
 
+def quiet_bm25s() -> None:
+    """bm25s sets its logger to DEBUG when imported, which would print among the progress lines."""
+    logging.getLogger("bm25s").setLevel(logging.ERROR)
+
+
 def bm25s_build(store: Any) -> dict:
     """Raw bm25s over the same texts, tokenised as the BM25Retriever did (read back from Chroma)."""
     import bm25s
     import Stemmer
 
+    quiet_bm25s()
     started = time.perf_counter()
     texts = [text for _, _, text in store.index_texts(store.ids())]
     read = time.perf_counter() - started
@@ -232,6 +252,7 @@ def bm25s_reader(home: Path, store: Any, size: int) -> dict:
         return {}
     from llama_index.retrievers.bm25 import BM25Retriever
 
+    quiet_bm25s()
     folder = home.parent / "bm25s-saved"
     BM25Retriever.from_defaults(nodes=store.nodes(), similarity_top_k=20).persist(str(folder), show_progress=False)
     child = run_child(python_child("bench.reader", str(home), "Where did Lavrov and Kishida hold talks?", str(folder)))
@@ -252,11 +273,14 @@ def run(work: Path, sizes: list[int], question_limit: int | None) -> dict:
     for size in sizes:
         home = work / f"retrieval-{size_label(size)}" / ".rag"
         store, settings, build = build_store(home, size, embedder, sentence_vectors)
+        progress(f"{size_label(size)}: a lexical index from nothing")
         startup = lexical_startup(store, size)
+        progress(f"{size_label(size)}: the searches, {len(asked)} questions")
         retriever = HybridRetriever(store, embedder, settings)
         searches = latencies(retriever, embedder, asked, size)
         if size <= BASELINE_UP_TO:
             searches.update(fts5_baseline(retriever.index, asked, settings.candidates))
+        progress(f"{size_label(size)}: fresh readers, then adding one article")
         readers = {**fresh_reader(home), **bm25s_reader(home, store, size)}
         results[size_label(size)] = {
             "chunks": store.count(),

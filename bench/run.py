@@ -40,9 +40,12 @@ QUICK = {
 }
 
 
-def run_phase(name: str, work: Path, kwargs: dict, timeout: float = 1800) -> tuple[dict, float]:
-    """One phase in a child process: its result and its peak memory in MB."""
-    child = run_child(python_child("bench.phase", name, str(work), json.dumps(kwargs)), timeout=timeout)
+def run_phase(
+    name: str, work: Path, kwargs: dict, timeout: float = 1800, show_progress: bool = False
+) -> tuple[dict, float]:
+    """One phase in a child process: its result and its peak memory in MB (with its progress shown, on request)."""
+    command = python_child("bench.phase", name, str(work), json.dumps(kwargs))
+    child = run_child(command, timeout=timeout, show_stderr=show_progress)
     try:
         return child.json(), child.peak_rss_mb
     except (RuntimeError, ValueError) as exc:
@@ -91,7 +94,8 @@ def run_sizes(sizes: list[int], out: Path, echo: Callable[[str], None] = print) 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     try:
         kwargs = {**FULL["retrieval"], "sizes": sizes}
-        retrieval, peak = run_phase("retrieval", work, kwargs, timeout=6 * 3600)  # 1M chunks take an hour
+        # 1M chunks take over an hour: the build's progress lines are shown as they come
+        retrieval, peak = run_phase("retrieval", work, kwargs, timeout=6 * 3600, show_progress=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
