@@ -59,6 +59,9 @@ class RAG:
         self._retriever: HybridRetriever | None = None
         self._backend: Backend | None = None
         self._documents: tuple[str, list[StoredDocument]] = ("", [])  # (store version, its articles)
+        # Once the store held chunks, questions skip counting them (a scan in Chroma: 1 to 2 ms at
+        # 10k chunks, 10 ms at 100k, on every question); an ingest here counts again.
+        self._store_had_chunks = False
 
     # -- the parts, loaded on first use -------------------------------------------------------
 
@@ -130,6 +133,7 @@ class RAG:
         roots = [Path(p) for p in (paths or [self.settings.corpus])]
         store = self._open_store(rebuild=rebuild)
         report = ingest(roots, store, self.embedder, piece_counter(self.embedder), self.settings, progress)
+        self._store_had_chunks = False
         self.retriever.reset()
         log.info("ingest: %s", report.summary())
         return report
@@ -140,8 +144,11 @@ class RAG:
 
     def ensure_corpus(self, progress: Progress | None = None) -> IngestReport | None:
         """Ingest the default corpus when the store is empty (first run)."""
+        if self._store_had_chunks:
+            return None
         if self.store.count() == 0:
             return self.ingest([self.settings.corpus], progress=progress)
+        self._store_had_chunks = True
         return None
 
     # -- questions -----------------------------------------------------------------------------
