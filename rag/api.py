@@ -121,6 +121,18 @@ class RAG:
                 self._backend = choose_backend(self.settings)
             return self._backend
 
+    def answering_with(self, backend: str, ollama_model: str) -> RAG:
+        """A RAG that answers with another backend or Ollama model over this one's parts: the same
+        store, retriever, embedder and kept vectors. Loading them again would hold a second
+        embedder (about 100 MB) and take its start-up; only the generator differs."""
+        other = RAG(self.settings, backend=backend, ollama_model=ollama_model)
+        with self._lock:
+            other._embedder = self.embedder
+            other._embedding_cache = self.embedding_cache
+            other._store = self.store
+            other._retriever = self.retriever
+        return other
+
     # -- ingest --------------------------------------------------------------------------------
 
     def ingest(

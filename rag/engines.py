@@ -1,9 +1,9 @@
 """The RAG objects that answer, one per backend and model, under the names servers list them by.
 
 The chat and the HTTP API share one `Engines`: the configured RAG, others built on demand for
-another backend or Ollama model (on the same store; each loads its own embedder and model, so a
-few at most are kept), and the `AnswerQueue` that gives each model one answer at a time. After an
-ingest the others are dropped, so none keeps a stale index.
+another backend or Ollama model (sharing the configured one's store, retriever and embedder, each
+with its own generator, so a few at most are kept), and the `AnswerQueue` that gives each model
+one answer at a time. After an ingest the others are dropped, so none keeps a stale index.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Engines:
         self.settings = rag.settings
         self.queue = AnswerQueue(rag.settings.api_queue)
         self._others = functools.lru_cache(maxsize=4)(
-            lambda backend, model: RAG(rag.settings, backend=backend, ollama_model=model)
+            lambda backend, model: rag.answering_with(backend, model)
         )
 
     def pick(self, backend: str, model: str = "") -> RAG:

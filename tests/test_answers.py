@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import make_rag
 from test_ingest import run_cli
 
 from rag import RAG, Answer, BadInput
 from rag.answer import ABSTAIN_TEXT, evidence_text, model_abstained
 from rag.citations import check_support, citations_for, clean_markers, strip_markers
+from rag.engines import Engines
 from rag.evidence import select
 from rag.followup import joined_question
 from rag.retrieve import Passage
@@ -101,6 +103,21 @@ def test_first_question_on_an_empty_store_ingests_the_default_corpus(tmp_path: P
     passages = rag.retrieve("Takeo Mori", k=1)
     assert passages[0].doc_id == "003_4d11091f11b44f0d.txt"
     assert len(rag.documents()) == 5
+
+
+def test_another_backend_shares_the_store_and_embedder_and_sees_new_articles(tmp_path: Path, corpus: Path) -> None:
+    rag = make_rag(tmp_path / ".rag", corpus, backend="embedded")
+    engines = Engines(rag)
+    other = engines.pick("auto")  # no Ollama listens, so "auto" answers with the built-in model
+    assert other is not rag
+    assert other.embedder is rag.embedder and other.store is rag.store and other.retriever is rag.retriever
+    answer = other.ask(TALKS)
+    assert "002_5c202a017dd63dc4.txt" in {c.passage.doc_id for c in answer.citations}
+    (corpus / "envoy.txt").write_text(
+        "Envoy visits\n\nQuellimar Ostrava arrived in Tokyo on Friday.\n", encoding="utf-8"
+    )
+    engines.ingest([corpus])
+    assert engines.pick("auto").retrieve("Quellimar Ostrava", k=1)[0].doc_id == "envoy.txt"
 
 
 def passage(n: int, text: str) -> Passage:
