@@ -266,7 +266,10 @@ def ingest(
     roots = [str(p.resolve()) for p in paths]
     found, skipped = read_corpus(paths, settings)
     with write_lock(settings):
-        lexical.catch_up(store, force=True)  # repairs what a killed ingest left unindexed
+        # Repairs what a killed ingest left unindexed: its first write moved the store's change
+        # token, and any other gap shows in the counts. Comparing every chunk id on each ingest
+        # instead took 0.8 s of adding one article at 100k chunks, seconds at 1M.
+        lexical.catch_up(store, force=lexical.count() != store.count())
         stored = store.documents(roots, list(found))  # only what this ingest compares against
         work = plan(found, skipped, stored, roots)
         nodes = []
