@@ -124,7 +124,8 @@ class RAG:
     def answering_with(self, backend: str, ollama_model: str) -> RAG:
         """A RAG that answers with another backend or Ollama model over this one's parts: the same
         store, retriever, embedder and kept vectors. Loading them again would hold a second
-        embedder (about 100 MB) and take its start-up; only the generator differs."""
+        embedder (about 100 MB) and take its start-up; only the generator differs. Ingest through
+        this RAG, not the other: a rebuild here makes a new store the other would not see."""
         other = RAG(self.settings, backend=backend, ollama_model=ollama_model)
         with self._lock:
             other._embedder = self.embedder
