@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from rag.retrieve import Passage, content_terms
 
+MAX_RANGE = 10  # a range ("2-4") expands to at most this many numbers; a wider one is read as its two ends
 # [1], [1, 2], [1][2], [1-2] and the full-width brackets some models emit.
 MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[\]】]")
 # A cited passage this much less similar to a sentence than the best passage is re-pointed.
@@ -49,7 +50,7 @@ def marker_numbers(group: str) -> list[int]:
     numbers: list[int] = []
     for part in re.split(r"\s*(?:,|;|and)\s*", group):
         bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part) if x.strip().isdigit()]
-        if len(bounds) == 2 and 0 < bounds[1] - bounds[0] < 10:
+        if len(bounds) == 2 and 0 < bounds[1] - bounds[0] < MAX_RANGE:
             numbers.extend(range(bounds[0], bounds[1] + 1))
         else:
             numbers.extend(bounds)

@@ -29,7 +29,7 @@ class Engines:
         self.rag = rag
         self.settings = rag.settings
         self.queue = AnswerQueue(rag.settings.api_queue)
-        self._others = functools.lru_cache(maxsize=4)(lambda backend, model: rag.answering_with(backend, model))
+        self._others = functools.lru_cache(maxsize=4)(rag.answering_with)
 
     def pick(self, backend: str, model: str = "") -> RAG:
         """The RAG that answers with this backend and Ollama model (the configured one when they match)."""

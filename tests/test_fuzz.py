@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from test_hardening import Tally, tally_fixture
 
 from rag import RAG, BadInput, Passage
-from rag.citations import MARKER, check_support, citations_for, cited_numbers, clean_markers, marker_numbers
+from rag.citations import MARKER, MAX_RANGE, check_support, citations_for, cited_numbers, clean_markers, marker_numbers
 from rag.documents import BOILERPLATE_LINES, DATELINE, clean_article, html_to_text, parse_dateline
 from rag.safety import UNPRINTABLE
 
@@ -64,7 +64,7 @@ def test_every_bracket_form_is_parsed_and_kept_in_range(tally: Tally, marker: st
     numbers = marker_numbers(inside)
     assert numbers and all(isinstance(n, int) and n >= 0 for n in numbers)
     # Ranges are bounded: "1-999" is not a thousand citations. A list may be long ("1, 2, …, 60").
-    assert len(numbers) <= 10 * len(re.findall(r"\d{1,3}", inside))
+    assert len(numbers) <= MAX_RANGE * len(re.findall(r"\d{1,3}", inside))
     given_passages = passages(count)
     citations = citations_for(prefix + marker, given_passages)
     assert all(1 <= c.marker <= count and c.passage == given_passages[c.marker - 1] for c in citations)
