@@ -54,10 +54,10 @@ def gate_refuses(settings: Settings, question: str, retrieval: Retrieval) -> boo
 
 def retrieval_outcome(rag: RAG, row: Row) -> dict:
     """Retrieved doc_ids, the gate's verdict and its two signals (follow-ups joined to the last question)."""
-    question = rag.check_question(joined_question(row.question, row.history))
+    standalone = joined_question(rag.check_question(row.question), row.history)
     started = time.perf_counter()
-    retrieval, asking = rag.lookup(row.question, question)
-    evidence = rag.find_evidence(asking, retrieval.passages)
+    retrieval = rag.lookup(standalone)
+    evidence = rag.find_evidence(standalone.asking, retrieval.passages)
     return {
         "retrieved": [p.doc_id for p in retrieval.passages],
         "evidence": [e.text for e in evidence],

@@ -94,9 +94,24 @@ class Answer:
     notice: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # sentences no passage supported
-    evidence: list[Evidence] = field(default_factory=list)  # the sentences the answer rests on, best first
+    # Every ranked sentence of the passages, those of the cited passages first, each run best first
+    # (the same for every backend; `used_evidence` is the ones the answer rests on).
+    evidence: list[Evidence] = field(default_factory=list)
     how: str = ""  # "model" (checked reply), "quote" (evidence quoted), "abstain", "refuse"
     usage: dict[str, int] = field(default_factory=dict)  # the model's tokens; empty when no model ran
+
+    @property
+    def used_evidence(self) -> list[Evidence]:
+        """The evidence sentences in the passages the answer cites, best first (none for an abstention)."""
+        if self.abstained:
+            return []
+        cited = {c.marker for c in self.citations}
+        return [e for e in self.evidence if e.passage in cited]
+
+    def evidence_dicts(self) -> list[dict]:
+        """The evidence as JSON shows it, each sentence marked `cited` when the answer rests on it."""
+        used = self.used_evidence
+        return [e.to_dict() | {"cited": e in used} for e in self.evidence]
 
     def to_dict(self) -> dict:
         """The answer as JSON shows it (`rag ask --json`, the app's `/ask`, the eval): one shape everywhere."""
@@ -110,9 +125,15 @@ class Answer:
                 {"marker": c.marker, "doc_id": c.passage.doc_id, "title": c.passage.title, "text": c.passage.text}
                 for c in self.citations
             ],
-            "evidence": [e.to_dict() for e in self.evidence],
+            "evidence": self.evidence_dicts(),
             "passages": [p.to_dict() for p in self.passages],
         }
+
+
+def cited_first(evidence: Sequence[Evidence], citations: Sequence[Citation]) -> list[Evidence]:
+    """The ranked sentences with those of the cited passages first, each group in its own order."""
+    cited = {c.marker for c in citations}
+    return sorted(evidence, key=lambda e: e.passage not in cited)
 
 
 def format_passages(passages: Sequence[Passage]) -> str:

@@ -19,6 +19,7 @@ from rag.answer import (
     NOT_COVERED,
     Answer,
     answer_messages,
+    cited_first,
     evidence_messages,
     evidence_text,
     model_abstained,
@@ -29,7 +30,7 @@ from rag.citations import check_support, citations_for, clean_markers
 from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
 from rag.errors import BadInput
 from rag.evidence import Evidence, Weights, question_kind, select
-from rag.followup import accept_rewrite, asking_part, condense_messages, joined_question
+from rag.followup import Standalone, accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
 from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
@@ -188,14 +189,11 @@ class RAG:
         self.ensure_corpus()
         return self.retriever.retrieve(question, k, doc_ids, also)
 
-    def lookup(
-        self, question: str, standalone: str, k: int | None = None, doc_ids: frozenset[str] | None = None
-    ) -> tuple[Retrieval, str]:
-        """The passages for a question asked as `standalone` in its conversation, and the words that
-        ask (`asking_part`). A follow-up joined to the question before it is also searched in its
-        own words: the joined words find what the conversation is about, its own what it asks now."""
-        asking = asking_part(question, standalone)
-        return self._retrieve(standalone, k, doc_ids, asking if asking != standalone else ""), asking
+    def lookup(self, standalone: Standalone, k: int | None = None, doc_ids: frozenset[str] | None = None) -> Retrieval:
+        """The passages for a question asked as `standalone` in its conversation. A follow-up joined
+        to the question before it is also searched in its own words: the joined words find what the
+        conversation is about, its own what it asks now."""
+        return self._retrieve(standalone.text, k, doc_ids, standalone.asking if standalone.joined else "")
 
     def scope_ids(self, where: Where) -> frozenset[str] | None:
         """The doc_ids a scope names (None: every article); BadInput when it names none."""
@@ -213,11 +211,11 @@ class RAG:
                 self._documents = (version, list(self.store.documents().values()))
             return self._documents[1]
 
-    def standalone_question(self, question: str, history: History, usage: dict[str, int] | None = None) -> str:
-        """The question made understandable without the conversation, for retrieval (the model's
-        tokens for a rewrite are added to `usage`)."""
+    def standalone_question(self, question: str, history: History, usage: dict[str, int] | None = None) -> Standalone:
+        """The question made understandable without the conversation, for retrieval, and the words
+        that ask (the model's tokens for a rewrite are added to `usage`)."""
         if not history:
-            return question
+            return Standalone(question, question)
         if self.backend.name == "embedded":
             # A 135M model rewrites questions badly; joining to the previous question retrieves well.
             return joined_question(question, history)
@@ -256,7 +254,7 @@ class RAG:
         doc_ids = self.scope_ids(where)
         usage: dict[str, int] = {}  # the model's tokens for this answer, rewrite included
         standalone = self.standalone_question(question, history, usage)
-        retrieval, asking = self.lookup(question, standalone, k, doc_ids)
+        retrieval = self.lookup(standalone, k, doc_ids)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages
         refusal = self._refusal(question, retrieval, scoped=doc_ids is not None)
@@ -264,10 +262,11 @@ class RAG:
             yield refusal
             timings["total_s"] = time.perf_counter() - started
             how = "refuse" if refusal == REFUSAL_TEXT else "abstain"
-            yield Answer(refusal, [], passages, True, "none", "", question, standalone, timings=timings, how=how)
+            yield Answer(refusal, [], passages, True, "none", "", question, standalone.text, timings=timings, how=how)
             return
         # The sentence that answers is found with the follow-up's own words, else the one that
         # answered before wins again.
+        asking = standalone.asking
         kind = question_kind(asking)
         evidence = self.find_evidence(asking, passages, kind)
         timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]
@@ -276,7 +275,7 @@ class RAG:
             backend=backend.name,
             model=backend.model,
             question=question,
-            standalone_question=standalone,
+            standalone_question=standalone.text,
             notice=backend.notice,
             timings=timings,
             usage=usage,
@@ -295,7 +294,7 @@ class RAG:
             return
         shown = evidence[: self.settings.evidence_shown] if small else evidence  # a large model reads them all
         pieces: list[str] = []
-        for piece in self._generate(standalone, passages, shown, backend, temperature, usage):
+        for piece in self._generate(standalone.text, passages, shown, backend, temperature, usage):
             if not pieces:
                 timings["ttft_s"] = time.perf_counter() - started
             pieces.append(piece)
@@ -386,8 +385,9 @@ class RAG:
         if how == "abstain":
             return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)
         cited = citations_for(text, passages)
-        used = sorted(evidence, key=lambda e: e.passage not in {c.marker for c in cited})
-        return Answer(text, cited, passages, False, evidence=used, how=how, dropped=dropped, **common)
+        return Answer(
+            text, cited, passages, False, evidence=cited_first(evidence, cited), how=how, dropped=dropped, **common
+        )
 
     def _finish(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:
         """A large model's reply with checked citations, or an abstention."""
@@ -400,8 +400,8 @@ class RAG:
         if not text:
             return Answer(ABSTAIN_TEXT, [], passages, True, dropped=dropped, evidence=evidence, how="abstain", **common)
         cited = citations_for(text, passages)
-        used = [e for e in evidence if e.passage in {c.marker for c in cited}]
-        return Answer(text, cited, passages, False, dropped=dropped, evidence=used, how="model", **common)
+        evidence = cited_first(evidence, cited)
+        return Answer(text, cited, passages, False, dropped=dropped, evidence=evidence, how="model", **common)
 
     def similarities(self, sentences: list[str], texts: list[str]) -> list[list[float]]:
         """Cosine similarity of each sentence to each text, with the store's embedder."""

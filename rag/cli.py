@@ -83,8 +83,8 @@ def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
 
 def _print_answer(answer: Any) -> None:
     click.echo(answer.text)
-    if not answer.abstained and answer.evidence:
-        best = answer.evidence[0]  # the sentence the answer rests on, so that it can be checked
+    if answer.used_evidence:
+        best = answer.used_evidence[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"
         if answer.how == "quote":  # the answer is that sentence already: say only where it stands
             click.echo(f"\nEvidence [{best.passage}]: {where}")

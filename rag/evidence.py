@@ -316,18 +316,22 @@ def select(
 NOT_ASKED = frozenset("he she him her his hers they them their it its s d ll re ve t whats wat according per".split())
 
 
-def asked_words(question: str) -> list[str]:
-    """The question's words that say what it asks about, as written: not its names (capitalised
-    words after the first), function words, or words for the kind of answer ("year", "name")."""
-    names = {word.lower() for word in CAPITALISED.findall(question[1:])}
+def question_words(question: str) -> list[tuple[str, set[str]]]:
+    """The question's content words as written (lower case) with their stems, less its names: the
+    words of the capitalised words after its first ("Japan's" names "japan")."""
+    names = {word for name in CAPITALISED.findall(question[1:]) for word in WORD.findall(name.lower())}
     found = []
     for word in dict.fromkeys(WORD.findall(question.lower())):
-        if word in names or word in NOT_ASKED:
-            continue
-        terms = content_terms(word)
-        if terms and not terms & GENERIC_NOUNS:
-            found.append(word)
+        terms = content_terms(word) if word not in names else set()
+        if terms:
+            found.append((word, terms))
     return found
+
+
+def asked_words(question: str) -> list[str]:
+    """The question's words that say what it asks about, as written: not its names, function words,
+    pronouns, or words for the kind of answer or its place ("year", "name", "city")."""
+    return [word for word, terms in question_words(question) if word not in NOT_ASKED and not terms & GENERIC_NOUNS]
 
 
 def asked_coverage(
@@ -471,10 +475,9 @@ def one_edit_apart(a: str, b: str) -> bool:
 
 
 def asked_terms(question: str) -> set[str]:
-    """The question's content words that are neither names (capitalised words after its first word)
-    nor words for the kind of answer ("What post does … hold?" is answered by a title)."""
-    names = {term for word in CAPITALISED.findall(question[1:]) for term in content_terms(word)}
-    return content_terms(question) - names - ANSWER_KIND_TERMS
+    """The stems of the question's content words less its names and the words for the kind of answer
+    ("What post does … hold?" is answered by a title): broader than `asked_words`, for `speaks_to`."""
+    return set().union(*(terms for _, terms in question_words(question))) - ANSWER_KIND_TERMS
 
 
 def weight_sum(weights: Weights) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rag.answer import CONDENSE_PROMPT, model_abstained
 from rag.safety import printable, sanitize
@@ -19,6 +20,21 @@ FOLLOW_UP_WORDS = re.compile(
     r"\b(?:it|its|that|this|those|these|they|them|their|he|him|his|she|her|there|then|the same)\b",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class Standalone:
+    """A question made understandable without the conversation: `text` is what retrieval searches
+    with, `asking` the words that ask. They differ only when a follow-up was joined to the question
+    before it: "And when was that visit?" wants a date, whatever the question before it wanted."""
+
+    text: str
+    asking: str
+
+    @property
+    def joined(self) -> bool:
+        """Whether the follow-up was joined to the previous question (and is also searched alone)."""
+        return self.text != self.asking
 
 
 def previous_question(history: Sequence[dict] | None) -> str:
@@ -35,20 +51,12 @@ def looks_dependent(question: str) -> bool:
     return bool(FOLLOW_UP_WORDS.search(question)) or len(question.split()) <= 3
 
 
-def joined_question(question: str, history: Sequence[dict] | None) -> str:
-    """The follow-up prefixed with the previous question, which is enough for retrieval."""
+def joined_question(question: str, history: Sequence[dict] | None) -> Standalone:
+    """A follow-up prefixed with the previous question, which is enough for retrieval; asking in its own words."""
     previous = previous_question(history)
     if not previous or not looks_dependent(question):
-        return question
-    return f"{previous} {question}"
-
-
-def asking_part(question: str, standalone: str) -> str:
-    """The words that ask: the follow-up itself when it was joined to the previous question ("And
-    when was that visit?" wants a date, whatever the question before it wanted), else the
-    standalone question."""
-    joined = standalone != question and standalone.endswith(f" {question}")
-    return question if joined else standalone
+        return Standalone(question, question)
+    return Standalone(f"{previous} {question}", question)
 
 
 def condense_messages(question: str, history: Sequence[dict]) -> list:
@@ -60,9 +68,10 @@ def condense_messages(question: str, history: Sequence[dict]) -> list:
     return [ChatMessage(role="user", content=prompt)]
 
 
-def accept_rewrite(rewrite: str, question: str, history: Sequence[dict]) -> str:
-    """The model's rewrite when it is a plausible question, else the joined question."""
+def accept_rewrite(rewrite: str, question: str, history: Sequence[dict]) -> Standalone:
+    """The model's rewrite when it is a plausible question (it then asks in its own words), else the
+    joined question."""
     rewrite = rewrite.strip().strip('"').splitlines()[0].strip() if rewrite.strip() else ""
     if 3 <= len(rewrite) <= 4 * len(question) + 200 and not model_abstained(rewrite):
-        return rewrite
+        return Standalone(rewrite, rewrite)
     return joined_question(question, history)

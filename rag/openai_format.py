@@ -124,7 +124,7 @@ def answer_fields(answer: Answer) -> dict:
     """Our fields beside OpenAI's: the sources, the evidence, and whether the answer abstains."""
     return {
         "citations": [citation_json(c) for c in answer.citations],
-        "evidence": [e.to_dict() for e in answer.evidence],
+        "evidence": answer.evidence_dicts(),
         "passages": [passage_json(p) for p in answer.passages],
         "abstained": answer.abstained,
         "how": answer.how,

@@ -130,13 +130,9 @@ def highlighted(text: str, sentences: Sequence[str]) -> str:
 
 def evidence_marks(answer: Answer) -> dict[int, list[str]]:
     """For each cited marker, the evidence sentence of its passage that the answer rests on (the best one)."""
-    if answer.abstained:
-        return {}
-    cited = {c.marker for c in answer.citations}
     marks: dict[int, list[str]] = {}
-    for item in answer.evidence:  # best first: the first sentence of a cited passage is the one shown
-        if item.passage in cited and item.passage not in marks:
-            marks[item.passage] = [item.text]
+    for item in answer.used_evidence:  # best first: the first sentence of a cited passage is the one shown
+        marks.setdefault(item.passage, [item.text])
     return marks
 
 

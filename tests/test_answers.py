@@ -88,7 +88,7 @@ def test_follow_up_question_is_made_standalone_before_retrieval(seeded_rag: RAG)
 
 def test_standalone_question_is_left_alone() -> None:
     history = [{"role": "user", "content": TALKS}]
-    assert joined_question("What is Article 107 of the UN Charter about?", history).startswith("What is Article")
+    assert joined_question("What is Article 107 of the UN Charter about?", history).text.startswith("What is Article")
 
 
 def test_empty_and_overlong_questions_are_refused(seeded_rag: RAG) -> None:
@@ -201,3 +201,4 @@ def test_cli_ask_answers_with_sources_and_json(tmp_path: Path, corpus: Path) -> 
     original = (corpus / best["doc_id"]).read_text(encoding="utf-8")
     assert " ".join(original[best["start"] : best["end"]].split()) == " ".join(best["text"].split())
     assert "Iikura" in best["text"] and best["passage"] in {c["marker"] for c in payload["citations"]}
+    assert best["cited"] and not all(e["cited"] for e in payload["evidence"])  # the quote, then the other sentences

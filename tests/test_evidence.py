@@ -351,7 +351,8 @@ def test_a_follow_up_that_turns_to_another_article_is_searched_in_its_own_words(
     follow_up = "And how many tonnes were picked?"
     # Joined to the question before it, the follow-up's two best passages are not the harvest's.
     joined = rag.standalone_question(follow_up, history)
-    assert "apples.txt" not in [p.doc_id for p in rag.retriever.retrieve(joined, 2).passages]
+    assert joined.joined and joined.asking == follow_up
+    assert "apples.txt" not in [p.doc_id for p in rag.retriever.retrieve(joined.text, 2).passages]
     answer = rag.ask(follow_up, history=history, k=2)
     assert answer.passages[0].doc_id == "bridge.txt"  # the conversation's article keeps the first place
     assert "9,000 tonnes" in answer.text and [c.passage.doc_id for c in answer.citations] == ["apples.txt"]

@@ -50,6 +50,11 @@ def test_ollama_reads_whole_passages_with_the_evidence_named(store_home: Path, o
     assert answer.passages[0].text.split("\n")[-1][:60] in prompt
     assert f'[{best.passage}] "{best.text}"' in prompt
     assert answer.how == "model" and answer.citations[0].marker == 1
+    # As with the built-in model: every ranked sentence, the cited passage's first; JSON marks those cited.
+    used = answer.used_evidence
+    assert used and {e.passage for e in used} == {1} and answer.evidence[: len(used)] == used
+    assert len(answer.evidence) > len(used)
+    assert [e["cited"] for e in answer.to_dict()["evidence"]] == [e.passage == 1 for e in answer.evidence]
 
 
 def test_follow_up_is_rewritten_by_the_ollama_model(store_home: Path, ollama: OllamaServer) -> None:
