@@ -126,6 +126,10 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
     for key in (*(f"hit@{k}" for k in RETRIEVAL_DEPTHS), "mrr", "recall@5", *EVIDENCE_KEYS, "alias_match", "token_f1"):
         result[key] = mean(r.get(key) for r in answerable)
     result["confidently_wrong"] = share(confidently_wrong(r) for r in rows)
+    answered = [r for r in rows if r.get("abstained") is False]
+    result["uncertain_rate"] = share(r.get("uncertain") for r in answered)
+    result["wrong_when_uncertain"] = share(confidently_wrong(r) for r in answered if r.get("uncertain"))
+    result["wrong_when_sure"] = share(confidently_wrong(r) for r in answered if r.get("uncertain") is False)
     result["answer_words_p50"] = quantile((r.get("answer_words") for r in rows if r.get("abstained") is False), 0.5)
     result.update(grounding_totals(rows))
     result["abstain_rate"] = share(r.get("abstained") for r in unanswerable)

@@ -82,6 +82,7 @@ def answer_outcome(rag: RAG, check: SupportCheck, row: Row) -> dict:
         "evidence": [e.text for e in answer.evidence],
         "evidence_score": answer.evidence[0].score if answer.evidence else 0.0,
         "abstained": answer.abstained,
+        "uncertain": answer.uncertain,
         "backend": answer.backend,
         "model": answer.model,
         **{key: answer.timings.get(key) for key in ("retrieval_ms", "ttft_s", "total_s")},

@@ -62,6 +62,7 @@ Conversation:
 Last question: {question}
 Standalone question:"""
 
+UNCERTAIN_NOTE = "This is the closest sentence found; it may not say exactly what you asked."
 ABSTAIN_TEXT = "The articles don't say."
 NOT_COVERED = "The articles don't cover this: none of the passages found is about it."
 
@@ -99,6 +100,9 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     how: str = ""  # "model" (checked reply), "quote" (evidence quoted), "abstain", "refuse"
     usage: dict[str, int] = field(default_factory=dict)  # the model's tokens; empty when no model ran
+    # The sentence answered from leaves out words the question asks about (`Settings.sure_asked`):
+    # shown, but marked as possibly not saying what was asked.
+    uncertain: bool = False
 
     @property
     def used_evidence(self) -> list[Evidence]:
@@ -121,6 +125,7 @@ class Answer:
             "backend": self.backend,
             "model": self.model,
             "how": self.how,
+            "uncertain": self.uncertain,
             "citations": [
                 {"marker": c.marker, "doc_id": c.passage.doc_id, "title": c.passage.title, "text": c.passage.text}
                 for c in self.citations

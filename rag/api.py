@@ -385,8 +385,11 @@ class RAG:
         if how == "abstain":
             return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)
         cited = citations_for(text, passages)
+        # The coverage that refuses below `min_asked` marks the answer uncertain below `sure_asked`.
+        uncertain = shown[0].signals.get("asked", 1.0) < self.settings.sure_asked
+        used = cited_first(evidence, cited)
         return Answer(
-            text, cited, passages, False, evidence=cited_first(evidence, cited), how=how, dropped=dropped, **common
+            text, cited, passages, False, evidence=used, how=how, dropped=dropped, uncertain=uncertain, **common
         )
 
     def _finish(self, raw: str, passages: list[Passage], evidence: list[Evidence], common: dict) -> Answer:

@@ -82,7 +82,11 @@ def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
 
 
 def _print_answer(answer: Any) -> None:
+    from rag.answer import UNCERTAIN_NOTE
+
     click.echo(answer.text)
+    if answer.uncertain:
+        click.echo(f"({UNCERTAIN_NOTE})")
     if answer.used_evidence:
         best = answer.used_evidence[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"

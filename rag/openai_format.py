@@ -3,7 +3,7 @@
 Only what a chat client uses is modelled (model, messages, temperature, stream); other OpenAI
 fields are accepted and ignored, and `n`, tools or logprobs are not supported. Our additions
 ride beside OpenAI's fields, where its clients ignore them: `citations` (doc_id, title, dateline,
-text, start/end offsets in the original file), `evidence`, `passages`, `abstained` and `how`.
+text, start/end offsets in the original file), `evidence`, `passages`, `abstained`, `uncertain` and `how`.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def answer_fields(answer: Answer) -> dict:
         "passages": [passage_json(p) for p in answer.passages],
         "abstained": answer.abstained,
         "how": answer.how,
+        "uncertain": answer.uncertain,
         "backend": answer.backend,
         "notice": answer.notice,
     }

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         description="How well the best evidence sentence must cover the words the question asks about "
         "(`rag.evidence.asked_coverage`) for the built-in model to answer; below it, an abstention.",
     )
+    sure_asked: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Coverage of the asked-about words (as for `min_asked`) under which an answer of the built-in "
+        "model is marked uncertain: shown, with a note that it may not say exactly what was asked.",
+    )
     quote_above: float = Field(
         0.4,
         ge=0,

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rag.answer import UNCERTAIN_NOTE
 from rag.citations import MARKER, marker_numbers
 from rag.generate import OLLAMA_HINT
 
@@ -63,12 +64,13 @@ CSS = """
 .rag-meta { color: var(--body-text-color-subdued); font-size: .85em; }
 .rag-abstain { font-style: italic; color: var(--body-text-color-subdued); }
 .rag-error { color: var(--error-text-color, #b91c1c); }
-.rag-abstain::before, .rag-error::before {
+.rag-abstain::before, .rag-error::before, .rag-uncertain::before {
   content: ""; display: inline-block; width: 1em; height: 1em; margin-right: .35em; vertical-align: -.15em;
   background-color: currentColor; mask: var(--rag-icon) center / contain no-repeat;
   -webkit-mask: var(--rag-icon) center / contain no-repeat;
 }
-.rag-abstain::before { --rag-icon: url("ICON_INFO"); }
+.rag-abstain::before, .rag-uncertain::before { --rag-icon: url("ICON_INFO"); }
+.rag-uncertain { font-size: .85em; color: var(--body-text-color-subdued); margin: .2em 0; }
 .rag-error::before { --rag-icon: url("ICON_WARNING"); }
 .rag-evidence { margin-top: .5em; }
 .rag-evidence-label { font-size: .8em; font-weight: 600; color: var(--body-text-color-subdued); }
@@ -183,8 +185,9 @@ def answer_html(answer: Answer, marks: dict[int, list[str]], byline: str) -> str
     else:
         note_id = f"rag-fn-{uuid.uuid4().hex[:10]}"
         notes = "".join(footnote(note_id, c.marker, c.passage, marks.get(c.marker, [])) for c in answer.citations)
+        doubt = f'<p class="rag-uncertain">{text_html(UNCERTAIN_NOTE)}</p>' if answer.uncertain else ""
         body = (
-            f"<p>{linked_text(answer.text, note_id)}</p>{evidence_html(answer, marks, note_id)}"
+            f"<p>{linked_text(answer.text, note_id)}</p>{doubt}{evidence_html(answer, marks, note_id)}"
             f'<div class="rag-footnotes">{notes}</div>'
         )
     return f'<div class="rag-answer">{body}<div class="rag-byline">{text_html(byline)}</div></div>'

@@ -193,7 +193,8 @@ def test_cli_ask_answers_with_sources_and_json(tmp_path: Path, corpus: Path) -> 
     assert re.search(r"\nEvidence \[\d\]: 002_5c202a017dd63dc4\.txt, characters \d+–\d+\n", plain.stdout)
     done = run_cli("ask", "--json", TALKS, home=home, cwd=tmp_path)
     payload = json.loads(done.stdout)
-    assert set(payload) == {"answer", "abstained", "backend", "model", "how", "citations", "evidence", "passages"}
+    keys = {"answer", "abstained", "backend", "model", "how", "uncertain", "citations", "evidence", "passages"}
+    assert set(payload) == keys and payload["uncertain"] is False
     assert payload["backend"] == "embedded"
     assert any(c["doc_id"] == "002_5c202a017dd63dc4.txt" for c in payload["citations"])
     assert set(payload["citations"][0]) == {"marker", "doc_id", "title", "text"}

@@ -29,6 +29,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from rag import Answer, BadInput, Citation, Passage, Settings, chats, ui, webapp
 from rag.access import credentials
+from rag.answer import UNCERTAIN_NOTE
 from rag.documents import read_document
 from rag.evidence import Evidence
 from rag.uploads import safe_name, store_upload
@@ -165,6 +166,19 @@ def test_answer_shows_the_evidence_it_rests_on_highlighted_in_its_passage(browse
     assert summaries and all("rank" in s and "found by" in s for s in summaries)
     assert not any("score" in s for s in summaries)  # the fused score means nothing to a reader
     assert any("similarity 0." in s for s in summaries) and any("meaning and words" in s for s in summaries)
+
+
+@pytest.mark.slow
+def test_an_answer_that_may_not_say_what_was_asked_is_marked_so(browser: Browser) -> None:
+    page = browser.page
+    new_chat(page)
+    sure = ask(page, "Where did Lavrov and Kishida hold talks?")
+    assert sure.locator(".rag-uncertain").count() == 0
+    doubtful = ask(page, "Who will succeed Putin as president?")  # no article names a successor
+    note = doubtful.locator(".rag-uncertain")
+    expect(note).to_have_text(UNCERTAIN_NOTE)
+    assert_drawn_icon(note)
+    expect(doubtful.locator(".rag-evidence .rag-quote").first).to_be_visible()  # the sentence is still shown
 
 
 @pytest.mark.slow

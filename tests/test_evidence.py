@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import make_rag
+from test_ingest import run_cli
 
 from rag import RAG
-from rag.answer import reply_from_evidence, span_grammar
+from rag.answer import UNCERTAIN_NOTE, reply_from_evidence, span_grammar
 from rag.citations import copied_from
 from rag.evidence import Evidence, asked_coverage, asked_words, focus_terms, kind_found, question_kind, select
 from rag.retrieve import Passage, with_passages_for
@@ -365,3 +366,18 @@ def test_another_wording_takes_only_the_last_places() -> None:
     question, other = [passage(n) for n in "abcde"], [passage(n) for n in "xbyz"]
     assert [p.chunk_id for p in with_passages_for(question, other, 5)] == ["a", "b", "c", "x", "d"]
     assert [p.chunk_id for p in with_passages_for(question, other, 1)] == ["a"]
+
+
+def test_an_answer_from_a_sentence_that_leaves_out_what_is_asked_is_marked_uncertain(
+    five_topics: RAG, tmp_path: Path
+) -> None:
+    # The road article says the council approved the road and farmers objected; no one sued.
+    doubtful = five_topics.ask("Who sued the council over the road?")
+    assert not doubtful.abstained and doubtful.uncertain and doubtful.to_dict()["uncertain"] is True
+    sure = five_topics.ask("How many tonnes of apples were picked?")
+    assert "9,000 tonnes" in sure.text and not sure.uncertain
+    shown = run_cli("ask", "Who sued the council over the road?", home=five_topics.settings.home, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"({UNCERTAIN_NOTE})" in shown.stdout.split("Evidence [")[0]  # under the answer, before its evidence
+    plain = run_cli("ask", "How many tonnes of apples were picked?", home=five_topics.settings.home, cwd=tmp_path)
+    assert UNCERTAIN_NOTE not in plain.stdout
