@@ -130,7 +130,7 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
     result["uncertain_rate"] = share(r.get("uncertain") for r in answered)
     result["wrong_when_uncertain"] = share(confidently_wrong(r) for r in answered if r.get("uncertain"))
     result["wrong_when_sure"] = share(confidently_wrong(r) for r in answered if r.get("uncertain") is False)
-    result["answer_words_p50"] = quantile((r.get("answer_words") for r in rows if r.get("abstained") is False), 0.5)
+    result["answer_words_p50"] = quantile((r.get("answer_words") for r in answered), 0.5)
     result.update(grounding_totals(rows))
     result["abstain_rate"] = share(r.get("abstained") for r in unanswerable)
     result["false_refusal_rate"] = share(r.get("abstained") for r in answerable)

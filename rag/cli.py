@@ -87,8 +87,8 @@ def _print_answer(answer: Any) -> None:
     click.echo(answer.text)
     if answer.uncertain:
         click.echo(f"({UNCERTAIN_NOTE})")
-    if answer.used_evidence:
-        best = answer.used_evidence[0]  # the sentence the answer rests on, so that it can be checked
+    if used := answer.used_evidence:
+        best = used[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"
         if answer.how == "quote":  # the answer is that sentence already: say only where it stands
             click.echo(f"\nEvidence [{best.passage}]: {where}")

@@ -3,7 +3,8 @@
 The chat and the HTTP API share one `Engines`: the configured RAG, others built on demand for
 another backend or Ollama model (sharing the configured one's store, retriever and embedder, each
 with its own generator, so a few at most are kept), and the `AnswerQueue` that gives each model
-one answer at a time. After an ingest the others are dropped, so none keeps a stale index.
+one answer at a time. After an ingest the others are dropped: each keeps its own note of whether
+the store held chunks, which only the RAG that ingested resets.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Engines:
         raise NotFound(f"the model '{name}' does not exist; choose one of: {', '.join(names)}")
 
     def ingest(self, paths: Sequence[Path] | None = None, progress: Progress | None = None) -> IngestReport:
-        """Ingest with the configured RAG, then drop the others (their indexes would be stale)."""
+        """Ingest with the configured RAG, then drop the others (their note that the store holds chunks
+        may no longer be true; the store and retriever they share are the configured RAG's)."""
         try:
             return self.rag.ingest(paths, progress=progress)
         finally:
