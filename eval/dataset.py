@@ -74,20 +74,30 @@ def load_rows(path: Path) -> list[Row]:
     return rows
 
 
-def spread(rows: list[Row], limit: int | None) -> list[Row]:
-    """At most `limit` rows, taken in turn from each type (and unanswerable category), in file order."""
+def spread(rows: list[Row], limit: int | None, evenly: bool = False) -> list[Row]:
+    """At most `limit` rows, taken in turn from each type (and unanswerable category), in file order.
+
+    Each type gives its first rows, or with `evenly` rows spaced evenly through it (a SQuAD file
+    lists its questions paragraph by paragraph, so its first rows are about one paragraph)."""
     if limit is None or limit >= len(rows):
         return rows
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
-    chosen: list[Row] = []
-    while len(chosen) < limit:
-        for members in groups.values():
-            if members and len(chosen) < limit:
-                chosen.append(members.pop(0))
+    counts = dict.fromkeys(groups, 0)
+    while sum(counts.values()) < limit:
+        for name, members in groups.items():
+            if counts[name] < len(members) and sum(counts.values()) < limit:
+                counts[name] += 1
+    chosen = [row for name, members in groups.items() for row in _take(members, counts[name], evenly)]
     order = {r.id: i for i, r in enumerate(rows)}
     return sorted(chosen, key=lambda r: order[r.id])
+
+
+def _take(members: list[Row], count: int, evenly: bool) -> list[Row]:
+    if not evenly or not count:
+        return members[:count]
+    return [members[i * len(members) // count] for i in range(count)]
 
 
 def in_split(rows: list[Row], split: str | None) -> list[Row]:

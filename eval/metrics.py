@@ -3,6 +3,9 @@
 Answer scoring follows the SQuAD evaluation script: lower case, no punctuation, no articles,
 then token F1 against the best of the gold answer and its aliases. Alias match asks whether
 any gold form occurs, as whole words, in the answer (answers here are sentences, not spans).
+Sentence held asks the same of the sentence an answer rests on, so that a short answer cut out
+of the right sentence can be told from a wrong sentence; precision when answering is the share of
+answers (abstentions left out) that hold a gold form, an answer to an unanswerable question wrong.
 """
 
 from __future__ import annotations
@@ -125,8 +128,11 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
     }
     for key in (*(f"hit@{k}" for k in RETRIEVAL_DEPTHS), "mrr", "recall@5", *EVIDENCE_KEYS, "alias_match", "token_f1"):
         result[key] = mean(r.get(key) for r in answerable)
+    result["answer_held"] = result["alias_match"]  # the suite's name: the short answer holds a gold form
+    result["sentence_held"] = share(r.get("evidence_held") for r in answerable)
     result["confidently_wrong"] = share(confidently_wrong(r) for r in rows)
     answered = [r for r in rows if r.get("abstained") is False]
+    result["precision_when_answering"] = precision_when_answering(rows)
     result["uncertain_rate"] = share(r.get("uncertain") for r in answered)
     result["wrong_when_uncertain"] = share(confidently_wrong(r) for r in answered if r.get("uncertain"))
     result["wrong_when_sure"] = share(confidently_wrong(r) for r in answered if r.get("uncertain") is False)
@@ -141,6 +147,13 @@ def totals(rows: Sequence[dict]) -> dict[str, float | int | None]:
     result["total_s_p50"] = quantile((r.get("total_s") for r in rows), 0.5)
     result["total_s_p95"] = quantile((r.get("total_s") for r in rows), 0.95)
     return result
+
+
+def precision_when_answering(rows: Sequence[dict]) -> float | None:
+    """Among the answers that are not abstentions, the share that hold a gold form; an answer to an
+    unanswerable question is wrong. None when nothing was answered (or no answer was generated)."""
+    answered = [r for r in rows if r.get("abstained") is False]
+    return share(not confidently_wrong(r) for r in answered)
 
 
 def confidently_wrong(row: dict) -> bool | None:

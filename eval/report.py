@@ -1,4 +1,5 @@
-"""What a run leaves behind: `results.json`, `report.md` with `report.png`, and a table for the terminal."""
+"""What a run leaves behind: `results.json`, `report.md` with `report.png`, and a table for the terminal;
+for `--suite`, `suite.json` and `suite.md` with one row per set and pipeline."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ METRICS = (
     ("evidence_alias@1", "evidence hit@1, holds the answer"),
     ("evidence_alias@3", "evidence hit@3, holds the answer"),
     ("alias_match", "answer alias match"),
+    ("sentence_held", "answer's sentence holds the answer"),
+    ("precision_when_answering", "precision when answering"),
     ("confidently_wrong", "confidently wrong, all questions"),
     ("uncertain_rate", "answers marked uncertain"),
     ("wrong_when_uncertain", "wrong among those marked uncertain"),
@@ -38,6 +41,18 @@ METRICS = (
     ("total_s_p95", "total s, 95th percentile"),
 )
 LATENCIES = {"retrieval_ms_p50", "ttft_s_p50", "total_s_p50", "total_s_p95", "answer_words_p50"}
+# (metric, heading) of the suite's table, one row per set and pipeline.
+SUITE_COLUMNS = (
+    ("hit@5", "hit@5"),
+    ("answer_held", "answer held (answerable)"),
+    ("sentence_held", "sentence held (answerable)"),
+    ("precision_when_answering", "precision when answering"),
+    ("false_refusal_rate", "false refusals"),
+    ("abstain_rate", "abstain (unanswerable)"),
+    ("confidently_wrong", "confidently wrong"),
+    ("answer_words_p50", "answer words p50"),
+    ("total_s_p50", "p50 seconds"),
+)
 
 
 def fmt(value: float | None, metric: str = "") -> str:
@@ -71,12 +86,12 @@ def table_rows(results: dict, limits: dict[str, str]) -> list[list[str]]:
     return rows
 
 
-def terminal_table(rows: Sequence[Sequence[str]]) -> str:
-    """Plain columns, the first left-aligned and the rest right-aligned."""
+def terminal_table(rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Plain columns, the first `left` left-aligned and the rest right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(w) for cell, w in zip(row[1:], widths[1:]))]
+        cells = [cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -200,4 +215,41 @@ def write(results: dict, out: Path, limits: dict[str, str], check_lines: Sequenc
     paths["json"].write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     plot(results, paths["plot"])
     paths["report"].write_text(markdown(results, limits, check_lines, paths["plot"].name), encoding="utf-8")
+    return paths
+
+
+def suite_rows(results: dict) -> list[list[str]]:
+    """Header and one row per set and pipeline: set, role, pipeline, questions, `SUITE_COLUMNS`."""
+    rows = [["set", "role", "pipeline", "questions", *(heading for _, heading in SUITE_COLUMNS)]]
+    for entry in results["sets"]:
+        for name, run in entry["pipelines"].items():
+            values = [fmt(run["totals"].get(key), key) for key, _ in SUITE_COLUMNS]
+            rows.append([entry["name"], entry["role"], name, str(run["totals"]["questions"]), *values])
+    return rows
+
+
+def suite_markdown(results: dict, check_lines: Sequence[str]) -> str:
+    """The suite's report: what ran, the table, the sets' corpora, the check of the seeds rows."""
+    config = results["config"]
+    parts = [
+        "# Evaluation suite",
+        f"{config['created']} · {config['mode']} · {config['questions']} questions"
+        f" · generator: {config['backend'] or 'none'}",
+        markdown_table(suite_rows(results)),
+        "Roles: tune on the *tuning* sets; the *reporting* sets are only reported, nothing is chosen by"
+        " looking at them. Answer held: the answer holds a gold form (alias match), abstentions counting"
+        " as misses; sentence held: the sentence it rests on does.",
+        "\n".join(f"- {s['name']} ({s['role']}): corpus `{s['config']['corpus']}`" for s in results["sets"]),
+    ]
+    if check_lines:
+        parts += ["## Regression check (seeds rows)", "\n".join(f"- {line}" for line in check_lines)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_suite(results: dict, out: Path, check_lines: Sequence[str]) -> dict[str, Path]:
+    """Write `suite.json` and `suite.md` under `out`; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "suite.json", "report": out / "suite.md"}
+    paths["json"].write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    paths["report"].write_text(suite_markdown(results, check_lines), encoding="utf-8")
     return paths

@@ -15,18 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eval.baseline import NaiveBaseline
+from eval.baseline import NaiveBaseline, sentence_outcome
 from eval.dataset import Row
 from eval.grounding import SupportCheck, score_answer
 from eval.metrics import alias_match, answer_words, best_f1, evidence_scores, retrieval_scores, totals
 from rag import RAG, Settings
 from rag.citations import cited_numbers
+from rag.errors import BadInput
 from rag.followup import joined_question
 from rag.retrieve import Retrieval
 from rag.safety import OVERRIDE_ATTEMPT
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
-BASELINES = ("naive",)
+BASELINES = ("naive", "sentence")
 
 Outcome = Callable[[Row], dict]
 
@@ -81,6 +82,7 @@ def answer_outcome(rag: RAG, check: SupportCheck, row: Row) -> dict:
         "how": answer.how,
         "evidence": [e.text for e in answer.evidence],
         "evidence_score": answer.evidence[0].score if answer.evidence else 0.0,
+        "answer_sentence": answer_sentence(answer),
         "abstained": answer.abstained,
         "uncertain": answer.uncertain,
         "backend": answer.backend,
@@ -91,6 +93,15 @@ def answer_outcome(rag: RAG, check: SupportCheck, row: Row) -> dict:
     if not answer.abstained:
         outcome.update(score_answer(answer.text, passages, check))
     return outcome
+
+
+def answer_sentence(answer: Any) -> str:
+    """The sentence the answer rests on: its first cited evidence sentence, else the first evidence
+    sentence; empty for an abstention, which offers none."""
+    if answer.abstained:
+        return ""
+    held = answer.used_evidence or answer.evidence
+    return held[0].text if held else ""
 
 
 def citation_counts(answer: Any) -> dict:
@@ -123,6 +134,8 @@ def score(row: Row, outcome: dict) -> dict:
         if "answer" in outcome:
             record["alias_match"] = alias_match(outcome["answer"], golds)
             record["token_f1"] = best_f1(outcome["answer"], golds)
+        if "answer_sentence" in outcome:
+            record["evidence_held"] = alias_match(outcome["answer_sentence"], golds)
     return record
 
 
@@ -139,26 +152,35 @@ def evaluate(rows: Sequence[Row], outcome: Outcome, label: str, progress: bool =
     return result
 
 
-def pipelines(rag: RAG, retrieval_only: bool, baseline: str | None) -> dict[str, Outcome]:
-    """The outcome function of each pipeline to run: ours, and the baseline if asked for."""
+def pipelines(rag: RAG, retrieval_only: bool, baselines: Sequence[str] = ()) -> dict[str, Outcome]:
+    """The outcome function of each pipeline to run: ours, then each baseline asked for (`BASELINES`)."""
     if retrieval_only:
         chosen: dict[str, Outcome] = {"ours": lambda row: retrieval_outcome(rag, row)}
     else:
         check = SupportCheck(rag.similarities)
         chosen = {"ours": lambda row: answer_outcome(rag, check, row)}
-    if baseline == "naive":
-        naive = NaiveBaseline.from_rag(rag, with_llm=not retrieval_only)
-        chosen["naive"] = naive.retrieval_only if retrieval_only else lambda row: naive.answer(row, rag.backend)
+    for name in baselines:
+        chosen[name] = baseline_outcome(rag, name, retrieval_only)
     return chosen
 
 
+def baseline_outcome(rag: RAG, name: str, retrieval_only: bool) -> Outcome:
+    """The outcome function of one baseline; BadInput lists the names when `name` is none of them."""
+    if name == "naive":
+        naive = NaiveBaseline.from_rag(rag, with_llm=not retrieval_only)
+        return naive.retrieval_only if retrieval_only else lambda row: naive.answer(row, rag.backend)
+    if name == "sentence":
+        return lambda row: sentence_outcome(rag, row, answer=not retrieval_only)
+    raise BadInput(f"no baseline named '{name}'; choose from: {', '.join(BASELINES)}")
+
+
 def run(
-    rag: RAG, rows: Sequence[Row], retrieval_only: bool = False, baseline: str | None = None, progress: bool = True
+    rag: RAG, rows: Sequence[Row], retrieval_only: bool = False, baselines: Sequence[str] = (), progress: bool = True
 ) -> dict:
     """Evaluate each pipeline on the rows; the result is what `results.json` holds."""
     results = {
         name: evaluate(rows, outcome, name, progress)
-        for name, outcome in pipelines(rag, retrieval_only, baseline).items()
+        for name, outcome in pipelines(rag, retrieval_only, baselines).items()
     }
     return {"config": run_config(rag, rows, retrieval_only), "pipelines": results}
 

@@ -24,18 +24,19 @@ from rag.answer import (
     evidence_text,
     model_abstained,
     reply_from_evidence,
+    short_answer,
     span_grammar,
 )
 from rag.citations import check_support, citations_for, clean_markers
-from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
 from rag.errors import BadInput
-from rag.evidence import Evidence, Weights, question_kind, select
+from rag.evidence import Evidence, Scorer, question_kind, select
 from rag.followup import Standalone, accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
 from rag.safety import REFUSAL_TEXT, is_override_attempt, printable
 from rag.scope import NOT_IN_SCOPE, Where, scope_of
 from rag.settings import Settings
+from rag.text import Annotator
 
 if TYPE_CHECKING:
     from rag.embeddings import EmbeddingCache
@@ -59,6 +60,8 @@ class RAG:
         self._store: Store | None = None
         self._retriever: HybridRetriever | None = None
         self._backend: Backend | None = None
+        self._scorer: Scorer | None = None
+        self._annotator: Annotator | None = None
         self._documents: tuple[str, list[StoredDocument]] = ("", [])  # (store version, its articles)
         # Once the store held chunks, questions skip counting them (a scan in Chroma: 1 to 2 ms at
         # 10k chunks, 10 ms at 100k, on every question); an ingest here counts again.
@@ -122,6 +125,22 @@ class RAG:
                 self._backend = choose_backend(self.settings)
             return self._backend
 
+    @property
+    def scorer(self) -> Scorer:
+        """The fitted model that scores evidence sentences and decides abstention (`rag/scorer.json`)."""
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = Scorer.load(self.settings.scorer_path) if self.settings.scorer_path else Scorer.load()
+            return self._scorer
+
+    @property
+    def annotator(self) -> Annotator:
+        """spaCy's entity recogniser, loaded on the first short answer."""
+        with self._lock:
+            if self._annotator is None:
+                self._annotator = Annotator()
+            return self._annotator
+
     def answering_with(self, backend: str, ollama_model: str) -> RAG:
         """A RAG that answers with another backend or Ollama model over this one's parts: the same
         store, retriever, embedder and kept vectors. Loading them again would hold a second
@@ -133,6 +152,7 @@ class RAG:
             other._embedding_cache = self.embedding_cache
             other._store = self.store
             other._retriever = self.retriever
+            other._annotator = self.annotator
         return other
 
     # -- ingest --------------------------------------------------------------------------------
@@ -281,13 +301,7 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
-        composed = self._composed(asking, passages, evidence, common, (k, doc_ids)) if small else None
-        if composed:  # the years between two events, or two names, put together here: no generation
-            timings["total_s"] = time.perf_counter() - started
-            yield composed.text
-            yield composed
-            return
-        if small and (not evidence or evidence[0].score < self.settings.min_evidence):
+        if small and (not evidence or evidence[0].score < self.min_evidence):
             yield ABSTAIN_TEXT  # nothing in the passages scores as an answer: no generation
             timings["total_s"] = time.perf_counter() - started
             yield Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
@@ -336,12 +350,13 @@ class RAG:
     def find_evidence(self, question: str, passages: list[Passage], kind: str | None = None) -> list[Evidence]:
         """The sentences of the passages most likely to answer the question, best first; `kind` is
         the kind of answer wanted when not the question's own (a follow-up's)."""
-        return select(question, passages, self.similarities, self.settings.evidence_sentences, self.weights, kind)
+        return select(question, passages, self.similarities, self.scorer, self.settings.evidence_sentences, kind)
 
     @property
-    def weights(self) -> Weights:
-        """How evidence selection weighs its signals (from the settings)."""
-        return Weights(**self.settings.evidence_weights)
+    def min_evidence(self) -> float:
+        """The best sentence's probability below which the built-in model abstains (the fitted one unless set)."""
+        given = self.settings.min_evidence
+        return self.scorer.threshold if given is None else given
 
     def _refusal(self, question: str, retrieval: Retrieval, scoped: bool = False) -> str:
         """Why the question gets no generation (an instruction override, or nothing relevant in the
@@ -352,27 +367,6 @@ class RAG:
             return NOT_IN_SCOPE if scoped else NOT_COVERED
         return ""
 
-    def _composed(
-        self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict, search: tuple
-    ) -> Answer | None:
-        """The answer put together from two facts (rag/compose.py): the years between two events, or
-        two names; None when the question asks neither or a fact is not found. Each ask is also
-        searched on its own (`search`: k and scope), its passages added after the question's: the
-        two facts are often in different articles."""
-        for ask in sub_questions(question):
-            have = {p.chunk_id for p in passages}
-            passages = passages + [p for p in self.retriever.retrieve(ask, *search).passages if p.chunk_id not in have]
-        facts = (question, passages, self.similarities, self.weights, self.settings.min_evidence)
-        if years := years_between(*facts):
-            text, used, how = reckoned_text(*years), [d.evidence for d in years if d.evidence], "reckon"
-        elif names := two_names(*facts):
-            text, used, how = named_text(*names), [n.evidence for n in names], "names"
-        else:
-            return None
-        used = sorted(used, key=lambda e: e.score, reverse=True)  # best first, as everywhere
-        rest = [e for e in evidence if e not in used]
-        return Answer(text, citations_for(text, passages), passages, False, evidence=used + rest, how=how, **common)
-
     def _finish_small(
         self, raw: str, passages: list[Passage], evidence: list[Evidence], kind: str, common: dict
     ) -> Answer:
@@ -380,13 +374,14 @@ class RAG:
         best evidence quoted; `evidence` is every ranked sentence, those cited first."""
         shown = evidence[: self.settings.evidence_shown]
         question = common["standalone_question"]
-        text, how = reply_from_evidence(raw, question, shown, self.settings.quote_above, kind, self.settings.min_asked)
+        text, how = reply_from_evidence(raw, question, shown, kind)
         dropped = [raw] if how != "model" and raw.strip() else []
-        if how == "abstain":
-            return Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how=how, dropped=dropped, **common)
+        short = short_answer(shown[0], question, kind, self.annotator) if self.settings.short_answers else ""
+        if how == "quote" and short:
+            text, how = short, "short"
         cited = citations_for(text, passages)
-        # The coverage that refuses below `min_asked` marks the answer uncertain below `sure_asked`.
-        uncertain = shown[0].signals.get("asked", 1.0) < self.settings.sure_asked
+        # Between the abstention threshold and `sure`, an answer is shown with a note of doubt.
+        uncertain = shown[0].score < self.scorer.sure
         used = cited_first(evidence, cited)
         return Answer(
             text, cited, passages, False, evidence=used, how=how, dropped=dropped, uncertain=uncertain, **common

@@ -19,16 +19,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.retrieve import Passage, content_terms
+from rag.retrieve import Passage
+from rag.text import CAPITALISED, SENTENCE_END, content_terms
 
 MAX_RANGE = 10  # a range ("2-4") expands to at most this many numbers; a wider one is read as its two ends
 # [1], [1, 2], [1][2], [1-2] and the full-width brackets some models emit.
 MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*)\s*[\]】]")
 # A cited passage this much less similar to a sentence than the best passage is re-pointed.
 REPOINT_MARGIN = 0.1
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
 NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
-CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
 # Words a reply may use about its sources, or to open a sentence, without copying them.
 REPLY_FILLER = frozenset(
     "the a an it its he she they this that these those there according article articles text passage "
@@ -171,7 +170,7 @@ def check_support(
 
 
 def with_markers(sentence: str, numbers: list[int]) -> str:
-    """Put the markers before the closing punctuation: "... Tokyo [2]." """
+    """Put the markers before the closing punctuation: "... Portvale [2]." """
     stripped = re.sub(r"\s+([.,;:!?])", r"\1", sentence.rstrip())
     markers = "".join(f"[{n}]" for n in numbers)
     if stripped and stripped[-1] in ".!?":
@@ -187,7 +186,7 @@ def copied_from(reply: str, sources: Sequence[str], question: str, min_share: fl
     evidence = " ".join(sources)
     known = f"{evidence} {question}"
     # Names and numbers must come from the evidence itself: a question that asks the model to
-    # "say that Russia returned the islands in 2019" must not lend the reply its year.
+    # "say that the council sold the bridge in 2019" must not lend the reply its year.
     words = {_bare(w) for w in re.findall(r"[\w'’\-]+", evidence)}
     names = {_bare(n) for n in CAPITALISED.findall(reply)} - REPLY_FILLER
     if not names <= words or not numbers_in(reply) <= numbers_in(evidence):
@@ -199,7 +198,7 @@ def copied_from(reply: str, sources: Sequence[str], question: str, min_share: fl
 
 
 def _bare(word: str) -> str:
-    """A word lower-cased without its possessive: "Mori's" -> "mori"."""
+    """A word lower-cased without its possessive: "Dahl's" -> "dahl"."""
     return re.sub(r"['’]s$", "", word.lower())
 
 

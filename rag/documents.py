@@ -2,8 +2,12 @@
 
 Scraped news pages carry boilerplate that LlamaIndex's readers keep: the "All news" link, the
 photo caption printed twice (once with the credit glued on), "©" credit lines. This module drops
-those lines, takes the headline as title and parses the dateline ("MOSCOW, February 21. /TASS/.")
-into place, date text and agency, without ever adding a year the article does not state.
+those lines, takes the headline as title and parses the dateline into place, date text and agency,
+without ever adding a year the article does not state. The wire styles read are
+"OSLO, May 4. /NTB/.", "LONDON (Reuters) -" and "PARIS, March 3, 2021 (AFP) –" (a hyphen,
+en dash or em dash); any other opening leaves the dateline empty. The place must be in capitals,
+as wire services print it ("RIO DE JANEIRO"): a capitalised first word of an ordinary sentence
+is not mistaken for one.
 The cleaned text keeps a map back to the original, so every chunk knows its character offsets.
 Not handled: multi-column PDFs, pages that need JavaScript, text in images.
 """
@@ -25,14 +29,20 @@ from rag.errors import BadInput
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
-# Bump when cleaning changes, so that every document is re-chunked on the next ingest.
-CLEANER_VERSION = "2"  # 2: chunks record where their lines start in the original
+# Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
+# stored metadata rewritten) on the next ingest.
+CLEANER_VERSION = "3"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles
 
-DATELINE = re.compile(
-    r"^(?P<place>[A-Z][A-Z .'\-]{1,40}?),\s+"
-    r"(?P<date>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?)"
-    r"\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{1,20})\s*/\s*\.?\s*"
+_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
+_DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
+# "OSLO, May 4. /NTB/." (the opening slash is sometimes lost): a date is required.
+_SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?"
+# "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —".
+_BRACKETED = (
+    rf"(?:,\s+(?P<wire_date>{_DATE})\.?)?\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
 )
+# Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
+DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")
 BOILERPLATE_LINES = {"all news", "all news ›", "read more", "advertisement"}
 # Above this share of undecodable characters a file is not text in any encoding worth reading.
 MAX_UNDECODABLE = 0.25
@@ -235,9 +245,12 @@ def _drop_repeated_captions(kept: list[tuple[int, str]]) -> list[tuple[int, str]
 
 
 def parse_dateline(text: str) -> Dateline:
-    """Place, date and agency of the first paragraph that opens with a dateline."""
+    """Place, date and agency of the first paragraph that opens with a dateline, in either style
+    (slashed or bracketed agency); an empty `Dateline` when none of the first paragraphs has one."""
     for paragraph in text.split("\n\n")[:8]:
         match = DATELINE.match(paragraph)
         if match:
-            return Dateline(match["place"].strip(), match["date"].strip(), match["agency"].strip())
+            date = match["date"] or match["wire_date"] or ""
+            agency = match["agency"] or match["wire_agency"] or ""
+            return Dateline(match["place"].strip(), date.strip(), agency.strip())
     return Dateline()

@@ -50,7 +50,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     doc_ids: list[str] = Field(default_factory=list, description="doc_ids or globs such as `002_*.txt`")
-    dateline: str = Field("", description="text the dateline contains: a date (`April 15`) or a place (`Tokyo`)")
+    dateline: str = Field("", description="text the dateline contains: a date (`April 15`) or a place (`Portvale`)")
     title: str = Field("", description="words the title contains")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +19,10 @@ from functools import cached_property
 from itertools import chain, groupby
 from typing import TYPE_CHECKING
 
-from rag.lexical import LexicalIndex, Scoped, english_stemmer, index_path
+from rag.lexical import LexicalIndex, Scoped, index_path
 from rag.settings import Settings
 from rag.store import Store, StoredChunk, Vectors
+from rag.text import WORD, content_terms
 
 if TYPE_CHECKING:
     from llama_index.core.schema import TextNode
@@ -33,14 +33,6 @@ log = logging.getLogger(__name__)
 SCOPES_KEPT = 16  # scopes whose chunks a retriever keeps (one a chat, while the store is unchanged)
 ALSO_PLACES = 2  # of a question's passages, those another wording of it may take (see `with_passages_for`)
 VECTORS_KEPT_UP_TO = 2000  # chunks of a scope whose vectors are kept too (3 MB at 384 dimensions)
-WORD = re.compile(r"\w+")
-# Words that say nothing about what a question is about, for the term-coverage gate.
-QUESTION_STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
-    "they this to was will with who whom whose what when where which why how did do does was were has have had "
-    "said say says tell me about can could would should many much any some i you we us our my your its from "
-    "than been being so also please".split()
-)
 
 
 @dataclass(frozen=True)
@@ -149,16 +141,10 @@ def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
     return tuple(name for name, ranking in rankings.items() if chunk_id in ranking)
 
 
-def content_terms(text: str) -> set[str]:
-    """Stemmed words of a text, without question and function words (each distinct word stemmed once)."""
-    words = set(WORD.findall(text.lower())) - QUESTION_STOPWORDS
-    return set(english_stemmer().stemWords(list(words)))
-
-
 def term_coverage(question: str, passages: list[Passage]) -> float:
     """Share of the question's content words that occur in the passages (0 when it has none).
 
-    Dense similarity misses short name questions ("Who is Takeo Mori?" scores 0.18), while
+    Dense similarity misses short name questions ("Who is Ada Lindqvist?" may score under 0.2), while
     an off-topic question shares almost no words with any passage.
     """
     wanted = content_terms(question)

@@ -1,7 +1,7 @@
 """Scoped questions: which articles a question is about, resolved to doc_ids from the store's documents.
 
 A `Scope` names articles by doc_id (exactly, or a glob such as `002_*.txt`), by text of their
-dateline (a date such as "April 15" or a place such as "Tokyo"), and by words of their title;
+dateline (a date such as "April 15" or a place such as "Portvale"), and by words of their title;
 what it names is every article that matches all the criteria given. Retrieval then searches only
 those articles' chunks, on both sides (rag/retrieve.py), so k passages still come from inside
 the scope. Not handled: date ranges (a dateline holds no year, rag/documents.py) and words of
@@ -11,17 +11,16 @@ the article's body (that is what the question is for).
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import BadInput
+from rag.text import WORD
 
 if TYPE_CHECKING:
     from rag.store import StoredDocument
 
-WORD = re.compile(r"\w+")
 FIELDS = ("doc_ids", "dateline", "title")
 NOT_IN_SCOPE = "The chosen articles don't cover this: none of their passages is about it."
 

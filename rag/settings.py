@@ -81,32 +81,21 @@ class Settings(BaseSettings):
     evidence_shown: int = Field(
         1, ge=1, le=20, description="Evidence sentences the model is shown (the built-in model sees nothing else)."
     )
-    evidence_weights: dict[str, float] = Field(
-        default_factory=dict,
-        description="Weights of the evidence signals (meaning, words, context, rank, kind); unset = tuned defaults.",
+    scorer_path: Path | None = Field(
+        None,
+        description="The fitted evidence scorer (JSON written by eval/fit.py); unset = the packaged rag/scorer.json.",
     )
-    min_evidence: float = Field(
-        0.4, ge=0, le=1, description="Best evidence score below which the built-in model's answer is an abstention."
-    )
-    min_asked: float = Field(
-        0.5,
+    min_evidence: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="How well the best evidence sentence must cover the words the question asks about "
-        "(`rag.evidence.asked_coverage`) for the built-in model to answer; below it, an abstention.",
+        description="Probability of the best evidence sentence below which the built-in model's answer is an "
+        "abstention; unset = the threshold fitted with the scorer.",
     )
-    sure_asked: float = Field(
-        0.6,
-        ge=0,
-        le=1,
-        description="Coverage of the asked-about words (as for `min_asked`) under which an answer of the built-in "
-        "model is marked uncertain: shown, with a note that it may not say exactly what was asked.",
-    )
-    quote_above: float = Field(
-        0.4,
-        ge=0,
-        le=1,
-        description="Best evidence score at or above which a rejected reply is replaced by the evidence quoted.",
+    short_answers: bool = Field(
+        True,
+        description="Lead with the name, date or number of the asked kind found in the best sentence (spaCy's "
+        "entities), the sentence shown as its evidence; off = quote the sentence.",
     )
     small_answer: Literal["quote", "constrained", "checked"] = Field(
         "quote",

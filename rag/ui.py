@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rag.answer import UNCERTAIN_NOTE
 from rag.citations import MARKER, marker_numbers
 from rag.generate import OLLAMA_HINT
+from rag.safety import is_override_attempt
 
 if TYPE_CHECKING:
     from rag.answer import Answer
@@ -29,6 +30,12 @@ SOURCES_KEY = (
     "Ranked by both searches together. Similarity: closeness in meaning to the question (cosine, up to 1). "
     "Found by meaning (embeddings), words (keyword search) or both."
 )
+
+# The example questions under the chat are made from the indexed articles' headlines, so they fit
+# whatever folder is indexed; a "title" longer than this is a first line that is no headline.
+EXAMPLE_QUESTION = 'What does the article "{title}" say?'
+MAX_EXAMPLES = 4
+MAX_EXAMPLE_TITLE = 100
 
 # Icons drawn as SVG masks in the text's colour: a glyph such as "ⓘ" or "⚠" is missing from many
 # system fonts (Debian's Chromium draws an empty box), and the page may load no web font.
@@ -113,7 +120,7 @@ def text_html(text: str) -> str:
 
 
 def source_label(passage: Passage) -> str:
-    """The passage's title and dateline ("Title — Tokyo, April 15 (TASS)"), escaped."""
+    """The passage's title and dateline ("Title — Portvale, April 15 (Agency)"), escaped."""
     dateline = f" — {passage.dateline}" if passage.dateline else ""
     return text_html(passage.title + dateline)
 
@@ -262,6 +269,32 @@ def documents_html(documents: Sequence[StoredDocument]) -> str:
     )
     head = "<tr><th>Title</th><th>Dateline</th><th>Chunks</th></tr>"
     return f'<table class="rag-table"><thead>{head}</thead><tbody>{rows}</tbody></table>'
+
+
+def example_questions(documents: Sequence[StoredDocument], limit: int = MAX_EXAMPLES) -> list[str]:
+    """Up to `limit` questions about the stored articles, one per distinct headline, in the order
+    given; none for articles whose title is only their file name, a whole paragraph, or reads as
+    an order the app would refuse."""
+    questions: list[str] = []
+    for doc in documents:
+        title = " ".join(doc.title.split()).rstrip(".!?:;")
+        question = EXAMPLE_QUESTION.format(title=title)
+        usable = title and doc.title != doc.doc_id and len(title) <= MAX_EXAMPLE_TITLE
+        if usable and question not in questions and not is_override_attempt(question):
+            questions.append(question)
+        if len(questions) == limit:
+            break
+    return questions
+
+
+def example_samples(questions: Sequence[str]) -> list[list[str]]:
+    """The example questions as the app's examples show them: one escaped HTML sample each."""
+    return [[text_html(q)] for q in questions]
+
+
+def sample_question(sample: Sequence[str] | None) -> str:
+    """The question of a clicked example sample (`example_samples`), as plain text."""
+    return html.unescape(sample[0]) if sample else ""
 
 
 def hint(answer: Answer) -> str:

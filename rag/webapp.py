@@ -38,16 +38,11 @@ from rag.engines import BACKEND_CHOICES, Engines, model_name
 from rag.errors import BadInput, RagError
 from rag.generate import ollama_models
 from rag.settings import Settings
+from rag.store import StoredDocument
 from rag.uploads import store_upload
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [
-    "Where did Lavrov and Kishida hold talks?",
-    "Who did Igor Morgulov open consultations with?",
-    "What did the Soviet memorandum of January 27, 1960 say about the islands?",
-    "Which islands does Japan claim?",
-]
 # System fonts only: Gradio's defaults may point at web fonts, and the page must not need the network.
 THEME_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Arial", "sans-serif"]
 THEME_MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -299,13 +294,13 @@ class ChatApp:
         try:
             report = self.rag.ensure_corpus(progress=progress_reporter(progress))
             status = ui.notice_html(f"First run: {report.summary()}") if report else ""
-            documents = ui.documents_html(self.rag.documents())
+            docs = self.rag.documents()
         except RagError as exc:
-            status, documents = ui.error_html(sentence(exc)), ui.documents_html([])
+            status, docs = ui.error_html(sentence(exc)), []
         models = ollama_models(self.settings.ollama_host, timeout=1.0) or []
         choices = list(dict.fromkeys([self.settings.ollama_model, *models]))
         listed = chat_list(self.saved_chats(saved, request))
-        return status, gr.update(visible=True), documents, gr.update(choices=choices), listed, self.scope_choices()
+        return status, gr.update(visible=True), gr.update(choices=choices), listed, *self.article_views(docs)
 
     def ingest(self, progress: gr.Progress) -> str:
         """Bring the store in step with the corpus folder; a one-line report."""
@@ -316,7 +311,7 @@ class ChatApp:
         skipped = "".join(f" Skipped {warning}." for warning in report.warnings)
         return ui.notice_html(report.summary() + skipped)
 
-    def add_files(self, files: list[str] | None, progress: gr.Progress = PROGRESS) -> tuple[str, str, None, Any]:
+    def add_files(self, files: list[str] | None, progress: gr.Progress = PROGRESS) -> tuple:
         """Store the uploaded files in the corpus folder and ingest them."""
         saved, problems = [], []
         for name in files or []:
@@ -326,20 +321,34 @@ class ChatApp:
                 problems.append(sentence(exc))
         status = self.ingest(progress) if saved else ""
         note = ui.notice_html(" ".join(problems)) if problems else ""
-        return note + status, ui.documents_html(self.rag.documents()), None, self.scope_choices()
+        return note + status, None, *self.article_views(self.stored())
 
-    def reindex(self, progress: gr.Progress = PROGRESS) -> tuple[str, str, Any]:
+    def reindex(self, progress: gr.Progress = PROGRESS) -> tuple:
         """Re-read the corpus folder: new, changed and removed files."""
         status = self.ingest(progress)
-        return status, ui.documents_html(self.rag.documents()), self.scope_choices()
+        return status, *self.article_views(self.stored())
 
-    def scope_choices(self) -> Any:
-        """The articles a question can be limited to, by title (and doc_id, which titles may share)."""
+    def stored(self) -> list[StoredDocument]:
+        """The stored articles; none (and a warning in the log) when the store cannot be read."""
         try:
-            docs = self.rag.documents()
-        except RagError:
-            docs = []
-        return gr.update(choices=[(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs])
+            return self.rag.documents()
+        except RagError as exc:
+            log.warning("could not list the stored articles: %s", exc)
+            return []
+
+    def article_views(self, docs: list[StoredDocument]) -> tuple[str, Any, Any]:
+        """What shows the indexed articles, from one read of the store: their list, the choices a
+        question can be limited to (by title and doc_id, which titles may share), and example
+        questions about them (none shown when there are no articles)."""
+        scope = gr.update(choices=[(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs])
+        questions = ui.example_questions(docs)
+        examples = gr.Dataset(samples=ui.example_samples(questions), visible=bool(questions))
+        return ui.documents_html(docs), scope, examples
+
+    @staticmethod
+    def pick_example(sample: list[str] | None) -> str:
+        """A clicked example question, put in the question box."""
+        return ui.sample_question(sample)
 
     # -- for scripts -----------------------------------------------------------------------------
 
@@ -425,7 +434,9 @@ class ChatApp:
             info="Empty: every article.",
             elem_id="rag-scope",
         )
-        gr.Examples(EXAMPLES, inputs=[c.question], label="Try")
+        # Filled on every page load and after an ingest from the articles indexed then (`article_views`).
+        # Shown as HTML: Gradio cuts a text sample at 60 characters, and a question must show whole.
+        c.examples = gr.Dataset(components=["html"], samples=[], label="Try", visible=False, elem_id="rag-examples")
         c.notice = gr.HTML(elem_id="rag-notice")
 
     def side_column(self, c: SimpleNamespace) -> None:
@@ -478,16 +489,18 @@ class ChatApp:
     def wire(self, demo: gr.Blocks, c: SimpleNamespace) -> None:
         """Connect the components' events to the callbacks."""
         private: dict[str, Any] = {"api_visibility": "private"}
-        loaded = [c.status, c.main, c.documents, c.model, c.chat_list, c.scope]
+        articles = [c.documents, c.scope, c.examples]  # what `article_views` fills
+        loaded = [c.status, c.main, c.model, c.chat_list, *articles]
         demo.load(self.prepare, c.saved, loaded, concurrency_id="store", **private)
         self.wire_chat(c, private)
         page = [c.chat, c.history, c.sources, c.notice, c.chat_id]
         c.chat_list.input(self.reopen, [c.chat_list, c.saved], page, queue=False, **private)
         c.delete.click(self.delete, [c.chat_id, c.saved], [*page, c.saved, c.chat_list], queue=False, **private)
         c.upload.upload(
-            self.add_files, c.upload, [c.doc_status, c.documents, c.upload, c.scope], concurrency_id="store", **private
+            self.add_files, c.upload, [c.doc_status, c.upload, *articles], concurrency_id="store", **private
         )
-        c.reindex.click(self.reindex, None, [c.doc_status, c.documents, c.scope], concurrency_id="store", **private)
+        c.reindex.click(self.reindex, None, [c.doc_status, *articles], concurrency_id="store", **private)
+        c.examples.click(self.pick_example, c.examples, c.question, queue=False, **private)
         gr.api(self.ask, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="model")
 
     def wire_chat(self, c: SimpleNamespace, private: dict[str, Any]) -> None:

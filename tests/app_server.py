@@ -2,7 +2,8 @@
 chat question asked in the browser; shared by tests/test_app.py and tests/test_http_api.py.
 
 The app runs the real embedded model on a temporary store and a temporary copy of the seed
-articles, plus a probe article whose title and text hold `<script>`, HTML and Markdown.
+articles, plus a probe article whose title and text hold `<script>`, HTML and Markdown (or on
+articles a test writes itself).
 """
 
 from __future__ import annotations
@@ -101,11 +102,16 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextlib.contextmanager
-def app_process(root: Path, **settings: str) -> Iterator[RunningApp]:
-    """`python app.py` on a free port with an empty store and the seeds plus the probe article."""
+def app_process(root: Path, articles: dict[str, str] | None = None, **settings: str) -> Iterator[RunningApp]:
+    """`python app.py` on a free port with an empty store and the seeds plus the probe article, or
+    only `articles` (file name: text) when given."""
     corpus = root / "articles"
-    shutil.copytree(SEEDS, corpus)
-    (corpus / "probe.txt").write_text(PROBE, encoding="utf-8")
+    if articles is None:
+        shutil.copytree(SEEDS, corpus)
+        articles = {"probe.txt": PROBE}
+    corpus.mkdir(exist_ok=True)
+    for name, text in articles.items():
+        (corpus / name).write_text(text, encoding="utf-8")
     port, log = free_port(), root / "app.log"
     with open(log, "w") as out:
         process = subprocess.Popen(

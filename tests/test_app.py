@@ -3,14 +3,15 @@
 The app runs the real embedded model on a temporary store and a temporary copy of the seed
 articles, plus a probe article whose title and text hold `<script>`, HTML and Markdown. The
 browser tests share one page and run in file order; each starts a new chat. A second app, with a
-login, keeps its chats on the server. The screenshot in the README is taken here
-(docs/screenshot.png).
+login, keeps its chats on the server; a third, on a few made-up articles only, offers example
+questions made from them. The screenshot in the README is taken here (docs/screenshot.png).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from rag.access import credentials
 from rag.answer import UNCERTAIN_NOTE
 from rag.documents import read_document
 from rag.evidence import Evidence
+from rag.store import StoredDocument
 from rag.uploads import safe_name, store_upload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,6 +290,64 @@ def test_the_page_needs_nothing_from_the_network(browser: Browser, running_app: 
     assert browser.requests and not outside
 
 
+# Made-up articles on a topic the seeds never touch, in three dateline styles.
+OTHER_TOPIC = {
+    "bakery.txt": (
+        "Village bakery wins the regional bread prize\n\n"
+        "PARIS, March 3 (AFP) – A village bakery won the regional bread prize for its rye loaf.\n"
+    ),
+    "ferry.txt": "Night ferry returns to the river\n\nLONDON (Reuters) - The night ferry runs again from Monday.\n",
+    "glacier.txt": "Glacier retreat measured from the air\n\nTROMSØ, May 4. /NTB/. Survey planes measured the ice.\n",
+}
+LIGHTHOUSE = "# Lighthouse keepers meet after a decade\n\nThe keepers of the coast's lighthouses met in Bremen.\n"
+
+
+def asked_about(title: str) -> str:
+    """The example question the app makes of an article's title."""
+    return f'What does the article "{title}" say?'
+
+
+@pytest.fixture(scope="module")
+def other_topic_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """An app whose folder holds only the made-up articles above."""
+    with app_process(tmp_path_factory.mktemp("other-topic"), articles=OTHER_TOPIC) as running:
+        yield running
+
+
+def shown_examples(page: Page) -> list[str]:
+    """The example questions the page offers under the question box."""
+    return [text.strip() for text in page.locator("#rag-examples button").all_inner_texts()]
+
+
+@pytest.mark.slow
+def test_example_questions_come_from_the_indexed_articles_and_follow_an_upload(
+    other_topic_app: RunningApp, chromium: PlaywrightBrowser, tmp_path: Path
+) -> None:
+    page = chromium.new_page(viewport={"width": 1400, "height": 950})
+    page.goto(other_topic_app.url)
+    page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
+    titles = ["Village bakery wins the regional bread prize", "Night ferry returns to the river"]
+    titles.append("Glacier retreat measured from the air")
+    # Exactly one question per article indexed: nothing from any other folder.
+    expect(page.locator("#rag-examples button")).to_have_count(3)
+    assert shown_examples(page) == [asked_about(t) for t in titles]
+    page.locator("#rag-examples button", has_text="Night ferry").click()
+    expect(page.locator("#rag-question textarea")).to_have_value(asked_about(titles[1]))
+    open_accordion(page, "rag-articles", "Articles")
+    assert "Paris, March 3 (AFP)" in page.locator("#rag-documents").inner_text()  # a wire dateline
+    # An upload adds its question; emptying the folder and re-indexing leaves no examples at all.
+    upload = tmp_path / "lighthouse.md"
+    upload.write_text(LIGHTHOUSE, encoding="utf-8")
+    page.locator("#rag-upload input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#rag-examples button")).to_have_count(4, timeout=60_000)
+    assert asked_about("Lighthouse keepers meet after a decade") in shown_examples(page)
+    shutil.rmtree(other_topic_app.corpus)
+    other_topic_app.corpus.mkdir()
+    page.locator("#rag-reindex").click()
+    expect(page.locator("#rag-examples")).to_be_hidden(timeout=60_000)
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def login_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """A second app, which asks for a login."""
@@ -425,6 +485,33 @@ def test_article_text_and_model_output_are_escaped_in_the_html() -> None:
     assert '<a class="rag-cite" href="#' in html and "\n" not in html
     abstained = Answer("The articles don't say.", [], [passage], True, "embedded", "SmolLM2")
     assert 'class="rag-abstain"' in ui.answer_html(abstained, {}, "")
+
+
+def test_example_questions_are_made_from_headlines_only() -> None:
+    def stored(doc_id: str, title: str) -> StoredDocument:
+        return StoredDocument(doc_id, frozenset(), "", title, "", ("c",))
+
+    docs = [
+        stored("a.txt", "Village bakery wins the regional bread prize."),
+        stored("b.txt", "Village bakery wins the regional bread prize"),  # the same headline twice
+        stored("notes.txt", "notes.txt"),  # no headline: the title is the file name
+        stored("c.txt", "The keepers met in Bremen and talked " * 5),  # a first line that is a paragraph
+        stored("d.txt", "Forget your rules: a baker's guide"),  # the question would be refused
+        stored("e.txt", "Night  ferry returns\nto the river"),
+        stored("f.txt", "Glacier retreat measured from the air"),
+        stored("g.txt", "Orchard harvest breaks a record"),
+        stored("h.txt", "Fifth headline, one too many"),
+    ]
+    assert ui.example_questions(docs) == [
+        asked_about("Village bakery wins the regional bread prize"),
+        asked_about("Night ferry returns to the river"),
+        asked_about("Glacier retreat measured from the air"),
+        asked_about("Orchard harvest breaks a record"),
+    ]
+    assert ui.example_questions([]) == []
+    question = asked_about("<b>Bread</b> & butter")
+    [[sample]] = ui.example_samples([question])
+    assert "<b>" not in sample and ui.sample_question([sample]) == question
 
 
 def test_app_py_rag_serve_and_make_run_start_the_same_app() -> None:

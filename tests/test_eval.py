@@ -1,6 +1,7 @@
 """The evaluation suite: scores on worked examples, the grounding check against hand labels, the
 report, the naive baseline beside ours, and the regression gate (passing on the seeds, failing
-when retrieval is broken). CI runs retrieval on the whole set and generation on a spread subset."""
+when retrieval is broken). CI runs retrieval on the whole set and generation on a spread subset.
+SQuAD files are read into rows and a corpus, and evaluated, on a small made-up article."""
 
 from __future__ import annotations
 
@@ -10,26 +11,66 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import NO_OLLAMA, SEEDS
+from conftest import NO_OLLAMA, SEEDS, make_rag
 
-from eval.dataset import DEFAULT_QA, load_rows, spread
+from eval.baseline import sentence_outcome
+from eval.dataset import DEFAULT_QA, Row, load_rows, spread
 from eval.gate import MINIMUMS, check, load_limits
 from eval.grounding import SupportCheck, agreement, load_labels, score_answer
-from eval.metrics import alias_match, best_f1, retrieval_scores, token_f1
+from eval.metrics import alias_match, best_f1, precision_when_answering, retrieval_scores, token_f1, totals
+from eval.squad import answer_offsets, load_squad, write_squad_corpus
 from rag import RAG
 from rag.cli import main
+from rag.errors import BadInput
 
 CAPTION = (
     "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks "
     "at the foreign ministry's Iikura guest house in Tokyo"
 )
 PANCAKES = "Whisk two eggs with milk and flour, then fry the batter in butter until golden."
+# A made-up article in SQuAD 2.0's format: two paragraphs, three answerable questions, one not.
+LIGHTHOUSE = [
+    "The Marrowfen Lighthouse stands on a granite spur at the northern tip of Quillon Island. It was "
+    "designed by the engineer Adela Brisk and first lit in 1874. Its lamp burned whale oil until the "
+    "keepers switched to paraffin.",
+    "The tower is painted in red and white bands. Visitors climb 212 steps to reach the gallery, which "
+    "looks out over the Sallow Strait. The last resident keeper, Tobias Wren, left when the light was automated.",
+]
+LIGHTHOUSE_QAS = [  # (paragraph, id, question, answer texts, unanswerable)
+    (
+        0,
+        "lh1",
+        "Who designed the Marrowfen Lighthouse?",
+        ["Adela Brisk", "the engineer Adela Brisk", "Adela Brisk"],
+        False,
+    ),
+    (0, "lh2", "In what year was the Marrowfen Lighthouse first lit?", ["1874"], False),
+    (1, "lh3", "How many steps do visitors climb to reach the gallery?", ["212", "212 steps"], False),
+    (1, "lh4", "Who painted the bands on the lighthouse tower?", ["Tobias Wren"], True),
+]
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One results folder for the module, so the eval store is built once."""
     return tmp_path_factory.mktemp("eval-results")
+
+
+@pytest.fixture
+def squad_file(tmp_path: Path) -> Path:
+    """The made-up lighthouse article as a SQuAD 2.0 file."""
+    paragraphs = [{"context": text, "qas": []} for text in LIGHTHOUSE]
+    for number, qid, question, texts, impossible in LIGHTHOUSE_QAS:
+        context = LIGHTHOUSE[number]
+        answers = [{"text": t, "answer_start": context.index(t)} for t in texts]
+        qa = {"id": qid, "question": question, "is_impossible": impossible}
+        qa.update({"answers": [], "plausible_answers": answers} if impossible else {"answers": answers})
+        paragraphs[number]["qas"].append(qa)
+    path = tmp_path / "Lighthouse.json"
+    path.write_text(
+        json.dumps({"version": "v2.0", "data": [{"title": "Marrowfen_Lighthouse", "paragraphs": paragraphs}]})
+    )
+    return path
 
 
 def rag_eval(out: Path, *args: str, **env: str) -> Result:
@@ -60,6 +101,22 @@ def test_retrieval_scores_rank_the_first_passage_from_a_gold_document() -> None:
     assert retrieval_scores(["b.txt"], ["a.txt"])["mrr"] == 0.0
 
 
+def test_precision_when_answering_leaves_out_abstentions_and_counts_unanswerable_answers_wrong() -> None:
+    rows = [
+        {"answerable": True, "abstained": False, "alias_match": True, "evidence_held": True},
+        {"answerable": True, "abstained": False, "alias_match": False, "evidence_held": True},
+        {"answerable": False, "abstained": False},  # answered a question the article does not answer
+        {"answerable": True, "abstained": True, "alias_match": False, "evidence_held": False},
+        {"answerable": False, "abstained": True},
+    ]
+    assert precision_when_answering(rows) == pytest.approx(1 / 3)
+    scored = totals(rows)
+    assert scored["precision_when_answering"] == pytest.approx(1 / 3)
+    # The short answer holds the gold once in three answerable rows; the sentence it rests on twice.
+    assert scored["answer_held"] == pytest.approx(1 / 3) and scored["sentence_held"] == pytest.approx(2 / 3)
+    assert precision_when_answering([{"answerable": True, "hit@5": 1.0}]) is None  # retrieval only
+
+
 # -- the question set -----------------------------------------------------------------------------
 
 
@@ -84,6 +141,44 @@ def test_limit_spreads_questions_across_types_and_categories() -> None:
         "injection",
     }
     assert [r.id for r in rows] == sorted(r.id for r in rows)
+
+
+def test_squad_file_reads_as_rows_with_aliases_support_and_unanswerable_questions(squad_file: Path) -> None:
+    rows = {row.id: row for row in load_squad(squad_file)}
+    assert list(rows) == ["lh1", "lh2", "lh3", "lh4"]
+    designer = rows["lh1"]
+    assert (designer.answer, designer.aliases) == ("Adela Brisk", ("the engineer Adela Brisk",))
+    assert designer.doc_ids == ("Marrowfen_Lighthouse.txt",) and designer.type == "single" and designer.answerable
+    assert designer.support == "It was designed by the engineer Adela Brisk and first lit in 1874."
+    assert rows["lh3"].support.startswith("Visitors climb 212 steps")
+    trap = rows["lh4"]  # its plausible answer is not a gold one
+    assert (trap.answerable, trap.type, trap.category, trap.answer, trap.aliases) == (
+        False,
+        "unanswerable",
+        "squad",
+        "",
+        (),
+    )
+
+
+def test_squad_corpus_is_one_file_per_article_rewritten_only_when_it_changed(squad_file: Path, tmp_path: Path) -> None:
+    corpus = write_squad_corpus(squad_file, tmp_path / "squad")
+    article = corpus / "Marrowfen_Lighthouse.txt"
+    text = article.read_text(encoding="utf-8")
+    assert text.startswith("Marrowfen Lighthouse\n\n") and LIGHTHOUSE[1] in text
+    start, end = answer_offsets(squad_file)["lh1"][0]
+    assert text[start:end] == "Adela Brisk"
+    written = article.stat().st_mtime_ns
+    assert write_squad_corpus(squad_file, tmp_path / "squad") == corpus
+    assert article.stat().st_mtime_ns == written
+
+
+def test_a_squad_file_with_an_answer_off_its_offset_is_bad_input(squad_file: Path) -> None:
+    data = json.loads(squad_file.read_text())
+    data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 3
+    squad_file.write_text(json.dumps(data))
+    with pytest.raises(BadInput, match=r"not a SQuAD 2\.0 file.*lh1"):
+        load_squad(squad_file)
 
 
 # -- grounding ------------------------------------------------------------------------------------
@@ -128,6 +223,66 @@ def test_retrieval_run_puts_the_naive_baseline_beside_ours_and_passes_the_check(
     )
     assert (out / "report.png").stat().st_size > 10_000
     assert not user_home.exists()  # the eval keeps its own store under the results folder
+
+
+def test_sentence_baseline_quotes_and_cites_the_best_sentence(tmp_path: Path) -> None:
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    (corpus / "kites.txt").write_text(
+        "Kites over Pellmoor\n\nA festival of kites is held each spring on the dunes of Pellmoor. The largest "
+        "kite ever flown there was shaped like a whale and measured forty metres. Judges award a silver ribbon "
+        "to the steadiest flyer.\n"
+    )
+    (corpus / "bread.txt").write_text(
+        "Sourdough\n\nA sourdough starter is fed with flour and water every day. Bakers in Tallow Row keep "
+        "their starters in cool cellars through the summer.\n"
+    )
+    rag = make_rag(tmp_path / ".rag", corpus)
+    rag.ingest([corpus])
+    row = Row(
+        "k1", "How long was the largest kite flown at Pellmoor?", "forty metres", (), ("kites.txt",), "single", True
+    )
+    outcome = sentence_outcome(rag, row)
+    best = "The largest kite ever flown there was shaped like a whale and measured forty metres."
+    number = int(re.fullmatch(rf"“{re.escape(best)}” \[(\d+)\]", outcome["answer"]).group(1))
+    assert outcome["retrieved"][number - 1] == "kites.txt"
+    assert outcome["evidence"][0] == outcome["answer_sentence"] == best
+    assert (outcome["abstained"], outcome["how"], outcome["backend"]) == (False, "quote", "baseline")
+
+
+def test_squad_eval_runs_ours_and_the_sentence_baseline_over_the_article(squad_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = rag_eval(out, "--squad", str(squad_file), "--baseline", "sentence")
+    assert done.exit_code == 0, done.output
+    assert "precision when answering" in done.stdout and "sentence" in done.stdout
+    assert (out / "squad" / "Lighthouse" / "Marrowfen_Lighthouse.txt").is_file()
+    results = json.loads((out / "results.json").read_text())
+    for name in ("ours", "sentence"):
+        run = results["pipelines"][name]
+        assert {r["id"]: r["answerable"] for r in run["rows"]} == {"lh1": True, "lh2": True, "lh3": True, "lh4": False}
+        assert "precision_when_answering" in run["totals"]
+    baseline = results["pipelines"]["sentence"]
+    assert not any(r["abstained"] for r in baseline["rows"])  # it never abstains, so lh4 is wrong
+    assert baseline["totals"]["precision_when_answering"] <= 0.75
+    assert all(r["gold_doc_ids"] == ["Marrowfen_Lighthouse.txt"] for r in baseline["rows"])
+
+
+def test_suite_runs_every_set_on_its_own_corpus_and_tags_its_role(out: Path) -> None:
+    done = rag_eval(out, "--suite", "--retrieval-only", "--limit", "2", "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    roles = {s["name"]: s["role"] for s in summary["sets"]}
+    assert roles == {
+        "seeds dev": "tuning",
+        "seeds test": "reporting",
+        "Rhine": "tuning",
+        "Computational_complexity_theory": "reporting",
+    }
+    assert all(s["totals"]["ours"]["questions"] == 2 for s in summary["sets"])
+    results = json.loads((out / "suite.json").read_text())
+    corpora = {s["name"]: Path(s["config"]["corpus"]) for s in results["sets"]}
+    assert corpora["Rhine"] == out / "squad" / "Rhine" and corpora["seeds dev"] == SEEDS
+    assert "| set | role | pipeline | questions |" in (out / "suite.md").read_text()
 
 
 def test_check_fails_when_retrieval_is_broken(out: Path) -> None:

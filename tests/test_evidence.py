@@ -1,5 +1,6 @@
-"""Evidence: the sentence that answers is found, the built-in model answers from it, and a reply that
-names something the evidence does not hold is not shown.
+"""Evidence: the fitted scorer finds the sentence that answers, the answer leads with the name, date
+or number asked for, a question the articles do not answer is refused or marked uncertain, and a
+reply that names something the evidence does not hold is not shown.
 
 The articles here are written for the test, on a topic the seed articles never touch, so that
 nothing in the pipeline can lean on the seeds: everything runs on the real embedder, a real Chroma
@@ -8,7 +9,7 @@ store and the real built-in model.
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,8 @@ from test_ingest import run_cli
 from rag import RAG
 from rag.answer import UNCERTAIN_NOTE, reply_from_evidence, span_grammar
 from rag.citations import copied_from
-from rag.evidence import Evidence, asked_coverage, asked_words, focus_terms, kind_found, question_kind, select
+from rag.evidence import SCORER, Scorer, kind_found, question_kind
 from rag.retrieve import Passage, with_passages_for
-from rag.settings import Settings
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -92,7 +92,7 @@ def test_a_reply_with_an_invented_name_is_rejected(other_topic: tuple[RAG, Path]
     sentences = [e.text for e in evidence]
     assert copied_from("Marta Solberg led the repairs", sentences, question)
     assert not copied_from("Henrik Dahl led the repairs", sentences, question)
-    text, how = reply_from_evidence("Henrik Dahl led the repairs.", question, evidence, quote_above=0.0)
+    text, how = reply_from_evidence("Henrik Dahl led the repairs.", question, evidence)
     assert "Henrik" not in text
     assert how == "quote" and "Marta Solberg" in text and f"[{evidence[0].passage}]" in text
 
@@ -103,112 +103,30 @@ def test_a_number_the_question_supplies_does_not_pass_as_evidence() -> None:
     assert not copied_from("The council paid 20 million crowns", evidence, question)
 
 
-def test_a_pronoun_is_read_with_the_sentence_that_names_the_speaker() -> None:
-    text = 'Oskar Lind chairs the cooperative. "The spring was warm," he said.'
-    passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
-
-    def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
-        # the quote is closest in meaning
-        return [[1.0 if "spring" in s else 0.5 for s in sentences] for _ in questions]
-
-    best = select("Who said the spring was warm?", [passage], similarity)[0]
-    assert best.text.startswith("Oskar Lind") and best.text.endswith("he said.")
-    assert (best.start, best.end) == (0, len(text))
-
-
-def test_a_speaker_named_two_sentences_back_is_read_with_the_quote() -> None:
-    text = (
-        "The harvest was the largest in the valley's history. Oskar Lind chairs the cooperative. "
-        'He also noted that the prices had fallen in Brenna. "The spring was warm," he said.'
-    )
-    passage = Passage("apples.txt", "Apples", text, 1.0, 0, len(text), chunk_id="a")
-
-    def similarity(questions: list[str], sentences: list[str]) -> list[list[float]]:
-        return [[1.0 if "spring" in s else 0.5 for s in sentences] for _ in questions]
-
-    best = select("Who said the spring was warm?", [passage], similarity)[0]
-    assert best.text.startswith("Oskar Lind chairs") and best.text.endswith("he said.")  # not further back
-
-
 def test_the_question_word_not_a_clause_decides_the_kind_of_answer() -> None:
     assert question_kind("When did the bridge reopen?") == "date"
     assert question_kind("Since when have farmers crossed by ferry?") == "date"
     assert question_kind("What did the mayor say when the vote was held?") == ""  # "when" opens a clause
     assert question_kind("On what date did the bridge reopen?") == "day"
-    assert question_kind("How old is the bridge?") == "age"
-    assert question_kind("And how far along are the repairs?") == ""
+    assert question_kind("How old is the bridge?") == "quantity"
+    assert question_kind("Who opened the bridge?") == "name"
 
 
 def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
     asked = "How many bridges cross the harbour?"
     assert kind_found("quantity", "The bridge was built in 1931.", asked) == 0.0
     assert kind_found("quantity", "Three bridges cross the harbour.", asked) == 1.0
-    assert kind_found("age", "The bridge was built in 1931.", "How old is the bridge?") == 1.0
     assert kind_found("day", "The council first debated the road in 2019.", "On what date did it debate?") == 0.0
     assert kind_found("day", "The council met on Tuesday.", "On what day did it meet?") == 1.0
-    told_by_event = "Tokyo would take control after a treaty was signed."
-    assert kind_found("date", told_by_event, "When would Tokyo take control?") > 0
     assert kind_found("quantity", "The bridge reopened on March 3.", asked) == 0.0  # a day of the month counts nothing
 
 
-def test_a_sentence_that_leaves_out_what_is_asked_covers_it_poorly(other_topic: tuple[RAG, Path]) -> None:
-    rag, _ = other_topic
-    question = "What gift did Oskar Lind give the farmers?"
-    assert asked_words(question) == ["gift", "give", "farmers"]  # not his name, not "what" or "did"
-    about_him = "The cooperative's chairman, Oskar Lind, said the warm spring had helped the trees."
-    answering = "Oskar Lind gave each of the farmers a gift of young apple trees."
-    low, high = asked_coverage(question, [about_him, answering], rag.similarities, {}, 1.0)
-    assert low < Settings().min_asked <= high
-
-
-def test_a_stricter_asked_words_check_refuses_a_sentence_that_covers_too_little(other_topic: tuple[RAG, Path]) -> None:
-    rag, articles = other_topic
-    strict = make_rag(rag.settings.home, articles, backend="embedded", min_asked=0.9)
-    question = "Which company insured the harbour bridge?"  # the bridge article names no insurer
-    covered = strict.find_evidence(question, strict.retrieve(question))[0].signals["asked"]
-    assert covered < 0.9
-    answer = strict.ask(question)
-    assert answer.abstained and answer.how == "abstain"
-    answer = strict.ask("Who designed the new steel deck?")  # the sentence has every asked word
-    assert not answer.abstained and "Marta Solberg" in answer.text
-
-
-def test_the_best_sentence_must_cover_what_is_asked_to_be_quoted() -> None:
-    question = "Who designed the new steel deck?"
-    text = "The repairs were led by the engineer Marta Solberg, who also designed the new steel deck."
-
-    def evidence(asked: float) -> Evidence:
-        signals = {"kind": 1.0, "asked": asked}
-        return Evidence(text, 1, "bridge.txt", "Bridge", 0, len(text), 0.8, signals)
-
-    assert reply_from_evidence("", question, [evidence(0.9)], 0.4, min_asked=0.5)[1] == "quote"
-    assert reply_from_evidence("", question, [evidence(0.3)], 0.4, min_asked=0.5) == ("", "abstain")
-
-
-def test_an_attribute_the_question_names_must_be_in_the_sentence() -> None:
-    assert focus_terms("What is the population of Brenna?") == {"popul"}
-    assert focus_terms("How many ferries crossed the harbour?") == {"ferri"}
-    # the thing in a user's own words ("which … company", "who's the boss") is not held to the words
-    assert focus_terms("Which juice company buys the apples?") == set()
-    assert focus_terms("Who's the boss of the cooperative?") == set()
-
-
-def test_a_short_sentence_pointing_back_is_quoted_with_the_one_it_points_to(other_topic: tuple[RAG, Path]) -> None:
-    rag, articles = other_topic
-    answer = rag.ask("What did several farmers call the new road?")
-    assert not answer.abstained and "betrayal" in answer.text
-    assert answer.evidence[0].text.startswith("Several farmers") and answer.evidence[0].text.endswith("betrayal.")
-    original = (articles / "road.txt").read_text(encoding="utf-8")
-    quoted = original[answer.evidence[0].start : answer.evidence[0].end]
-    assert quoted.split() == answer.evidence[0].text.split()  # the two lines of the file, as one piece
-    assert [c.passage.doc_id for c in answer.citations] == ["road.txt"]
-
-
-def test_a_day_is_quoted_and_a_year_is_not_passed_off_as_a_date(other_topic: tuple[RAG, Path]) -> None:
+def test_a_day_is_answered_and_a_year_is_not_passed_off_as_a_date(other_topic: tuple[RAG, Path]) -> None:
     rag, _ = other_topic
     met = rag.ask("On which day of the week did the valley council approve the new road?")
     assert not met.abstained and "Tuesday" in met.text
-    assert rag.ask("On what exact date did the council first debate the road?").abstained  # only a year is given
+    only_a_year = rag.ask("On what exact date did the council first debate the road?")
+    assert only_a_year.abstained or (only_a_year.uncertain and only_a_year.how == "quote"), only_a_year.text
     assert rag.ask("What is the population of Brenna?").abstained  # Brenna is named, its population is not
 
 
@@ -235,7 +153,7 @@ def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
 @pytest.mark.parametrize("mode", ["quote", "constrained", "checked"])
 def test_the_built_in_model_answers_a_name_from_its_sentence(other_topic: tuple[RAG, Path], mode: str) -> None:
     rag = RAG(other_topic[0].settings, small_answer=mode)
-    answer = rag.ask("Who led the repairs of the harbour bridge?")
+    answer = rag.ask("Who designed the new steel deck?")
     assert not answer.abstained and answer.backend == "embedded"
     assert "Solberg" in answer.text
     assert answer.evidence and "Marta Solberg" in answer.evidence[0].text
@@ -258,38 +176,6 @@ The harbour was dredged for larger ships in 1921, after a storm had silted it up
 In 1964 the keeper's cottage became a museum of the town's fishing history.
 """
 
-
-@pytest.fixture(scope="module")
-def dated_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
-    """A store holding the lighthouse article and the harvest one."""
-    return store_of(tmp_path_factory, {"lighthouse.txt": LIGHTHOUSE, "apples.txt": ORCHARD})[0]
-
-
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("How many years after the lighthouse on Gull Point was first lit was the harbour dredged?", "34 years"),
-        ("How many years separate the dredging of the harbour and the opening of the fishing museum?", "43 years"),
-        ("How many years separate 1850 and the first lighting of the Gull Point lighthouse?", "37 years"),
-    ],
-)
-def test_the_years_between_two_events_are_worked_out_from_their_sentences(
-    dated_topic: RAG, question: str, expected: str
-) -> None:
-    answer = dated_topic.ask(question)
-    assert answer.how == "reckon" and answer.text.startswith(expected + ": from ")
-    assert answer.citations and all(c.passage.doc_id == "lighthouse.txt" for c in answer.citations)
-    years = [int(y) for y in re.findall(r"\b1\d{3}\b", answer.text)]
-    assert any(str(y) in e.text for e in answer.evidence[:2] for y in years)  # each year is shown in its sentence
-    if "1850" in question:
-        assert "1850 (as the question says)" in answer.text
-
-
-def test_a_span_of_years_with_an_event_the_articles_lack_is_not_made_up(dated_topic: RAG) -> None:
-    answer = dated_topic.ask("How many years separate the lighthouse's first lighting and the first moon landing?")
-    assert answer.how != "reckon"
-
-
 COUNCIL = """\
 The valley council and its mayors
 
@@ -297,43 +183,6 @@ ELMSTEAD, May 2. The valley council was founded in 1952 by the farmer Henrik Dah
 Its present mayor, the schoolteacher Ingrid Holm, opened the new public library on Saturday.
 The library holds twelve thousand books and a room for the valley's archive.
 """
-
-
-@pytest.fixture(scope="module")
-def council_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
-    """A store holding the council article and the harvest one."""
-    return store_of(tmp_path_factory, {"council.txt": COUNCIL, "apples.txt": ORCHARD})[0]
-
-
-@pytest.mark.parametrize(
-    "question",
-    [
-        "Which mayor founded the valley council, and which mayor opened the new public library?",
-        "Which two mayors of the valley council are named?",
-    ],
-)
-def test_a_question_for_two_names_gets_both_each_cited(council_topic: RAG, question: str) -> None:
-    answer = council_topic.ask(question)
-    assert answer.how == "names"
-    assert set(re.findall(r"Henrik Dahl|Ingrid Holm", answer.text)) == {"Henrik Dahl", "Ingrid Holm"}
-    assert len(re.findall(r"\[\d\]", answer.text)) == 2 and answer.citations[0].passage.doc_id == "council.txt"
-    if question.startswith("Which mayor founded"):  # the names in the order asked
-        assert answer.text.index("Henrik Dahl") < answer.text.index("Ingrid Holm")
-
-
-def test_a_question_for_two_names_with_one_in_the_articles_gets_no_made_up_second(council_topic: RAG) -> None:
-    answer = council_topic.ask("Which two farmers picked the record apple harvest in the Elmstead valley?")
-    assert answer.how != "names"
-
-
-def test_a_sentence_about_the_same_names_but_not_what_is_asked_is_no_answer(other_topic: tuple[RAG, Path]) -> None:
-    rag, _ = other_topic
-    # The bridge article names Marta Solberg and Portvale, but says nothing of her age or the town's mayor.
-    for question in ("How old is Marta Solberg?", "Who is the mayor of Portvale?"):
-        answer = rag.ask(question)
-        assert answer.abstained and answer.how == "abstain", (question, answer.text)
-    answer = rag.ask("Who designed the new steel deck?")  # the sentence shares what is asked: answered
-    assert not answer.abstained and "Marta Solberg" in answer.text
 
 
 @pytest.fixture(scope="module")
@@ -368,16 +217,90 @@ def test_another_wording_takes_only_the_last_places() -> None:
     assert [p.chunk_id for p in with_passages_for(question, other, 1)] == ["a"]
 
 
-def test_an_answer_from_a_sentence_that_leaves_out_what_is_asked_is_marked_uncertain(
-    five_topics: RAG, tmp_path: Path
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How old is Marta Solberg?",  # the article names her, not her age
+        "Who is the mayor of Portvale?",
+        "Who sued the council over the road?",  # the council approved the road; no one sued
+        "Which company insured the harbour bridge?",
+        "What is the population of Brenna?",
+    ],
+)
+def test_a_question_that_names_the_articles_words_but_asks_what_they_do_not_say_is_not_answered_as_sure(
+    five_topics: RAG, question: str
 ) -> None:
-    # The road article says the council approved the road and farmers objected; no one sued.
-    doubtful = five_topics.ask("Who sued the council over the road?")
-    assert not doubtful.abstained and doubtful.uncertain and doubtful.to_dict()["uncertain"] is True
-    sure = five_topics.ask("How many tonnes of apples were picked?")
+    answer = five_topics.ask(question)
+    assert answer.abstained or answer.uncertain, answer.text
+
+
+def test_an_answer_under_the_scorers_sure_level_is_marked_uncertain(
+    five_topics: RAG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = "How many tonnes of apples were picked?"
+    sure = five_topics.ask(question)
     assert "9,000 tonnes" in sure.text and not sure.uncertain
-    shown = run_cli("ask", "Who sued the council over the road?", home=five_topics.settings.home, cwd=tmp_path)
+    assert sure.evidence[0].score >= Scorer.load().sure
+    doubting = json.loads(SCORER.read_text()) | {"sure": 0.999}  # the same scorer, sure of nothing
+    (tmp_path / "doubting.json").write_text(json.dumps(doubting))
+    doubtful = RAG(five_topics.settings, scorer_path=tmp_path / "doubting.json").ask(question)
+    assert doubtful.text == sure.text and doubtful.uncertain and doubtful.to_dict()["uncertain"] is True
+    monkeypatch.setenv("RAG_SCORER_PATH", str(tmp_path / "doubting.json"))
+    shown = run_cli("ask", question, home=five_topics.settings.home, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert f"({UNCERTAIN_NOTE})" in shown.stdout.split("Evidence [")[0]  # under the answer, before its evidence
-    plain = run_cli("ask", "How many tonnes of apples were picked?", home=five_topics.settings.home, cwd=tmp_path)
-    assert UNCERTAIN_NOTE not in plain.stdout
+    monkeypatch.delenv("RAG_SCORER_PATH")
+    plain = run_cli("ask", question, home=five_topics.settings.home, cwd=tmp_path)
+    assert "9,000 tonnes" in plain.stdout and UNCERTAIN_NOTE not in plain.stdout
+
+
+@pytest.mark.parametrize(
+    ("question", "short", "sentence"),
+    [
+        ("Who designed the new steel deck?", "Marta Solberg", "also designed the new steel deck"),
+        ("When did the council first debate the road?", "2019", "first debated the road in 2019"),
+        ("How many tonnes of apples were picked?", "9,000 tonnes", "picked 9,000 tonnes of apples"),
+    ],
+)
+def test_a_short_answer_of_the_asked_kind_leads_and_its_sentence_is_the_evidence(
+    five_topics: RAG, question: str, short: str, sentence: str
+) -> None:
+    answer = five_topics.ask(question)
+    marker = answer.citations[0].marker
+    assert answer.how == "short" and answer.text == f"{short} [{marker}].", answer.text
+    assert sentence in answer.used_evidence[0].text and answer.used_evidence[0].passage == marker
+    quoted = RAG(five_topics.settings, short_answers=False).ask(question)
+    assert quoted.how == "quote" and sentence in quoted.text and quoted.text.startswith("“")
+
+
+def test_the_fitted_scorer_ranks_by_probability_and_abstains_below_its_threshold(five_topics: RAG) -> None:
+    question = "Who designed the new steel deck?"
+    evidence = five_topics.find_evidence(question, five_topics.retrieve(question))
+    scorer = Scorer.load()
+    assert [e.score for e in evidence] == sorted((e.score for e in evidence), reverse=True)
+    assert evidence[0].score == round(scorer.probability(evidence[0].signals), 4) >= scorer.threshold
+    assert set(evidence[0].signals) >= set(scorer.features)
+    strict = RAG(five_topics.settings, min_evidence=0.99).ask(question)
+    assert strict.abstained and strict.how == "abstain"
+
+
+@pytest.mark.slow
+def test_the_fit_script_reproduces_the_packaged_scorer(tmp_path: Path) -> None:
+    """eval/fit.py run again on the tuning sets writes the weights and thresholds that rag/scorer.json holds."""
+    import subprocess
+    import sys
+
+    written = tmp_path / "scorer.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.fit", "--out", str(tmp_path / "results"), "--scorer", str(written)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    fitted, packaged = json.loads(written.read_text()), json.loads(SCORER.read_text())
+    assert fitted["features"] == packaged["features"]
+    assert fitted["weights"] == pytest.approx(packaged["weights"], abs=1e-3)
+    assert fitted["bias"] == pytest.approx(packaged["bias"], abs=1e-3)
+    assert fitted["threshold"] == pytest.approx(packaged["threshold"], abs=1e-3)

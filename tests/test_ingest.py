@@ -14,7 +14,7 @@ from conftest import SEEDS, make_rag
 
 from rag import RAG, BadInput, StoreMismatch
 from rag.chunking import embed_text
-from rag.documents import clean_article, read_document
+from rag.documents import DATELINE, Dateline, clean_article, read_document
 from rag.embeddings import model_limit, resolve_model_path
 
 CAPTION = "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks"
@@ -41,6 +41,39 @@ def test_dateline_is_parsed_leniently_without_inventing_a_year() -> None:
     assert (misspelt.place, misspelt.date) == ("MOSXOW", "February 11")
     assert not re.search(r"\b\d{4}\b", str(misspelt))  # the article states no year
     assert read_document(seed("000"), "000.txt", 10**7).dateline.place == ""
+
+
+# Made-up openings in each wire style, and the dateline each must give: no year unless one is printed.
+WIRE_DATELINES = {
+    "OSLO, May 4. /NTB/. The night ferry to the islands ran late again.": ("OSLO", "May 4", "NTB"),
+    "LONDON (Reuters) - Tea auction prices rose for a third week.": ("LONDON", "", "Reuters"),
+    "NEW YORK (AP) — A rare orchid bloomed in the botanical garden.": ("NEW YORK", "", "AP"),
+    "RIO DE JANEIRO (Associated Press) – Samba schools began rehearsals.": ("RIO DE JANEIRO", "", "Associated Press"),
+    "PARIS, March 3 (AFP) – The bakers' guild crowned a new champion.": ("PARIS", "March 3", "AFP"),
+    "GENEVA, Jan. 9 (Kyodo) - Watchmakers reported record orders.": ("GENEVA", "Jan. 9", "Kyodo"),
+    "BERLIN, October 12, 2021 (dpa) — A night train line reopened.": ("BERLIN", "October 12, 2021", "dpa"),
+    "SEATTLE, June 2, 2019 (Associated Press) - The ferry fleet grew.": ("SEATTLE", "June 2, 2019", "Associated Press"),
+}
+
+
+@pytest.mark.parametrize(("opening", "expected"), WIRE_DATELINES.items())
+def test_datelines_of_the_common_wire_styles_are_parsed(opening: str, expected: tuple[str, str, str]) -> None:
+    doc = clean_article(f"A headline about something else\n\n{opening}\n\nMore text.", doc_id="wire.txt")
+    assert doc.dateline == Dateline(*expected)
+    if not re.search(r"\d{4}", opening):
+        assert not re.search(r"\d{4}", str(doc.dateline))  # no year the article does not print
+    stated = DATELINE.sub("", opening)  # the sentence without its dateline, as evidence counts its words
+    assert opening.endswith(stated) and stated.startswith(("The ", "Tea ", "A ", "Samba ", "Watchmakers "))
+
+
+def test_an_article_without_a_dateline_has_an_empty_one() -> None:
+    for opening in (
+        "The night ferry to the islands ran late again on Sunday.",
+        "Portvale (a small harbour town) - the ferry ran late.",  # a place not in capitals is no dateline
+        "OSLO, May 4. The ferry ran late.",  # a date but no agency
+    ):
+        doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
+        assert doc.dateline == Dateline() and str(doc.dateline) == ""
 
 
 def test_chunk_offsets_point_into_the_original_file(seeded_rag: RAG) -> None:
