@@ -12,10 +12,12 @@ of an unanswerable question is a 0.
 
 The model is a logistic regression with an L2 penalty, solved by Newton's method in numpy (a
 convex problem with one answer, so a re-run writes the same weights); each corpus weighs the same
-whatever its size. The abstention threshold is the best sentence's probability that maximises
-the answer decision's balanced accuracy on the tuning sets (answerable questions answered right,
-unanswerable ones abstained on, each half, averaged over the corpora); `sure` is the lowest
-probability above which the tuning answers are right `SURE_PRECISION` of the time.
+whatever its size. The abstention threshold is the highest probability of the best sentence that
+refuses at most `MAX_FALSE_REFUSALS` of each tuning corpus's answerable questions: the scorer tells
+answerable from unanswerable questions well on one corpus and less well on another, and a
+threshold set for one corpus's balance refused most answerable questions of the other. Answers
+between it and `sure` (the lowest probability above which the tuning answers were right
+`SURE_PRECISION` of the time) are shown marked uncertain.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from eval.dataset import DEFAULT_QA, Row, in_split, load_rows
 from eval.metrics import alias_match
 from eval.runner import DEFAULT_OUT, gate_refuses, open_rag
 from eval.squad import load_squad, write_squad_corpus
-from rag.evidence import SCORER, candidates, question_kind, signals
+from rag.evidence import SCORER, candidates, entity_kind, question_kind, signals
 from rag.followup import joined_question
 
 SQUAD_TUNING = Path(__file__).resolve().parent / "squad" / "Rhine.json"
@@ -42,6 +44,10 @@ SQUAD_TUNING = Path(__file__).resolve().parent / "squad" / "Rhine.json"
 # Tried and left out, for helping neither: context, pairs, length, numbers, names, negation, asks.
 FEATURES = ("meaning", "meaning_gap", "words", "words_gap", "missing", "kind", "new", "rank", "passage")
 L2 = 1.0
+# Abstention refuses at most this share of each tuning corpus's answerable questions (the issue's
+# goal for false refusals). Chosen over the threshold of best balanced accuracy, which refused 0.69
+# of the seeds' dev questions when fitted on Rhine alone, against 0.27 at this cap (eval/README.md).
+MAX_FALSE_REFUSALS = 0.15
 SURE_PRECISION = 0.8
 
 
@@ -75,16 +81,15 @@ def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path) -> l
         standalone = joined_question(rag.check_question(row.question), row.history)
         retrieval = rag.lookup(standalone)
         sentences = [] if gate_refuses(rag.settings, row.question, retrieval) else candidates(retrieval.passages)
-        rows_ = (
-            signals(
-                standalone.asking, sentences, retrieval.passages, rag.similarities, question_kind(standalone.asking)
-            )
-            if sentences
-            else []
+        kind = question_kind(standalone.asking)
+        found_signals = (
+            signals(standalone.asking, sentences, retrieval.passages, rag.similarities, kind) if sentences else []
         )
+        for signal, sentence in zip(found_signals, sentences):  # the same signal from spaCy's entities, to compare
+            signal["kind_entities"] = entity_kind(kind, sentence.text, standalone.asking, rag.annotator)
         golds = [row.answer, *row.aliases]
         labels = [int(row.answerable and alias_match(s.text, golds)) for s in sentences]
-        found.append(Question(name, row.id, row.answerable, rows_, labels))
+        found.append(Question(name, row.id, row.answerable, found_signals, labels))
     return found
 
 
@@ -129,23 +134,21 @@ def outcomes(questions: Sequence[Question], features: Sequence[str], weights: np
     return [(q.corpus, *best_of(q, features, weights, bias)) for q in questions]
 
 
-def balanced(found: Sequence[tuple], answerable: Sequence[bool], threshold: float) -> float:
-    """The mean over corpora of the answer decision's balanced accuracy at the threshold: half the
-    share of answerable questions answered right, half the share of unanswerable ones abstained
-    on. Each promise weighs the same whatever a set's mix of questions."""
-    per = []
+def false_refusals(found: Sequence[tuple], answerable: Sequence[bool], threshold: float) -> float:
+    """The highest share, over the corpora, of answerable questions that the threshold refuses."""
+    shares = []
     for corpus in sorted({c for c, _, _ in found}):
-        mine = [(p, right, asks) for (c, p, right), asks in zip(found, answerable) if c == corpus]
-        held = [right and p >= threshold for p, right, asks in mine if asks]
-        abstained = [p < threshold or p == 0 for p, _, asks in mine if not asks]
-        per.append((sum(held) / max(len(held), 1) + sum(abstained) / max(len(abstained), 1)) / 2)
-    return sum(per) / len(per)
+        refused = [p < threshold or p == 0 for (c, p, _), asks in zip(found, answerable) if c == corpus and asks]
+        shares.append(sum(refused) / max(len(refused), 1))
+    return max(shares)
 
 
 def choose_threshold(found: Sequence[tuple], answerable: Sequence[bool]) -> float:
-    """The abstention threshold with the highest `balanced` accuracy (the lowest such, on a tie)."""
+    """The highest abstention threshold that refuses at most MAX_FALSE_REFUSALS of the answerable
+    questions of every tuning corpus."""
     levels = sorted({round(p, 4) for _, p, _ in found if p > 0})
-    return max(levels, key=lambda t: (balanced(found, answerable, t), -t)) if levels else 0.5
+    allowed = [t for t in levels if false_refusals(found, answerable, t) <= MAX_FALSE_REFUSALS]
+    return max(allowed, default=levels[0] if levels else 0.5)
 
 
 def choose_sure(found: Sequence[tuple], threshold: float) -> float:
@@ -227,6 +230,8 @@ def ablation(questions: Sequence[Question]) -> list[tuple[str, dict]]:
     rows = [("all", cross(questions, FEATURES))]
     for left_out in FEATURES:
         rows.append((f"without {left_out}", cross(questions, [f for f in FEATURES if f != left_out])))
+    entities = [f if f != "kind" else "kind_entities" for f in FEATURES]
+    rows.append(("kind from spaCy", cross(questions, entities)))
     return rows
 
 

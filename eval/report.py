@@ -56,10 +56,11 @@ SUITE_COLUMNS = (
 
 
 def fmt(value: float | None, metric: str = "") -> str:
-    """A metric value for a table: 3 decimals for rates, 1 for latencies, a dash when not measured."""
+    """A metric value for a table: 3 decimals for rates and seconds (answers take hundredths of one
+    when no model writes), 1 for milliseconds and words, a dash when not measured."""
     if value is None:
         return "—"
-    return f"{value:.1f}" if metric in LATENCIES else f"{value:.3f}"
+    return f"{value:.1f}" if metric in LATENCIES and not metric.endswith("_s_p50") else f"{value:.3f}"
 
 
 def measured(results: dict) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag.citations import Citation, copied_from, marker_for, split_sentences, with_markers
-from rag.evidence import Evidence, kind_found, question_kind
+from rag.evidence import KIND_LABELS, Evidence, kind_found, question_kind
 from rag.retrieve import Passage
 from rag.safety import sanitize
 from rag.text import Annotator, is_new
@@ -191,18 +191,6 @@ def evidence_text(evidence: Sequence[Evidence]) -> str:
 def model_abstained(text: str) -> bool:
     """Whether the reply says the passages lack the answer (or is empty)."""
     return not text.strip() or bool(MODEL_ABSTAINS.search(text))
-
-
-# The entity labels of spaCy's English pipeline that answer each kind of question (`question_kind`).
-KIND_LABELS = {
-    "name": ("PERSON", "ORG"),
-    "place": ("GPE", "LOC", "FAC"),
-    "year": ("DATE",),
-    "day": ("DATE",),
-    "date": ("DATE", "TIME"),
-    "duration": ("DATE", "TIME"),
-    "quantity": ("CARDINAL", "QUANTITY", "MONEY", "PERCENT"),
-}
 
 
 def reply_from_evidence(
