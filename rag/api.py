@@ -29,7 +29,7 @@ from rag.answer import (
 )
 from rag.citations import check_support, citations_for, clean_markers
 from rag.errors import BadInput
-from rag.evidence import Evidence, Scorer, question_kind, select
+from rag.evidence import Evidence, Scorer, holds_asked_kind, question_kind, select
 from rag.followup import Standalone, accept_rewrite, condense_messages, joined_question
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval
@@ -301,7 +301,9 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
-        if small and (not evidence or evidence[0].score < self.min_evidence):
+        if small and (
+            not evidence or evidence[0].score < self.min_evidence or not holds_asked_kind(evidence[0].signals)
+        ):
             yield ABSTAIN_TEXT  # nothing in the passages scores as an answer: no generation
             timings["total_s"] = time.perf_counter() - started
             yield Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
