@@ -28,6 +28,7 @@ from rag.answer import (
     span_grammar,
 )
 from rag.citations import check_support, citations_for, clean_markers
+from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
 from rag.errors import BadInput
 from rag.evidence import Evidence, Scorer, holds_asked_kind, question_kind, select
 from rag.followup import Standalone, accept_rewrite, condense_messages, joined_question
@@ -301,6 +302,12 @@ class RAG:
             usage=usage,
         )
         small = backend.name == "embedded"
+        composed = self._composed(asking, passages, evidence, common, (k, doc_ids)) if small else None
+        if composed:  # the years between two events, or two names, put together here: no generation
+            timings["total_s"] = time.perf_counter() - started
+            yield composed.text
+            yield composed
+            return
         if small and (
             not evidence or evidence[0].score < self.min_evidence or not holds_asked_kind(evidence[0].signals)
         ):
@@ -368,6 +375,27 @@ class RAG:
         if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
             return NOT_IN_SCOPE if scoped else NOT_COVERED
         return ""
+
+    def _composed(
+        self, question: str, passages: list[Passage], evidence: list[Evidence], common: dict, search: tuple
+    ) -> Answer | None:
+        """The answer put together from two facts (rag/compose.py): the years between two events, or
+        two names; None when the question asks neither or a fact is not found. Each ask is also
+        searched on its own (`search`: k and scope), its passages added after the question's: the
+        two facts are often in different articles."""
+        for ask in sub_questions(question):
+            have = {p.chunk_id for p in passages}
+            passages = passages + [p for p in self.retriever.retrieve(ask, *search).passages if p.chunk_id not in have]
+        facts = (question, passages, self.similarities, self.scorer, self.min_evidence)
+        if years := years_between(*facts):
+            text, used, how = reckoned_text(*years), [d.evidence for d in years if d.evidence], "reckon"
+        elif names := two_names(*facts):
+            text, used, how = named_text(*names), [n.evidence for n in names], "names"
+        else:
+            return None
+        used = sorted(used, key=lambda e: e.score, reverse=True)  # best first, as everywhere
+        rest = [e for e in evidence if e not in used]
+        return Answer(text, citations_for(text, passages), passages, False, evidence=used + rest, how=how, **common)
 
     def _finish_small(
         self, raw: str, passages: list[Passage], evidence: list[Evidence], kind: str, common: dict

@@ -10,6 +10,7 @@ store and the real built-in model.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,73 @@ def five_topics(tmp_path_factory: pytest.TempPathFactory) -> RAG:
     """A store holding every article above."""
     articles = {"bridge.txt": HARBOUR, "apples.txt": ORCHARD, "road.txt": ROAD, "council.txt": COUNCIL}
     return store_of(tmp_path_factory, {**articles, "lighthouse.txt": LIGHTHOUSE})[0]
+
+
+@pytest.fixture(scope="module")
+def dated_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the lighthouse article and the harvest one."""
+    return store_of(tmp_path_factory, {"lighthouse.txt": LIGHTHOUSE, "apples.txt": ORCHARD})[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How many years after the lighthouse on Gull Point was first lit was the harbour dredged?", "34 years"),
+        ("How many years separate the dredging of the harbour and the opening of the fishing museum?", "43 years"),
+        ("How many years separate 1850 and the first lighting of the Gull Point lighthouse?", "37 years"),
+    ],
+)
+def test_the_years_between_two_events_are_worked_out_from_their_sentences(
+    dated_topic: RAG, question: str, expected: str
+) -> None:
+    answer = dated_topic.ask(question)
+    assert answer.how == "reckon" and answer.text.startswith(expected + ": from ")
+    assert answer.citations and all(c.passage.doc_id == "lighthouse.txt" for c in answer.citations)
+    years = [int(y) for y in re.findall(r"\b1\d{3}\b", answer.text)]
+    assert any(str(y) in e.text for e in answer.evidence[:2] for y in years)  # each year is shown in its sentence
+    if "1850" in question:
+        assert "1850 (as the question says)" in answer.text
+
+
+def test_a_span_of_years_with_an_event_the_articles_lack_is_not_made_up(dated_topic: RAG) -> None:
+    answer = dated_topic.ask("How many years separate the lighthouse's first lighting and the first moon landing?")
+    assert answer.how != "reckon"
+
+
+COUNCIL = """\
+The valley council and its mayors
+
+ELMSTEAD, May 2. The valley council was founded in 1952 by the farmer Henrik Dahl, who served as its first mayor.
+Its present mayor, the schoolteacher Ingrid Holm, opened the new public library on Saturday.
+The library holds twelve thousand books and a room for the valley's archive.
+"""
+
+
+@pytest.fixture(scope="module")
+def council_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the council article and the harvest one."""
+    return store_of(tmp_path_factory, {"council.txt": COUNCIL, "apples.txt": ORCHARD})[0]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which mayor founded the valley council, and which mayor opened the new public library?",
+        "Which two mayors founded the council or opened the library?",
+    ],
+)
+def test_a_question_for_two_names_gets_both_each_cited(council_topic: RAG, question: str) -> None:
+    answer = council_topic.ask(question)
+    assert answer.how == "names"
+    assert set(re.findall(r"Henrik Dahl|Ingrid Holm", answer.text)) == {"Henrik Dahl", "Ingrid Holm"}
+    assert len(re.findall(r"\[\d\]", answer.text)) == 2 and answer.citations[0].passage.doc_id == "council.txt"
+    if question.startswith("Which mayor founded"):  # the names in the order asked
+        assert answer.text.index("Henrik Dahl") < answer.text.index("Ingrid Holm")
+
+
+def test_a_question_for_two_names_with_one_in_the_articles_gets_no_made_up_second(council_topic: RAG) -> None:
+    answer = council_topic.ask("Which two farmers picked the record apple harvest in the Elmstead valley?")
+    assert answer.how != "names"
 
 
 def test_a_follow_up_that_turns_to_another_article_is_searched_in_its_own_words(five_topics: RAG) -> None:
