@@ -308,9 +308,7 @@ class RAG:
             yield composed.text
             yield composed
             return
-        if small and (
-            not evidence or evidence[0].score < self.min_evidence or not holds_asked_kind(evidence[0].signals)
-        ):
+        if small and not self.answers_from(evidence):
             yield ABSTAIN_TEXT  # nothing in the passages scores as an answer: no generation
             timings["total_s"] = time.perf_counter() - started
             yield Answer(ABSTAIN_TEXT, [], passages, True, evidence=evidence, how="abstain", **common)
@@ -360,6 +358,11 @@ class RAG:
         """The sentences of the passages most likely to answer the question, best first; `kind` is
         the kind of answer wanted when not the question's own (a follow-up's)."""
         return select(question, passages, self.similarities, self.scorer, self.settings.evidence_sentences, kind)
+
+    def answers_from(self, evidence: list[Evidence]) -> bool:
+        """Whether the best sentence is an answer at all: its probability reaches the threshold and
+        it holds the kind of answer asked for."""
+        return bool(evidence) and evidence[0].score >= self.min_evidence and holds_asked_kind(evidence[0].signals)
 
     @property
     def min_evidence(self) -> float:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,22 @@ def is_new(item: str, question: str) -> bool:
     return not words_of(item) <= words_of(question)
 
 
+@contextmanager
+def torch_hidden() -> Iterator[None]:
+    """Keep torch from being imported inside the block, unless it already is. spaCy's thinc imports
+    torch whenever it is installed (1.5 s and 300 MB here), though the small English pipeline runs
+    on numpy alone; a quoted answer must not pay for it (tests/test_embeddings.py)."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` now raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 class Annotator:
     """Named entities of sentences from spaCy's small English pipeline (`en_core_web_sm`), loaded on
     first use and kept with the `RAG` object, with the latest sentences' entities remembered."""
@@ -124,10 +142,11 @@ class Annotator:
 
     def _pipeline(self) -> Any:
         if self._nlp is None:
-            import spacy
+            with torch_hidden():
+                import spacy
 
-            # Only the entity recogniser runs (5 ms a sentence here; 13 ms with the whole pipeline).
-            self._nlp = spacy.load(self.PIPELINE, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
+                # Only the entity recogniser runs (4 ms a sentence here; 13 ms with the whole pipeline).
+                self._nlp = spacy.load(self.PIPELINE, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
         return self._nlp
 
     def entities(self, sentence: str) -> tuple[tuple[str, str], ...]:

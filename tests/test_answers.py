@@ -171,7 +171,9 @@ def test_a_caption_without_a_full_stop_is_not_run_into_the_next_sentence(seeded_
     # The small model copied "held talks in Tokyo Japan's position on ..." from such a run-on.
     caption = "Lavrov and Kishida seen during talks at the Iikura guest house in Tokyo"
     story = "Japan's position on a peace treaty has not changed, Kishida told a press conference on Friday."
-    evidence = select("Where did they hold talks?", [passage(1, f"{caption}\n{story}")], seeded_rag.similarities)
+    evidence = select(
+        "Where did they hold talks?", [passage(1, f"{caption}\n{story}")], seeded_rag.similarities, seeded_rag.scorer
+    )
     facts = evidence_text(sorted(evidence, key=lambda e: e.start))
     assert facts == f"{caption}. {story}"
 
