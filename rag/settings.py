@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     embedding_cache_texts: int = Field(
         20_000,
         ge=0,
-        description="Texts (evidence sentences and words) whose vectors are kept in memory for later questions; 0 keeps none.",
+        description="Texts (questions and evidence sentences) whose vectors are kept in memory for later questions; 0 keeps none.",
     )
     evidence_shown: int = Field(
         1, ge=1, le=20, description="Evidence sentences the model is shown (the built-in model sees nothing else)."

@@ -238,7 +238,7 @@ def test_a_question_asked_again_embeds_nothing_and_gets_the_same_answer(seeded_r
     question = "Which treaty did Japan and the United States sign in 1960?"
     first = rag.ask(question)
     kept = len(rag.embedding_cache)
-    assert kept > 20  # the passages' sentences and the best ones' words
+    assert kept > 10  # the question and the passages' sentences
     counted = Counted(rag.embedder)
     rag.embedding_cache.embedder = counted  # type: ignore[assignment]
     second = rag.ask(question)
