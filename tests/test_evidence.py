@@ -224,15 +224,6 @@ def test_a_span_of_years_with_an_event_the_articles_lack_is_not_made_up(dated_to
     assert answer.how != "reckon"
 
 
-COUNCIL = """\
-The valley council and its mayors
-
-ELMSTEAD, May 2. The valley council was founded in 1952 by the farmer Henrik Dahl, who served as its first mayor.
-Its present mayor, the schoolteacher Ingrid Holm, opened the new public library on Saturday.
-The library holds twelve thousand books and a room for the valley's archive.
-"""
-
-
 @pytest.fixture(scope="module")
 def council_topic(tmp_path_factory: pytest.TempPathFactory) -> RAG:
     """A store holding the council article and the harvest one."""
