@@ -99,9 +99,10 @@ class Settings(BaseSettings):
     )
     small_answer: Literal["quote", "constrained", "checked"] = Field(
         "quote",
-        description="How the built-in model answers from the evidence: `quote` (the best sentence quoted, no "
-        "generation; the most right on eval/qa.jsonl's dev half), `constrained` (a grammar lets it write only a run "
-        "of the evidence's words), `checked` (free reply, kept only when copied).",
+        description="How the built-in model answers from the evidence: `quote` (the short answer or the best "
+        "sentence quoted, no generation; as right as `constrained` across the eval sets and far faster), "
+        "`constrained` (a grammar lets it write only a run of the evidence's words), `checked` (free reply, kept "
+        "only when copied).",
     )
     backend: Literal["auto", "ollama", "embedded"] = Field(
         "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."
