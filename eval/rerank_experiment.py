@@ -180,7 +180,14 @@ def batches(pairs: Sequence[tuple[str, str, int]], size: int, order: random.Rand
 
 
 def train(
-    ce, pairs: Sequence[tuple[str, str, int]], epochs: int, batch: int, lr: float, seed: int, max_length: int
+    ce,
+    pairs: Sequence[tuple[str, str, int]],
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    max_length: int,
+    head_lr: float | None = None,
 ) -> dict:
     """Binary cross-entropy on the logit, AdamW, linear warm-up (10%) and decay; returns timings."""
     import torch
@@ -191,7 +198,16 @@ def train(
     model, tokenizer = ce.model, ce.tokenizer
     model.train()
     steps = epochs * ((len(pairs) + batch - 1) // batch)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    # The new head (and the pooler over [CLS], which the mean-pooling embedder never trained) may
+    # learn faster than the encoder: `head_lr`; None = the encoder's rate.
+    is_head = {n: n.startswith("classifier") or "pooler" in n for n, _ in model.named_parameters()}
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in model.named_parameters() if is_head[n]], "lr": head_lr or lr},
+            {"params": [p for n, p in model.named_parameters() if not is_head[n]], "lr": lr},
+        ],
+        weight_decay=0.01,
+    )
     schedule = get_linear_schedule_with_warmup(optimiser, int(0.1 * steps), steps)
     started, losses = time.perf_counter(), []
     for epoch in range(epochs):
@@ -294,7 +310,7 @@ def run_direction(train_items: list[dict], test_items: list[dict], settings: dic
     """One direction: the cross-encoder trained on all training items scores the test items, and
     models trained on the other folds score each fold of the training items (out of fold)."""
     seed, negatives = settings["seed"], settings["negatives"]
-    hyper = {k: settings[k] for k in ("epochs", "batch", "lr", "max_length")}
+    hyper = {k: settings[k] for k in ("epochs", "batch", "lr", "max_length", "head_lr")}
     corpus = train_items[0]["corpus"]
     print(f"  training on {corpus}: all {len(train_items)} questions", file=sys.stderr)
     ce = new_cross_encoder(seed, settings["max_length"])
@@ -418,7 +434,8 @@ def show(table: dict, results: dict, settings: dict, items: list[dict]) -> None:
 @click.option("--negatives", default=4, show_default=True, help="Hardest negatives kept per question (-1: all).")
 @click.option("--epochs", default=2, show_default=True)
 @click.option("--batch", default=16, show_default=True)
-@click.option("--lr", default=5e-5, show_default=True)
+@click.option("--lr", default=5e-5, show_default=True, help="Learning rate of the encoder.")
+@click.option("--head-lr", type=float, default=None, help="Learning rate of the new head and pooler (default: --lr).")
 @click.option("--max-length", default=128, show_default=True)
 @click.option("--folds", "folds_", default=2, show_default=True, help="Folds for the out-of-fold training scores.")
 @click.option("--seed", default=13, show_default=True)
@@ -440,6 +457,7 @@ def main(
     epochs,
     batch,
     lr,
+    head_lr,
     max_length,
     folds_,
     seed,
@@ -460,6 +478,7 @@ def main(
         "epochs": epochs,
         "batch": batch,
         "lr": lr,
+        "head_lr": head_lr,
         "max_length": max_length,
         "folds": folds_,
         "seed": seed,
@@ -473,7 +492,8 @@ def main(
     corpora = sorted({i["corpus"] for i in items})
     started = time.perf_counter()
     if reuse and save.exists():
-        results = json.loads(save.read_text(encoding="utf-8"))["results"]
+        saved = json.loads(save.read_text(encoding="utf-8"))
+        results, settings = saved["results"], saved["settings"]  # the settings those scores were made with
     else:
         results = {}
         for held_out in corpora:
