@@ -2,11 +2,12 @@
 
 Every prompt is here, at the top. A large model (Ollama) gets the numbered, fenced passages with
 the evidence sentences named for it, and writes an answer with `[n]` markers that
-rag/citations.py then checks. The built-in 135M model cannot pick one fact out of five passages,
-so it gets only the question and the best evidence sentences (rag/evidence.py) and writes a short
-reply; the reply stands only when what it asserts is copied from that evidence, else the best
-evidence sentence itself is quoted and cited, or, when the evidence is weak, the answer is that
-the articles don't say.
+rag/citations.py then checks. For the built-in backend no model writes by default: the answer is
+the one name, date or number of the asked kind in the best evidence sentence (rag/evidence.py),
+found by spaCy's entity recogniser (`short_answer`), else that sentence quoted and cited. With
+`RAG_SMALL_ANSWER=constrained` or `checked` the 135M model reads only the best sentence and writes
+a short reply, which stands only when what it asserts is copied from that evidence. (When the
+evidence is too weak, rag/api.py answers that the articles don't say before any of this.)
 """
 
 from __future__ import annotations
