@@ -35,8 +35,10 @@ from eval.dataset import DEFAULT_QA, Row, in_split, load_rows
 from eval.metrics import alias_match
 from eval.runner import DEFAULT_OUT, gate_refuses, open_rag
 from eval.squad import load_squad, write_squad_corpus
-from rag.evidence import SCORER, candidates, entity_kind, holds_asked_kind, question_kind, signals
-from rag.followup import joined_question
+from rag import RAG
+from rag.evidence import SCORER, Sentence, candidates, entity_kind, holds_asked_kind, question_kind, signals
+from rag.followup import Standalone, joined_question
+from rag.retrieve import Retrieval
 
 SQUAD_TUNING = Path(__file__).resolve().parent / "squad" / "Rhine.json"
 # The signals kept: leaving out any of these lowers the best sentence's hit rate or the AUC summed
@@ -74,6 +76,15 @@ def tuning_sets(out: Path) -> dict[str, tuple[list[Row], Path | None]]:
     }
 
 
+def as_asked(rag: RAG, row: Row) -> tuple[Standalone, Retrieval, list[Sentence]]:
+    """The row's question as `RAG.ask` reads it (a follow-up joined to the one before), its
+    retrieval, and the candidate sentences of its passages (none when the relevance gate refuses)."""
+    standalone = joined_question(rag.check_question(row.question), row.history)
+    retrieval = rag.lookup(standalone)
+    sentences = [] if gate_refuses(rag.settings, row.question, retrieval) else candidates(retrieval.passages)
+    return standalone, retrieval, sentences
+
+
 def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path) -> list[Question]:
     """Every row's candidate sentences, their signals and labels, retrieved as `RAG.ask` would."""
     from tqdm import tqdm
@@ -82,9 +93,7 @@ def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path) -> l
     rag.ingest([rag.settings.corpus])
     found = []
     for row in tqdm(rows, desc=name, unit="question", file=sys.stderr, leave=False):
-        standalone = joined_question(rag.check_question(row.question), row.history)
-        retrieval = rag.lookup(standalone)
-        sentences = [] if gate_refuses(rag.settings, row.question, retrieval) else candidates(retrieval.passages)
+        standalone, retrieval, sentences = as_asked(rag, row)
         kind = question_kind(standalone.asking)
         found_signals = (
             signals(standalone.asking, sentences, retrieval.passages, rag.similarities, kind) if sentences else []

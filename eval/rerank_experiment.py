@@ -64,18 +64,16 @@ def collect_texts(name: str, rows: Sequence, corpus: Path | None, out: Path) -> 
     signals and labels, retrieved as `RAG.ask` would (the loop of `eval.fit.collect`)."""
     from tqdm import tqdm
 
+    from eval.fit import as_asked
     from eval.metrics import alias_match
-    from eval.runner import gate_refuses, open_rag
-    from rag.evidence import candidates, question_kind, signals
-    from rag.followup import joined_question
+    from eval.runner import open_rag
+    from rag.evidence import question_kind, signals
 
     rag = open_rag(out, corpus, backend="embedded")
     rag.ingest([rag.settings.corpus])
     found = []
     for row in tqdm(rows, desc=name, unit="question", file=sys.stderr, leave=False):
-        standalone = joined_question(rag.check_question(row.question), row.history)
-        retrieval = rag.lookup(standalone)
-        sentences = [] if gate_refuses(rag.settings, row.question, retrieval) else candidates(retrieval.passages)
+        standalone, retrieval, sentences = as_asked(rag, row)
         rows_ = (
             signals(
                 standalone.asking, sentences, retrieval.passages, rag.similarities, question_kind(standalone.asking)
