@@ -1,6 +1,6 @@
 """Generation speed: the embedded SmolLM2 answering with k=5 passages, against raw `llama_cpp.Llama`.
 
-For each question the passages are retrieved once and turned into our prompt (`RAG.prompt`);
+For each question the passages are retrieved once and turned into our prompt (`RAG.strategy.messages`);
 then our backend (`rag.generate.Backend.stream`, LlamaIndex's `LlamaCPP` underneath) and a
 separate raw `Llama` built with the same file, constructor and sampling arguments each generate
 from exactly that prompt, in alternating order, greedily (temperature 0) so that both produce
@@ -49,8 +49,7 @@ def compare(rag: Any, raw: Any, question: str, ours_first: bool) -> dict:
     """Ours and raw on the same prompt, in the given order."""
     backend = rag.backend
     passages = rag.retrieve(question, k=5)
-    shown = rag.find_evidence(question, passages)[: rag.settings.evidence_shown]
-    messages = rag.prompt(question, passages, shown, backend)
+    messages = rag.strategy.messages(question, passages, rag.find_evidence(question, passages))
     prompt = backend.llm.messages_to_prompt(messages)
     runs: dict[str, Callable[[], dict]] = {
         "ours": lambda: timed_stream(backend.stream(messages, temperature=0.0)),

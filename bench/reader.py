@@ -35,7 +35,8 @@ def saved_bm25s(home: Path, question: str, folder: Path) -> int:
     embedder = load_embedder(settings)
     store = Store.open(settings, embedding_dimension(embedder))
     bm25 = BM25Retriever.from_persist_dir(str(folder), show_progress=False)
-    return len(store.query(embedder.get_query_embedding(question), 20)) + len(bm25.retrieve(question))
+    hits = store.nearest(embedder.get_query_embedding(question), 20)
+    return len(store.nodes([chunk_id for chunk_id, _ in hits])) + len(bm25.retrieve(question))
 
 
 def main(argv: list[str]) -> None:

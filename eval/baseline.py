@@ -22,7 +22,7 @@ from typing import Any
 from eval.dataset import Row
 from eval.metrics import answer_words
 from rag import RAG
-from rag.answer import model_abstained
+from rag.citations import model_abstained
 from rag.retrieve import Passage
 from rag.text import content_terms, idf, rarity, sentence_spans, word_overlap
 

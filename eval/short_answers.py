@@ -4,7 +4,7 @@
 
 On the tuning sets only (the seeds' dev half and Rhine), for each answerable question whose best
 evidence sentence holds a gold form, the short answer is cut from that sentence in two ways: the
-one entity of the asked kind that spaCy's English pipeline finds there (`rag.answer.short_answer`,
+one entity of the asked kind that spaCy's English pipeline finds there (`rag.extractive.short_answer`,
 what the product does), and the one match of the same kind's pattern (`rag.evidence`'s `NAME` and
 `KIND_PATTERNS`, the regular expressions the evidence signal uses). Each is counted as holding the
 gold, not holding it, or not given (the question asks for no such kind, or the sentence holds
@@ -21,8 +21,8 @@ import click
 from eval.fit import tuning_sets
 from eval.metrics import alias_match
 from eval.runner import DEFAULT_OUT, open_rag
-from rag.answer import short_answer
 from rag.evidence import KIND_PATTERNS, NAME, question_kind
+from rag.extractive import short_answer
 from rag.followup import joined_question
 from rag.text import is_new
 

@@ -1,6 +1,6 @@
 """Who may use the app, and where it may listen: the rules any server of the package applies.
 
-The app (rag/webapp.py) and an HTTP API on the same server share them: loopback needs no login,
+The app (rag/webapp/) and an HTTP API on the same server share them: loopback needs no login,
 any other address needs one. A login is one `user:password` pair (RAG_AUTH or --auth); the user
 name also keys the chats kept on the server (rag/chats.py). The API takes the same pair as a
 bearer token (`Authorization: Bearer user:password`, what an OpenAI client sends as its key) or

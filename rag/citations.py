@@ -36,6 +36,22 @@ REPLY_FILLER = frozenset(
 REPLY_FILLER_TERMS = content_terms(" ".join(REPLY_FILLER))
 
 
+# How a model says the passages lack the answer.
+MODEL_ABSTAINS = re.compile(
+    r"articles? (?:do(?:es)?n[’']t|do(?:es)? not) (?:say|cover|mention|contain)|"
+    r"passages? (?:do(?:es)?n[’']t|do(?:es)? not) (?:say|contain|mention|provide|answer)|"
+    r"(?:articles?|passages?|facts|sources?|text) (?:do(?:es)?n[’']t|do(?:es)? not) (?:provide|give|include|state)|"
+    r"\bno (?:information|mention|details?)\b|not (?:mentioned|stated|provided|covered) in the (?:passages|articles)|"
+    r"(?:can ?not|can[’']t|unable to) (?:answer|find|determine)",
+    re.IGNORECASE,
+)
+
+
+def model_abstained(text: str) -> bool:
+    """Whether the reply says the passages lack the answer (or is empty)."""
+    return not text.strip() or bool(MODEL_ABSTAINS.search(text))
+
+
 @dataclass(frozen=True)
 class Citation:
     """One marker in the answer and the passage it points at."""

@@ -60,9 +60,10 @@ class _Bar:
 @click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
 def main(verbose: bool) -> None:
     """Chat with your articles: local answers that cite their sources."""
+    from rag.quiet import quiet_libraries
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    for noisy in ("httpx", "chromadb", "bm25s", "sentence_transformers", "transformers", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
 
 
 @main.command()
@@ -82,7 +83,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool) -> None:
 
 
 def _print_answer(answer: Any) -> None:
-    from rag.answer import UNCERTAIN_NOTE
+    from rag.answer import UNCERTAIN_NOTE, How
 
     click.echo(answer.text)
     if answer.uncertain:
@@ -90,7 +91,7 @@ def _print_answer(answer: Any) -> None:
     if used := answer.used_evidence:
         best = used[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"
-        if answer.how == "quote":  # the answer is that sentence already: say only where it stands
+        if answer.how == How.QUOTE:  # the answer is that sentence already: say only where it stands
             click.echo(f"\nEvidence [{best.passage}]: {where}")
         else:
             click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}” ({where})")
@@ -131,7 +132,9 @@ def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], 
     _first_run(engine)
     answer = engine.ask(question, k=top_k, where=_where(docs, dateline, title))
     if as_json:
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        from rag.answer import answer_json
+
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
     else:
         _print_answer(answer)
 

@@ -218,6 +218,11 @@ class EmbeddingCache:
                     self._vectors.popitem(last=False)
         return np.array([found[text] for text in texts], dtype=np.float64)
 
+    def similarities(self, sentences: Sequence[str], texts: Sequence[str]) -> list[list[float]]:
+        """Cosine similarity of each sentence to each text (the embedder returns unit vectors)."""
+        vectors = self.vectors([*sentences, *texts])
+        return (vectors[: len(sentences)] @ vectors[len(sentences) :].T).tolist()
+
 
 def embedding_dimension(embedder: Embedder) -> int:
     """Length of the vectors the model produces."""

@@ -39,3 +39,9 @@ class Unauthorized(RagError):
 
 class Busy(RagError):
     """Too many questions are already waiting for the model; try again shortly."""
+
+
+def sentence(exc: Exception) -> str:
+    """An error's message as one sentence for a person: capitalised, with a full stop."""
+    text = str(exc).strip() or type(exc).__name__
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")

@@ -1,7 +1,7 @@
 """Follow-up questions: make "and when was that?" standalone before retrieval.
 
-A large model (Ollama) rewrites the question with the conversation (`CONDENSE_PROMPT` in
-rag/answer.py, as LlamaIndex's condense-plus-context engine does); the built-in 135M model
+A large model (Ollama) rewrites the question with the conversation (`CONDENSE_PROMPT`, as
+LlamaIndex's condense-plus-context engine does); the built-in 135M model
 rewrites badly, so for it, and whenever a rewrite looks wrong, the follow-up is joined to the
 previous question, which is enough for retrieval.
 """
@@ -12,8 +12,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer import CONDENSE_PROMPT, model_abstained
+from rag.citations import model_abstained
 from rag.safety import printable, sanitize
+
+CONDENSE_PROMPT = """\
+Rewrite the last question so that it can be understood without the conversation.
+Keep every name, date and number. Reply with the rewritten question only.
+
+Conversation:
+{history}
+
+Last question: {question}
+Standalone question:"""
 
 FOLLOW_UP_WORDS = re.compile(
     r"^(?:and|but|so|also|what about|how about|then)\b|"

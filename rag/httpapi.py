@@ -5,9 +5,8 @@ with the same login rules (rag/access.py), the same upload checks (rag/uploads.p
 turns on each model (rag/answer_queue.py). FastAPI validates the bodies and draws /docs; errors
 leave in OpenAI's shape with their HTTP status and one sentence, never a trace.
 
-A streamed reply sends its text only once the answer is checked: the citation check may drop or
-rewrite what the model wrote, and a stream cannot take back what it sent. Until then the stream
-carries SSE comments (which clients skip), one per piece the model writes.
+A streamed reply sends each piece as the backend writes it. The citation check runs once the
+reply is whole and may drop sentences that streamed; the last chunk carries the checked answer.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import contextlib
 import itertools
 import json
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag import openai_format as oa
 from rag.access import check_request
-from rag.answer import Answer
+from rag.answer import answer_json, text_then_answer
 from rag.answer_queue import RETRY_AFTER_SECONDS
 from rag.api import RAG
 from rag.engines import Engines
@@ -44,6 +42,7 @@ from rag.errors import (
     StoreError,
     TooLarge,
     Unauthorized,
+    sentence,
 )
 from rag.ingest import IngestReport
 from rag.uploads import corpus_paths, store_upload_data
@@ -71,12 +70,6 @@ STATUSES: list[tuple[type[RagError], int, str, str | None]] = [
     (RagError, 500, "server_error", None),
 ]
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rag", Basic realm="rag"'}
-
-
-def sentence(exc: Exception) -> str:
-    """An error message as one sentence."""
-    text = str(exc).strip() or type(exc).__name__
-    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def error_status(exc: RagError) -> tuple[int, dict]:
@@ -152,7 +145,9 @@ def add_chat_routes(router: APIRouter, engines: Engines) -> None:
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             return StreamingResponse(itertools.chain([first], events), media_type="text/event-stream", headers=headers)
         with engines.queue.turn(body.model):
-            answer = engine.ask(question, history, body.top_k, body.temperature, oa.where(body.filters))
+            answer = engine.ask(
+                question, history, k=body.top_k, temperature=body.temperature, where=oa.where(body.filters)
+            )
         return oa.completion(answer, body.model)
 
     @router.get("/models", summary="The models that can answer now")
@@ -166,33 +161,29 @@ def add_chat_routes(router: APIRouter, engines: Engines) -> None:
 
 
 def sse_events(engines: Engines, engine: RAG, body: oa.ChatRequest, question: str, history: list) -> Iterator[str]:
-    """The reply as server-sent events in OpenAI's chunk format, ending with `data: [DONE]`."""
+    """The reply as server-sent events in OpenAI's chunk format, ending with `data: [DONE]`: each
+    piece as the backend writes it, then a last chunk with the answer's fields. A model's reply is
+    checked only once it is whole, so the last chunk's `answer` can be shorter than what streamed."""
     cid = oa.completion_id()
     with engines.queue.turn(body.model):
-        events = engine.stream(question, history, body.top_k, body.temperature, oa.where(body.filters))
+        events = engine.stream(
+            question, history, k=body.top_k, temperature=body.temperature, where=oa.where(body.filters)
+        )
         with contextlib.closing(events):
             first = next(events)  # raises before anything is sent
             yield sse(oa.chunk(cid, body.model, {"role": "assistant", "content": ""}))
             try:
-                answer = yield from wait_for_answer(itertools.chain([first], events))
+                pieces = itertools.chain([first], events)
+                answer = yield from text_then_answer(
+                    pieces, lambda text: sse(oa.chunk(cid, body.model, {"content": text}))
+                )
             except RagError as exc:  # after the headers: the error goes in the stream, as OpenAI does
                 yield sse(error_status(exc)[1])
                 yield "data: [DONE]\n\n"
                 return
-    for piece in re.findall(r"\s*\S+", answer.text):
-        yield sse(oa.chunk(cid, body.model, {"content": piece}))
-    # The token counts ride on the last chunk (OpenAI sends them when `stream_options.include_usage`).
-    yield sse(oa.chunk(cid, body.model, {}, "stop", {"usage": oa.usage(answer), **oa.answer_fields(answer)}))
+    # The answer's fields and token counts ride on the last chunk (OpenAI sends `usage` there too).
+    yield sse(oa.chunk(cid, body.model, {}, "stop", answer_json(answer)))
     yield "data: [DONE]\n\n"
-
-
-def wait_for_answer(events: Iterator[str | Answer]) -> Iterator[str]:
-    """A comment per piece the model writes; returns the finished `Answer`."""
-    for event in events:
-        if isinstance(event, Answer):
-            return event
-        yield ": generating\n\n"
-    raise RuntimeError("the answer stream ended without an answer")
 
 
 def sse(payload: dict) -> str:
@@ -209,7 +200,7 @@ def add_article_routes(router: APIRouter, engines: Engines) -> None:
     @router.post("/retrieve", summary="The passages retrieved for a question, with their scores")
     def retrieve(body: oa.RetrieveRequest) -> dict:
         passages = engines.rag.retrieve(body.question, k=body.k, where=oa.where(body.filters))
-        return {"passages": [oa.passage_json(p) for p in passages]}
+        return {"passages": [p.to_dict() for p in passages]}
 
     @router.get("/documents", summary="The articles in the store")
     def documents() -> dict:

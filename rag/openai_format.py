@@ -1,9 +1,10 @@
 """OpenAI's chat-completion shapes: the request we accept and the replies, chunks and errors we send.
 
 Only what a chat client uses is modelled (model, messages, temperature, stream); other OpenAI
-fields are accepted and ignored, and `n`, tools or logprobs are not supported. Our additions
-ride beside OpenAI's fields, where its clients ignore them: `citations` (doc_id, title, dateline,
-text, start/end offsets in the original file), `evidence`, `passages`, `abstained`, `uncertain` and `how`.
+fields are accepted and ignored, and `n`, tools or logprobs are not supported. The answer's own
+fields (`rag.answer.answer_json`: `answer`, `citations` with their offsets in the original file,
+`evidence`, `passages`, `abstained`, `uncertain`, `how`, `answered_by`) ride beside OpenAI's,
+where its clients ignore them; `usage` is OpenAI's own.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.answer import Answer
-from rag.citations import Citation
-from rag.retrieve import Passage
+from rag.answer import Answer, answer_json
 
 # Strict: a string where a number or a list belongs is a 400, not silently converted.
 REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
@@ -101,58 +100,11 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def citation_json(citation: Citation) -> dict:
-    """A citation with what a client needs to show or check it: its article and file offsets."""
-    p = citation.passage
-    return {
-        "marker": citation.marker,
-        "doc_id": p.doc_id,
-        "title": p.title,
-        "dateline": p.dateline,
-        "text": p.text,
-        "start": p.start,
-        "end": p.end,
-    }
-
-
-def passage_json(passage: Passage) -> dict:
-    """A retrieved passage with its dateline and dense similarity beside the usual fields."""
-    return {**passage.to_dict(), "dateline": passage.dateline, "similarity": passage.similarity}
-
-
-def answer_fields(answer: Answer) -> dict:
-    """Our fields beside OpenAI's: the sources, the evidence, and whether the answer abstains."""
-    return {
-        "citations": [citation_json(c) for c in answer.citations],
-        "evidence": answer.evidence_dicts(),
-        "passages": [passage_json(p) for p in answer.passages],
-        "abstained": answer.abstained,
-        "how": answer.how,
-        "uncertain": answer.uncertain,
-        "backend": answer.backend,
-        "notice": answer.notice,
-    }
-
-
-def usage(answer: Answer) -> dict:
-    """OpenAI's token counts: the model's prompt and reply tokens (rewrite included), zero when the
-    answer needed no model (an evidence quote, an abstention before generation)."""
-    counted = {key: answer.usage.get(key, 0) for key in ("prompt_tokens", "completion_tokens")}
-    return {**counted, "total_tokens": sum(counted.values())}
-
-
 def completion(answer: Answer, model: str) -> dict:
-    """A whole reply as a `chat.completion` object."""
+    """A whole reply as a `chat.completion` object: OpenAI's envelope around `answer_json`'s fields."""
     choice = {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
-    return {
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [choice],
-        "usage": usage(answer),
-        **answer_fields(answer),
-    }
+    body = {"id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model}
+    return {**body, "choices": [choice], **answer_json(answer)}
 
 
 def chunk(cid: str, model: str, delta: dict, finish_reason: str | None = None, extra: dict | None = None) -> dict:

@@ -25,8 +25,6 @@ from rag.store import Store, StoredChunk, Vectors
 from rag.text import WORD, content_terms
 
 if TYPE_CHECKING:
-    from llama_index.core.schema import TextNode
-
     from rag.embeddings import Embedder
 
 log = logging.getLogger(__name__)
@@ -62,12 +60,14 @@ class Passage:
         return original + offset - line_start
 
     def to_dict(self) -> dict:
-        """The passage as the JSON outputs (CLI, app, eval) show it."""
+        """The passage as every JSON output shows it (CLI, app, HTTP API, eval)."""
         return {
             "doc_id": self.doc_id,
             "title": self.title,
+            "dateline": self.dateline,
             "text": self.text,
             "score": self.score,
+            "similarity": self.similarity,
             "start": self.start,
             "end": self.end,
             "found_by": list(self.found_by),
@@ -241,22 +241,27 @@ class HybridRetriever:
                     log.info("lexical index caught up: %d chunks added, %d removed", added, removed)
                 self._version = version
 
-    def dense(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
-        """Nearest chunks by cosine similarity of their embeddings, from `doc_ids` when given."""
-        hits = self._nearest(self.embedder.get_query_embedding(question), self._kept(doc_ids))
-        nodes = {node.node_id: node for node in self.store.nodes([cid for cid, _ in hits])} if hits else {}
-        return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
+    def dense(self, question: str, scope: KeptScope | None = None) -> list[tuple[str, float]]:
+        """The dense half of `retrieve`: ids of the chunks nearest the question by cosine similarity
+        of their embeddings, nearest first, with that similarity; only the scope's chunks when given
+        (searched as `Store.nearest_among` says, or a small scope's kept vectors scored here)."""
+        vector, k = self.embedder.get_query_embedding(question), self.settings.candidates
+        if scope is None:
+            return self.store.nearest(vector, k)
+        chunks = scope.chunks
+        if len(chunks.chunk_ids) > VECTORS_KEPT_UP_TO:
+            return self.store.nearest_among(vector, k, chunks.chunk_ids, chunks.total)
+        if scope.vectors is None:  # a small scope's vectors are read once, then scored here
+            scope.vectors = self.store.vectors(chunks.chunk_ids)
+        return scope.vectors.nearest(vector, k)
 
-    def lexical(self, question: str, doc_ids: Collection[str] | None = None) -> list[tuple[TextNode, float]]:
-        """Best chunks by BM25 (names, numbers and rare words the embedder blurs), from `doc_ids` when given."""
-        hits = dict(self.index.search(question, self.settings.candidates, within=self.scoped(doc_ids)))
-        nodes = {node.node_id: node for node in self.store.nodes(list(hits))} if hits else {}
-        return [(nodes[cid], score) for cid, score in hits.items() if cid in nodes and score > 0]
-
-    def scoped(self, doc_ids: Collection[str] | None) -> Scoped | None:
-        """The chunks of a scope's articles (None: no scope)."""
-        kept = self._kept(doc_ids)
-        return kept.chunks if kept else None
+    def lexical(self, question: str, scope: KeptScope | None = None) -> list[tuple[str, float]]:
+        """The lexical half of `retrieve`: ids of the best chunks by BM25 (names, numbers and rare
+        words the embedder blurs), best first, with their score; chunks holding none of the
+        question's words are left out (only the scope's chunks when given)."""
+        within = scope.chunks if scope else None
+        hits = self.index.search(question, self.settings.candidates, within=within)
+        return [(chunk_id, score) for chunk_id, score in hits if score > 0]
 
     def _kept(self, doc_ids: Collection[str] | None) -> KeptScope | None:
         """A scope's chunks, looked up once and kept for the questions that follow while the store
@@ -278,17 +283,6 @@ class HybridRetriever:
                 cache[key] = kept
         return kept
 
-    def _nearest(self, vector: list[float], kept: KeptScope | None) -> list[tuple[str, float]]:
-        """Dense search over the whole store, or inside a scope (see `Store.nearest_among`)."""
-        if kept is None:
-            return self.store.nearest(vector, self.settings.candidates)
-        scope = kept.chunks
-        if len(scope.chunk_ids) > VECTORS_KEPT_UP_TO:
-            return self.store.nearest_among(vector, self.settings.candidates, scope.chunk_ids, scope.total)
-        if kept.vectors is None:  # a small scope's vectors are read once, then scored here
-            kept.vectors = self.store.vectors(scope.chunk_ids)
-        return kept.vectors.nearest(vector, self.settings.candidates)
-
     def retrieve(
         self, question: str, k: int | None = None, doc_ids: Collection[str] | None = None, also: str = ""
     ) -> Retrieval:
@@ -301,11 +295,9 @@ class HybridRetriever:
         k = k or self.settings.top_k
         self.refresh()
         kept = self._kept(doc_ids)
-        scope = kept.chunks if kept else None
-        lexical = self._pool.submit(self.index.search, question, self.settings.candidates, within=scope)
-        vector = self.embedder.get_query_embedding(question)
-        similarity = dict(self._nearest(vector, kept))
-        rankings = {"dense": list(similarity), "bm25": [cid for cid, score in lexical.result() if score > 0]}
+        lexical = self._pool.submit(self.lexical, question, kept)
+        similarity = dict(self.dense(question, kept))
+        rankings = {"dense": list(similarity), "bm25": [cid for cid, _ in lexical.result()]}
         fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
         passages: list[Passage] = []

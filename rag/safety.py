@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from rag.errors import BadInput
+
 # A question that tries to change the instructions is not passed to the model at all. What makes
 # it one is whom the words aim at: an order (a sentence that opens with the verb, or one put to
 # "you") or the assistant's own rules ("your instructions"). A question about someone else who
@@ -65,6 +67,17 @@ def sanitize(text: str) -> str:
 def printable(text: str) -> str:
     """Text without control characters and lone surrogates (from a terminal paste or a browser)."""
     return UNPRINTABLE.sub("", text)
+
+
+def checked_question(question: object, max_chars: int) -> str:
+    """The question trimmed and without control characters, or BadInput when empty or too long."""
+    if isinstance(question, str):
+        question = " ".join(printable(question).split())
+    if not isinstance(question, str) or not question:
+        raise BadInput("the question is empty; type a question about the articles")
+    if len(question) > max_chars:
+        raise BadInput(f"the question is {len(question):,} characters long; the limit is {max_chars:,}")
+    return question
 
 
 def is_override_attempt(question: str) -> bool:

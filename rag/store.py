@@ -21,7 +21,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -121,6 +121,7 @@ def _embedded_client(path: Path, config: Any) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=config)
 
 
+@dataclass(eq=False)  # one store is one collection: compared by identity
 class Store:
     """One Chroma collection of article chunks, tagged with the model that embedded them.
 
@@ -128,25 +129,12 @@ class Store:
     on this machine notice the change.
     """
 
-    def __init__(
-        self, client: Any, collection: Any, embed_model: str, dimension: int, marker: Path | None = None
-    ) -> None:
-        self.client = client
-        self.collection = collection
-        self.embed_model = embed_model
-        self.dimension = dimension
-        self.marker = marker
-        self._vector_store: Any = None
-        self._batch_size: int | None = None
-
-    @property
-    def vector_store(self) -> Any:
-        """LlamaIndex's `ChromaVectorStore`, made on the first dense query (its import costs seconds)."""
-        if self._vector_store is None:
-            from llama_index.vector_stores.chroma import ChromaVectorStore
-
-            self._vector_store = ChromaVectorStore(chroma_collection=self.collection)
-        return self._vector_store
+    client: Any
+    collection: Any
+    embed_model: str
+    dimension: int
+    marker: Path | None = None
+    _batch_size: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, dimension: int, rebuild: bool = False) -> Store:
@@ -329,7 +317,7 @@ class Store:
         """Ids of the k nearest chunks with their cosine similarity (`nearest_among` inside a scope).
 
         Ids and distances alone: reading the hits' texts and metadata in the same query costs Chroma
-        several times the search itself (2 ms against 12 ms at 100k chunks), so `nodes` reads them
+        several times the search itself (2 ms against 12 ms at 100k chunks), so `chunks` reads them
         for the few that are kept. Not LlamaIndex's `ChromaVectorStore`: it counts the collection
         (a scan) before every query.
         """
@@ -375,12 +363,6 @@ class Store:
         matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
         return Vectors(list(got["ids"]), matrix)
-
-    def query(self, embedding: list[float], k: int) -> list[tuple[TextNode, float]]:
-        """The k nearest chunks as nodes with their cosine similarity."""
-        hits = self.nearest(embedding, k)
-        nodes = {node.node_id: node for node in self.nodes([cid for cid, _ in hits])} if hits else {}
-        return [(nodes[cid], similarity) for cid, similarity in hits if cid in nodes]
 
 
 @dataclass(frozen=True)

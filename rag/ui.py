@@ -216,14 +216,19 @@ def error_html(message: str) -> str:
 
 
 def byline(answer: Answer) -> str:
-    """Who answered: the Ollama model or the built-in one; nothing generated for a refusal."""
-    if answer.backend == "ollama":
-        return f"Answered by Ollama · {answer.model}"
-    if answer.backend == "embedded" and answer.how == "quote":
+    """Who answered: the model that wrote it, or where it was taken from; nothing generated for a refusal."""
+    from rag.answer import How
+
+    if answer.backend == "none":
+        return "No model was asked: the question was answered from the retrieval step alone."
+    if answer.how == How.QUOTE:
         return "Quoted from the best evidence sentence (the built-in model is too small to rephrase it reliably)"
-    if answer.backend == "embedded":
-        return f"Answered by {answer.model}"
-    return "No model was asked: the question was answered from the retrieval step alone."
+    if answer.how == How.ABSTAIN and not answer.usage:
+        return "No sentence of the passages scores as an answer; no model was asked"
+    if answer.how in (How.SHORT, How.RECKON, How.NAMES):
+        return "Taken from the evidence sentences, which are shown with it; no model wrote it"
+    server = {"ollama": "Ollama · "}.get(answer.backend, "")
+    return f"Answered by {server}{answer.model}"
 
 
 def found_label(passage: Passage) -> str:

@@ -44,6 +44,9 @@ PROBE = (
     'PROBE, April 1. /TASS/. The probe article says that <img src=x onerror="window.__probe=2"> '
     "and **stars** and # hashes must show as plain text. The probe was written by the test team.\n"
 )
+# The built-in model writing (a run of the evidence's words) rather than the app's default, a
+# short answer or quote: for the tests whose point is a reply in progress (Stop).
+MODEL_WRITES = "constrained"
 ANSWER_WAIT_MS = 180_000  # the built-in model answers in seconds; a busy CI machine gets slack
 
 
@@ -64,8 +67,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def app_env(home: Path, corpus: Path, port: int) -> dict[str, str]:
-    """The environment of the app process: ours, minus any settings of the developer's own."""
+def app_env(home: Path, corpus: Path, port: int, small_answer: str | None = None) -> dict[str, str]:
+    """The environment of the app process: ours, minus any settings of the developer's own;
+    `small_answer` is how the built-in model answers (None: the app's default)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -76,13 +80,12 @@ def app_env(home: Path, corpus: Path, port: int) -> dict[str, str]:
         RAG_CORPUS=str(corpus),
         RAG_BACKEND="embedded",
         RAG_OLLAMA_HOST=NO_OLLAMA,
-        # The model writes (a run of the evidence's words) instead of the default quote, so that
-        # the browser tests see it run and Stop has an answer in progress to end.
-        RAG_SMALL_ANSWER="constrained",
         RAG_MAX_NEW_TOKENS="80",  # one or two sentences, as the prompt asks; keeps the suite quick
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
     )
+    if small_answer is not None:
+        env["RAG_SMALL_ANSWER"] = small_answer
     return env
 
 
@@ -102,9 +105,11 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextlib.contextmanager
-def app_process(root: Path, articles: dict[str, str] | None = None, **settings: str) -> Iterator[RunningApp]:
+def app_process(
+    root: Path, articles: dict[str, str] | None = None, small_answer: str | None = None, **settings: str
+) -> Iterator[RunningApp]:
     """`python app.py` on a free port with an empty store and the seeds plus the probe article, or
-    only `articles` (file name: text) when given."""
+    only `articles` (file name: text) when given; `small_answer` as `app_env` takes it."""
     corpus = root / "articles"
     if articles is None:
         shutil.copytree(SEEDS, corpus)
@@ -117,7 +122,7 @@ def app_process(root: Path, articles: dict[str, str] | None = None, **settings: 
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")],
             cwd=root,
-            env={**app_env(root / ".rag", corpus, port), **settings},
+            env={**app_env(root / ".rag", corpus, port, small_answer), **settings},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -1,10 +1,12 @@
 """The chat app: a real `python app.py` process driven by Chromium (Playwright) and by `gradio_client`.
 
-The app runs the real embedded model on a temporary store and a temporary copy of the seed
-articles, plus a probe article whose title and text hold `<script>`, HTML and Markdown. The
-browser tests share one page and run in file order; each starts a new chat. A second app, with a
-login, keeps its chats on the server; a third, on a few made-up articles only, offers example
-questions made from them. The screenshot in the README is taken here (docs/screenshot.png).
+The app runs as shipped (the built-in model answers from the evidence, as it does by default) on
+a temporary store and a temporary copy of the seed articles, plus a probe article whose title and
+text hold `<script>`, HTML and Markdown. The browser tests share one page and run in file order;
+each starts a new chat. Other apps: one whose built-in model writes its answers, so that Stop has
+an answer in progress to end; one with a login, which keeps its chats on the server; one on a few
+made-up articles only, which offers example questions made from them. The screenshot in the
+README is taken here (docs/screenshot.png).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from app_server import ANSWER_WAIT_MS, PROBE_TITLE, RunningApp, app_process, ask
+from app_server import ANSWER_WAIT_MS, MODEL_WRITES, PROBE_TITLE, RunningApp, app_process, ask
 from app_server import chromium as chromium  # a fixture: the browser shared with tests/test_http_api.py
 from conftest import SEEDS
 from gradio_client import Client
@@ -30,7 +32,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from rag import Answer, BadInput, Citation, Passage, Settings, chats, ui, webapp
 from rag.access import credentials
-from rag.answer import UNCERTAIN_NOTE
+from rag.answer import UNCERTAIN_NOTE, How
 from rag.documents import read_document
 from rag.evidence import Evidence
 from rag.store import StoredDocument
@@ -56,14 +58,21 @@ class Browser:
     requests: list[str]
 
 
+def open_page(chromium: PlaywrightBrowser, url: str, requests: list[str] | None = None) -> Page:
+    """A new page on the app, returned once the chat shows; `requests` collects every URL it asks for."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 950})
+    if requests is not None:
+        page.on("request", lambda request: requests.append(request.url))
+    page.goto(url)
+    page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
+    return page
+
+
 @pytest.fixture(scope="module")
 def browser(running_app: RunningApp, chromium: PlaywrightBrowser) -> Iterator[Browser]:
     """Chromium on the app's page, opened once the chat shows."""
-    page = chromium.new_page(viewport={"width": 1400, "height": 950})
     requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(running_app.url)
-    page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
+    page = open_page(chromium, running_app.url, requests)
     yield Browser(page, requests)
     page.close()
 
@@ -106,6 +115,17 @@ def seed_titles() -> set[str]:
     return {read_document(path, path.name, 10**7).title for path in SEEDS.iterdir()}
 
 
+def seed_title(prefix: str) -> str:
+    """The title of the seed article whose file name starts with `prefix` ("002")."""
+    path = next(SEEDS.glob(f"{prefix}*"))
+    return read_document(path, path.name, 10**7).title
+
+
+def answer_text(answer: Locator) -> str:
+    """An answer's text as the chat shows it (without its evidence, footnotes or byline)."""
+    return answer.locator("p").first.inner_text()
+
+
 # -- in the browser -------------------------------------------------------------------------
 
 
@@ -119,25 +139,25 @@ def test_first_start_ingests_the_articles_then_opens_the_chat(browser: Browser) 
 
 
 @pytest.mark.slow
-def test_streamed_answer_cites_an_article_and_its_marker_opens_the_passage(browser: Browser) -> None:
+def test_answer_quotes_the_sentence_that_says_it_and_its_marker_opens_the_article(browser: Browser) -> None:
     page = browser.page
     new_chat(page)
-    page.locator("#rag-question textarea").fill("Where did Lavrov and Kishida hold talks?")
-    page.locator("#rag-send").click()
-    # The built-in model's answer is checked before it is shown, so it arrives whole.
-    page.locator("#rag-chat .rag-byline").wait_for(timeout=ANSWER_WAIT_MS)
-    answer = page.locator("#rag-chat .rag-answer").last
-    marker = answer.locator("a.rag-cite").first
-    assert marker.inner_text().startswith("[")
-    note = answer.locator("details.rag-fn").first
+    answer = ask(page, "Where did Lavrov and Kishida hold talks?")
+    # By default the built-in model writes nothing: the answer is the best evidence sentence, cited.
+    text = answer_text(answer)
+    assert text.startswith("“") and "Iikura guest house in Tokyo" in text and text.endswith("[1]"), text
+    byline = answer.locator(".rag-byline").inner_text()
+    assert byline.startswith("Quoted from the best evidence sentence"), byline
+    marker = answer.locator("p").first.locator("a.rag-cite")
+    expect(marker).to_have_text("[1]")
+    note = page.locator(marker.get_attribute("href"))
     assert not note.evaluate("e => e.open")
     marker.click()
     page.wait_for_function("e => e.open", arg=note.element_handle())
-    title = note.locator("summary").inner_text()
-    assert any(t in title for t in seed_titles()), title
-    assert note.locator("mark").count() >= 1  # the cited sentence, highlighted
-    byline = answer.locator(".rag-byline").inner_text()  # the model's checked reply, or the evidence quoted
-    assert "SmolLM2-135M" in byline or "Quoted from the best evidence sentence" in byline
+    assert seed_title("002") in note.locator("summary").inner_text()  # the article that says it
+    assert "002_" in note.locator(".rag-meta").inner_text()
+    [cited] = note.locator("mark").all_inner_texts()  # the quoted sentence, highlighted in its passage
+    assert "Iikura guest house in Tokyo" in cited and cited in text
     assert "Ollama" in page.locator("#rag-notice").inner_text()  # the hint on better answers
     assert page.locator("#rag-sources .rag-cited").count() >= 1
     open_accordion(page, "rag-articles", "Articles", is_open=False)
@@ -209,18 +229,18 @@ def test_article_html_and_markdown_show_as_text(browser: Browser) -> None:
 def test_follow_up_question_uses_the_conversation(browser: Browser) -> None:
     page = browser.page
     new_chat(page)
-    ask(page, "Who did Igor Morgulov open consultations with?")
+    first = ask(page, "Who did Igor Morgulov open consultations with?")
+    assert answer_text(first) == "Takeo Mori [1]."  # the name the evidence sentence gives, cited
     ask(page, "What post does he hold?")
-    morgulov = read_document(next(SEEDS.glob("003*")), "003", 10**7).title
     first_source = page.locator("#rag-sources details").first.locator("summary").inner_text()
-    assert morgulov in first_source  # without the first question, another article ranks first
+    assert seed_title("003") in first_source  # without the first question, another article ranks first
 
 
 @pytest.mark.slow
 def test_a_chat_survives_a_reload_and_can_be_reopened_and_deleted(browser: Browser, running_app: RunningApp) -> None:
     page = browser.page
     new_chat(page)
-    said = ask(page, "Who is Takeo Mori?").locator("p").first.inner_text()
+    said = answer_text(ask(page, "Who is Takeo Mori?"))
     reload(page)
     assert page.locator("#rag-chat .rag-answer").count() == 0  # a reload opens on a new chat
     entry = saved_chat(page, "Who is Takeo Mori?")
@@ -228,8 +248,7 @@ def test_a_chat_survives_a_reload_and_can_be_reopened_and_deleted(browser: Brows
     entry.click()
     expect(page.locator("#rag-chat .rag-answer").first).to_contain_text(said)
     ask(page, "What post does he hold?")  # read with the reopened chat's history, or another article wins
-    mori = read_document(next(SEEDS.glob("003*")), "003", 10**7).title
-    assert mori in page.locator("#rag-sources details").first.locator("summary").inner_text()
+    assert seed_title("003") in page.locator("#rag-sources details").first.locator("summary").inner_text()
     expect(entry).to_have_count(1)  # the same chat went on
     page.locator("#rag-delete").click()
     expect(entry).to_have_count(0)
@@ -240,10 +259,16 @@ def test_a_chat_survives_a_reload_and_can_be_reopened_and_deleted(browser: Brows
     assert not (running_app.home / "chats").exists()  # without a login nothing is kept on the server
 
 
+@pytest.fixture
+def writing_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """An app whose built-in model writes its answers: only then is one in progress long enough to stop."""
+    with app_process(tmp_path_factory.mktemp("writing"), small_answer=MODEL_WRITES) as running:
+        yield running
+
+
 @pytest.mark.slow
-def test_stop_ends_the_answer_and_the_chat_goes_on(browser: Browser) -> None:
-    page = browser.page
-    new_chat(page)
+def test_stop_ends_the_answer_and_the_chat_goes_on(writing_app: RunningApp, chromium: PlaywrightBrowser) -> None:
+    page = open_page(chromium, writing_app.url)
     page.locator("#rag-question textarea").fill("Which islands does Japan claim?")
     page.locator("#rag-send").click()
     page.locator("#rag-chat .rag-streaming").wait_for(timeout=ANSWER_WAIT_MS)
@@ -255,6 +280,7 @@ def test_stop_ends_the_answer_and_the_chat_goes_on(browser: Browser) -> None:
     assert answer.locator(".rag-byline").count() == 1
     new_chat(page)
     assert page.locator("#rag-chat .rag-question").count() == 0
+    page.close()
 
 
 @pytest.mark.slow
@@ -324,9 +350,7 @@ def shown_examples(page: Page) -> list[str]:
 def test_example_questions_come_from_the_indexed_articles_and_follow_an_upload(
     other_topic_app: RunningApp, chromium: PlaywrightBrowser, tmp_path: Path
 ) -> None:
-    page = chromium.new_page(viewport={"width": 1400, "height": 950})
-    page.goto(other_topic_app.url)
-    page.locator("#rag-question textarea").wait_for(timeout=ANSWER_WAIT_MS)
+    page = open_page(chromium, other_topic_app.url)
     titles = ["Village bakery wins the regional bread prize", "Night ferry returns to the river"]
     titles.append("Glacier retreat measured from the air")
     # Exactly one question per article indexed: nothing from any other folder.
@@ -398,9 +422,10 @@ def client(running_app: RunningApp) -> Client:
 @pytest.mark.slow
 def test_a_script_gets_a_cited_answer_through_gradio_client(client: Client) -> None:
     result = client.predict("Where did Lavrov and Kishida hold talks?", api_name="/ask")
-    assert not result["abstained"] and result["backend"] == "embedded"
-    assert result["citations"] and result["citations"][0]["title"] in seed_titles()
-    assert f"[{result['citations'][0]['marker']}]" in result["answer"]
+    assert not result["abstained"] and result["answered_by"]["backend"] == "embedded"
+    assert "Iikura guest house in Tokyo" in result["answer"] and result["answer"].endswith("[1]")
+    [cited] = result["citations"]
+    assert cited["marker"] == 1 and cited["title"] == seed_title("002") and cited["doc_id"].startswith("002_")
 
 
 @pytest.mark.slow
@@ -476,15 +501,22 @@ def test_uploads_are_renamed_checked_and_kept_inside_the_corpus(tmp_path: Path) 
     assert all(p.parent == (corpus / "uploads").resolve() for p in written)
 
 
+def model_answer(text: str, citations: list[Citation], passages: list[Passage], **more: object) -> Answer:
+    """An answer the built-in model wrote, with its citations checked."""
+    return Answer(
+        text=text, how=How.MODEL, citations=citations, passages=passages, backend="embedded", model="SmolLM2", **more
+    )
+
+
 def test_article_text_and_model_output_are_escaped_in_the_html() -> None:
     passage = Passage("probe.txt", "<b>T</b>", "Intro. <script>x()</script> **Said** so.", 0.03, 0, 40, "Probe, May 1")
-    answer = Answer("It <i>said</i> so [1].", [Citation(1, passage)], [passage], False, "embedded", "SmolLM2")
+    answer = model_answer("It <i>said</i> so [1].", [Citation(1, passage)], [passage])
     html = ui.answer_html(answer, {1: ["<script>x()</script> **Said** so."]}, ui.byline(answer))
     assert "<script>" not in html and "<b>" not in html and "<i>" not in html
     assert "&lt;script&gt;x()&lt;/script&gt;" in html and "**Said**" in html
     assert "<mark>&lt;script&gt;x()&lt;/script&gt; **Said** so.</mark>" in html
     assert '<a class="rag-cite" href="#' in html and "\n" not in html
-    abstained = Answer("The articles don't say.", [], [passage], True, "embedded", "SmolLM2")
+    abstained = dataclasses.replace(answer, text="The articles don't say.", citations=[], how=How.ABSTAIN)
     assert 'class="rag-abstain"' in ui.answer_html(abstained, {}, "")
 
 
@@ -530,7 +562,7 @@ def test_app_py_rag_serve_and_make_run_start_the_same_app() -> None:
 def test_sources_panel_shows_rank_similarity_and_which_search_found_each_passage() -> None:
     both = Passage("a.txt", "A", "Kishida met Lavrov.", 0.0328, 0, 19, similarity=0.62, found_by=("dense", "bm25"))
     words = Passage("b.txt", "B", "Lavrov spoke.", 0.0161, 0, 13, found_by=("bm25",))
-    answer = Answer("Kishida met Lavrov [1].", [Citation(1, both)], [both, words], False, "embedded", "SmolLM2")
+    answer = model_answer("Kishida met Lavrov [1].", [Citation(1, both)], [both, words])
     html = ui.sources_html(answer)
     assert "rank 1 · similarity 0.62 · found by meaning and words" in html
     assert "rank 2 · found by words</span>" in html  # the dense search did not find it: no similarity
@@ -545,14 +577,13 @@ def test_the_evidence_shown_is_the_best_sentence_of_each_cited_passage() -> None
         Evidence("Kishida met Lavrov in Tokyo.", 1, "a.txt", "Talks in Tokyo", 7, 35, 0.6),
         Evidence("Intro.", 1, "a.txt", "Talks in Tokyo", 0, 6, 0.2),
     ]
-    answer = Answer("They met in Tokyo [1].", [Citation(1, cited)], [cited, other], False, "embedded", "SmolLM2")
-    answer = dataclasses.replace(answer, evidence=evidence, how="model")
+    answer = model_answer("They met in Tokyo [1].", [Citation(1, cited)], [cited, other], evidence=evidence)
     marks = ui.evidence_marks(answer)
     assert marks == {1: ["Kishida met Lavrov in Tokyo."]}  # not the uncited passage's sentence
     html = ui.answer_html(answer, marks, "")
     assert '<span class="rag-quote-text">Kishida met Lavrov in Tokyo.</span>' in html and "Talks in Tokyo" in html
     assert "<mark>Kishida met Lavrov in Tokyo.</mark>" in html and "Lavrov flew home" not in html
-    abstained = dataclasses.replace(answer, text="The articles don't say.", citations=[], abstained=True)
+    abstained = dataclasses.replace(answer, text="The articles don't say.", citations=[], how=How.ABSTAIN)
     assert ui.evidence_marks(abstained) == {} and "rag-evidence" not in ui.answer_html(abstained, {}, "")
 
 

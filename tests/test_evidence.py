@@ -18,9 +18,10 @@ from conftest import make_rag
 from test_ingest import run_cli
 
 from rag import RAG
-from rag.answer import UNCERTAIN_NOTE, reply_from_evidence, span_grammar
+from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
+from rag.extractive import reply_from_evidence, span_grammar
 from rag.retrieve import Passage, with_passages_for
 
 HARBOUR = """\
@@ -126,8 +127,10 @@ def test_a_day_is_answered_and_a_year_is_not_passed_off_as_a_date(other_topic: t
     rag, _ = other_topic
     met = rag.ask("On which day of the week did the valley council approve the new road?")
     assert not met.abstained and "Tuesday" in met.text
+    # The article gives the year alone: like eval/qa.jsonl's q118 (the exact date of a treaty only
+    # dated by its year), a question with no answer in the articles, so no quote, however doubtful.
     only_a_year = rag.ask("On what exact date did the council first debate the road?")
-    assert only_a_year.abstained or (only_a_year.uncertain and only_a_year.how == "quote"), only_a_year.text
+    assert only_a_year.abstained and only_a_year.how == "abstain" and not only_a_year.citations, only_a_year.text
     assert rag.ask("What is the population of Brenna?").abstained  # Brenna is named, its population is not
 
 
@@ -276,21 +279,47 @@ def test_another_wording_takes_only_the_last_places() -> None:
     assert [p.chunk_id for p in with_passages_for(question, other, 1)] == ["a"]
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "How old is Marta Solberg?",  # the article names her, not her age
-        "Who is the mayor of Portvale?",
-        "Who sued the council over the road?",  # the council approved the road; no one sued
-        "Which company insured the harbour bridge?",
-        "What is the population of Brenna?",
-    ],
-)
+# Questions that name the articles' words but ask what they do not say (eval/qa.jsonl's unanswerable
+# "missing_fact" rows: "What is the population of Kunashir island?").
+UNSAID = [
+    "How old is Marta Solberg?",  # the article names her, not her age
+    "Who is the mayor of Portvale?",
+    "Who sued the council over the road?",  # the council approved the road; no one sued
+    "Which company insured the harbour bridge?",
+    "What is the population of Brenna?",
+]
+# Those answered all the same, marked uncertain (measured): the reply, and its best sentence's
+# probability, over the scorer's threshold (0.1546 in rag/scorer.json).
+ANSWERED_ANYWAY = {
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.311),
+    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1718),
+    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1549),
+}
+
+
+def refusal_expected(question: str) -> object:
+    """The question as a test parameter, an expected failure (strict, so a fix shows) when it is answered."""
+    if question not in ANSWERED_ANYWAY:
+        return question
+    reply, score = ANSWERED_ANYWAY[question]
+    reason = f"answered, marked uncertain, with {reply}: its best sentence scores {score}, over the threshold"
+    return pytest.param(question, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("question", UNSAID)
 def test_a_question_that_names_the_articles_words_but_asks_what_they_do_not_say_is_not_answered_as_sure(
     five_topics: RAG, question: str
 ) -> None:
     answer = five_topics.ask(question)
     assert answer.abstained or answer.uncertain, answer.text
+
+
+@pytest.mark.parametrize("question", [refusal_expected(q) for q in UNSAID])
+def test_a_question_that_names_the_articles_words_but_asks_what_they_do_not_say_is_refused(
+    five_topics: RAG, question: str
+) -> None:
+    answer = five_topics.ask(question)
+    assert answer.abstained and not answer.citations, answer.text
 
 
 def test_an_answer_under_the_scorers_sure_level_is_marked_uncertain(
@@ -303,7 +332,7 @@ def test_an_answer_under_the_scorers_sure_level_is_marked_uncertain(
     doubting = json.loads(SCORER.read_text()) | {"sure": 0.999}  # the same scorer, sure of nothing
     (tmp_path / "doubting.json").write_text(json.dumps(doubting))
     doubtful = RAG(five_topics.settings, scorer_path=tmp_path / "doubting.json").ask(question)
-    assert doubtful.text == sure.text and doubtful.uncertain and doubtful.to_dict()["uncertain"] is True
+    assert doubtful.text == sure.text and doubtful.uncertain and answer_json(doubtful)["uncertain"] is True
     monkeypatch.setenv("RAG_SCORER_PATH", str(tmp_path / "doubting.json"))
     shown = run_cli("ask", question, home=five_topics.settings.home, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

@@ -117,7 +117,7 @@ def bare_rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RAG]:
     home = Path(tmp_path_factory.mktemp("fuzz")) / ".rag"
     rag = RAG(home=home, max_question_chars=200, ollama_host="http://127.0.0.1:9")
     yield rag
-    assert rag._embedder is None and rag._backend is None and rag._store is None
+    assert not rag.loaded("embedder") and not rag.loaded("backend") and not rag.loaded("store")
 
 
 @FUZZ

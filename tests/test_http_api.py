@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from app_server import ANSWER_WAIT_MS, RunningApp, app_process, ask
+from app_server import ANSWER_WAIT_MS, MODEL_WRITES, RunningApp, app_process, ask
 from app_server import chromium as chromium  # a fixture: the browser shared with tests/test_app.py
 from playwright.sync_api import Browser as PlaywrightBrowser
 
@@ -33,9 +33,11 @@ QUEUE = 2  # questions that may wait for the model, so that eight at once overfl
 
 @pytest.fixture(scope="module")
 def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """`python app.py` serving the chat and the API, with a short line of waiting questions."""
+    """`python app.py` serving the chat and the API, with a short line of waiting questions. Its
+    built-in model writes (`MODEL_WRITES`): answers then take seconds, so that the line fills, and
+    spend tokens, so that `usage` is counted. tests/test_app.py drives the default mode."""
     settings = {"RAG_API_QUEUE": str(QUEUE), "RAG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
-    with app_process(tmp_path_factory.mktemp("api"), **settings) as running:
+    with app_process(tmp_path_factory.mktemp("api"), small_answer=MODEL_WRITES, **settings) as running:
         yield running
 
 
@@ -81,10 +83,25 @@ def test_streamed_completion_assembles_to_the_same_text(client: openai.OpenAI) -
     chunks = list(completion(client, QUESTION, stream=True))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole
-    assert len(chunks) > 3  # the text came in pieces
+    # The built-in backend's answer is checked before it is shown, so it streams as one piece.
+    assert [bool(c.choices[0].delta.content) for c in chunks] == [False, True, False]
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop" and last.model_extra["citations"]
+    assert last.model_extra["answer"] == whole and last.model_extra["answered_by"]["backend"] == "embedded"
     assert last.usage.completion_tokens == completion(client, QUESTION).usage.completion_tokens > 0
+
+
+@pytest.mark.slow
+def test_the_api_and_the_apps_ask_give_the_same_answer_fields(api_app: RunningApp) -> None:
+    from gradio_client import Client
+
+    body = {"model": "embedded", "temperature": 0, "messages": [{"role": "user", "content": QUESTION}]}
+    reply = httpx.post(api_app.url + "v1/chat/completions", json=body, timeout=300).json()
+    through_gradio = Client(api_app.url, verbose=False).predict(QUESTION, temperature=0, api_name="/ask")
+    # One serialiser (`rag.answer.answer_json`): OpenAI's envelope around the very same fields.
+    assert {key: reply[key] for key in through_gradio} == through_gradio
+    assert through_gradio["answer"] == reply["choices"][0]["message"]["content"]
+    assert set(reply) - set(through_gradio) == {"id", "object", "created", "model", "choices"}
 
 
 @pytest.mark.slow

@@ -22,9 +22,8 @@ TERM = "Quellimar"  # in no seed article
 
 
 def lexical_docs(rag: RAG, question: str) -> list[str]:
-    """doc_ids of the lexical search's hits, after catching up with the store as a question does."""
-    rag.retriever.refresh()
-    return [node.metadata["doc_id"] for node, _ in rag.retriever.lexical(question)]
+    """doc_ids of the passages this process retrieves for a question by its words (BM25)."""
+    return [p.doc_id for p in rag.retrieve(question, k=3) if "bm25" in p.found_by]
 
 
 def other_process_docs(home: Path, cwd: Path, question: str) -> list[str]:

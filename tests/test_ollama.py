@@ -14,6 +14,7 @@ from conftest import SEEDS, make_rag
 from ollama_server import OllamaServer
 
 from rag import RAG, BackendUnavailable
+from rag.answer import answer_json
 
 TALKS = "Where did Lavrov and Kishida hold talks?"
 
@@ -54,7 +55,7 @@ def test_ollama_reads_whole_passages_with_the_evidence_named(store_home: Path, o
     used = answer.used_evidence
     assert used and {e.passage for e in used} == {1} and answer.evidence[: len(used)] == used
     assert len(answer.evidence) > len(used)
-    assert [e["cited"] for e in answer.to_dict()["evidence"]] == [e.passage == 1 for e in answer.evidence]
+    assert [e["cited"] for e in answer_json(answer)["evidence"]] == [e.passage == 1 for e in answer.evidence]
 
 
 def test_follow_up_is_rewritten_by_the_ollama_model(store_home: Path, ollama: OllamaServer) -> None:

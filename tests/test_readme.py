@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rag.settings import Settings
@@ -22,3 +23,10 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert "make run" in README and "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "python app.py" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_the_module_table_lists_every_module_once() -> None:
+    table = README.split("| stage | module | what it does |")[1].split("\n\n")[0]
+    named = [path for row in table.splitlines()[1:] for path in re.findall(r"`(rag/[\w/]+\.py)`", row.split("|")[2])]
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "rag").rglob("*.py"))
+    assert sorted(named) == modules

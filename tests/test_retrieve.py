@@ -117,7 +117,8 @@ def test_cli_retrieve_json(tmp_path: Path, corpus: Path) -> None:
     assert done.returncode == 0, done.stderr
     passages = json.loads(done.stdout)["passages"]
     assert len(passages) == 3
-    assert set(passages[0]) == {"doc_id", "title", "text", "score", "start", "end", "found_by"}
+    keys = {"doc_id", "title", "dateline", "text", "score", "similarity", "start", "end", "found_by"}
+    assert set(passages[0]) == keys
     assert passages[0]["doc_id"] == "002_5c202a017dd63dc4.txt"
 
 

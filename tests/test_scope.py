@@ -47,10 +47,8 @@ def test_a_filter_that_matches_nothing_is_a_clear_error(seeded_rag: RAG) -> None
 def test_bm25_and_dense_both_keep_to_the_scope(seeded_rag: RAG) -> None:
     everywhere = seeded_rag.retrieve("Iikura guest house")  # also brings both indexes up to date
     assert everywhere[0].doc_id == TOKYO and "bm25" in everywhere[0].found_by
-    retriever = seeded_rag.retriever
-    assert {n.metadata["doc_id"] for n, _ in retriever.lexical("Iikura guest house")} == {TOKYO}
-    assert retriever.lexical("Iikura guest house", doc_ids={MORI}) == []  # the word is only in 002
-    assert {n.metadata["doc_id"] for n, _ in retriever.dense("Iikura guest house", doc_ids={MORI})} == {MORI}
+    assert {p.doc_id for p in everywhere if "bm25" in p.found_by} == {TOKYO}  # the words are only in 002
+    # Inside 003 the words match nothing, and meaning alone finds 003's passages, no other article's.
     scoped = seeded_rag.retrieve("Iikura guest house", where="003_*")
     assert scoped and {p.doc_id for p in scoped} == {MORI} and all(p.found_by == ("dense",) for p in scoped)
 
@@ -72,8 +70,9 @@ def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
         monkeypatch.setattr(store_module, name, value)
     seeded_rag.retrieve("Iikura guest house")  # both indexes up to date
     retriever, store = seeded_rag.retriever, seeded_rag.store
-    scope = retriever.scoped({TOKYO, MORI})
-    vector = seeded_rag.embedder.get_query_embedding("When was the 1956 Joint Declaration signed?")
+    question = "When was the 1956 Joint Declaration signed?"
+    scope = retriever.index.scoped({TOKYO, MORI})
+    vector = seeded_rag.embedder.get_query_embedding(question)
     stored = store.collection.get(include=["embeddings", "metadatas"])
     every = sorted(
         (
@@ -88,10 +87,16 @@ def test_every_way_of_a_scoped_dense_search_finds_the_same_nearest_chunks(
     assert len(scope.chunk_ids) == len(inside) > 5 and scope.total == len(stored["ids"])
     found = store.nearest_among(vector, 5, scope.chunk_ids, scope.total)
     assert [cid for cid, _ in found] == [cid for cid, _ in expected]
-    # The retriever keeps a small scope's vectors and scores them itself: the same ranking again.
-    kept = retriever.dense("When was the 1956 Joint Declaration signed?", doc_ids={TOKYO, MORI})[:5]
-    assert [node.node_id for node, _ in kept] == [cid for cid, _ in expected]
     assert [round(s, 4) for _, s in found] == [round(s, 4) for _, s in expected]
+    # The retriever keeps a small scope's vectors and scores them itself: the scope's nearest chunk
+    # among the passages, and each passage's similarity the one scoring every chunk gives.
+    retrieval = retriever.retrieve(question, k=5, doc_ids={TOKYO, MORI})
+    exact = dict(inside)
+    assert {p.doc_id for p in retrieval.passages} <= {TOKYO, MORI}
+    assert expected[0][0] in [p.chunk_id for p in retrieval.passages]
+    assert retrieval.best_similarity == pytest.approx(expected[0][1], abs=1e-4)
+    dense = [p for p in retrieval.passages if p.similarity is not None]
+    assert dense and [p.similarity for p in dense] == pytest.approx([exact[p.chunk_id] for p in dense], abs=1e-4)
 
 
 def test_the_scoped_search_takes_the_way_of_least_cost() -> None:
