@@ -63,7 +63,7 @@ def _one_line_errors(command: Callable) -> Callable:
     multiple=True,
     help="Also run a baseline: naive (plain LlamaIndex), sentence (best sentence quoted); repeat it, or 'all'.",
 )
-@click.option("--backend", type=click.Choice(["auto", "ollama", "embedded"]), default=None, help="Generator.")
+@click.option("--backend", type=click.Choice(["auto", "ollama", "openai", "embedded"]), default=None, help="Generator.")
 @click.option("--check", is_flag=True, help="Exit 1 when a metric misses its limit in the minimums file.")
 @click.option("--minimums", type=click.Path(path_type=Path), default=MINIMUMS, help="Limits for --check.")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, help="Folder for results and report.")

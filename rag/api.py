@@ -48,7 +48,7 @@ class Options(TypedDict, total=False):
 
 
 # How each backend answers (rag/strategy.py): a new way of answering is a class added here.
-STRATEGIES: dict[str, type[Strategy]] = {"embedded": Extractive, "ollama": Writing}
+STRATEGIES: dict[str, type[Strategy]] = {"embedded": Extractive, "ollama": Writing, "openai": Writing}
 
 
 class RAG:
@@ -142,12 +142,12 @@ class RAG:
         """spaCy's entity recogniser (loaded on the first short answer)."""
         return self._part("annotator", Annotator)
 
-    def answering_with(self, backend: str, ollama_model: str) -> RAG:
-        """A RAG that answers with another backend or Ollama model over this one's parts: the same
-        store, retriever, embedder and kept vectors. Loading them again would hold a second
-        embedder (about 100 MB) and take its start-up; only the generator differs. Ingest through
-        this RAG, not the other: a rebuild here makes a new store the other would not see."""
-        other = RAG(self.settings, backend=backend, ollama_model=ollama_model)
+    def answering_with(self, **overrides: str) -> RAG:
+        """A RAG that answers with another backend or model (`overrides` of the settings) over this
+        one's parts: the same store, retriever, embedder and kept vectors. Loading them again would
+        hold a second embedder (about 100 MB) and take its start-up; only the generator differs.
+        Ingest through this RAG, not the other: a rebuild here makes a new store the other would not see."""
+        other = RAG(self.settings, **overrides)
         shared = (self.embedder, self.embedding_cache, self.store, self.retriever, self.annotator)
         other._parts.update(zip(("embedder", "embedding_cache", "store", "retriever", "annotator"), shared))
         return other

@@ -32,10 +32,10 @@ def _fail_cleanly(command: Callable) -> Callable:
     return run
 
 
-def _rag() -> Any:
+def _rag(**overrides: Any) -> Any:
     from rag.api import RAG
 
-    return RAG()
+    return RAG(**overrides)
 
 
 class _Bar:
@@ -123,11 +123,25 @@ def _where(docs: tuple[str, ...], dateline: str, title: str) -> dict:
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-k", "top_k", type=int, default=None, help="Passages handed to the model.")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "ollama", "openai", "embedded"]),
+    default=None,
+    help="Generator (default: RAG_BACKEND).",
+)
 @_scope_options
 @_fail_cleanly
-def ask(question: str, as_json: bool, top_k: int | None, docs: tuple[str, ...], dateline: str, title: str) -> None:
+def ask(
+    question: str,
+    as_json: bool,
+    top_k: int | None,
+    backend: str | None,
+    docs: tuple[str, ...],
+    dateline: str,
+    title: str,
+) -> None:
     """Answer a question from the articles, citing its sources."""
-    engine = _rag()
+    engine = _rag(backend=backend) if backend else _rag()
     engine.check_question(question)  # a bad question is refused before the first run indexes anything
     _first_run(engine)
     answer = engine.ask(question, k=top_k, where=_where(docs, dateline, title))

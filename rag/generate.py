@@ -1,12 +1,17 @@
-"""Generators: Ollama (preferred on a user's machine) and the packaged SmolLM2-135M through llama.cpp.
+"""Generators: Ollama, any server that speaks OpenAI's chat completions, and the packaged
+SmolLM2-135M through llama.cpp.
 
-Both are LlamaIndex LLM classes (`Ollama`, `LlamaCPP`) behind one small `Backend` that streams
-text pieces and turns every client failure into `BackendUnavailable` with a sentence that says
-what to do. `auto` uses Ollama when its server answers and has the model, else the embedded model.
+Ollama and the built-in model are LlamaIndex LLM classes (`Ollama`, `LlamaCPP`) behind one small
+`Backend` that streams text pieces; an OpenAI-compatible server is reached with the `openai`
+client (`OpenAIBackend`). Each turns every client failure into `BackendUnavailable` with a
+sentence that says what to do. `auto` uses Ollama when its server answers and has the model, then
+the OpenAI-compatible server when one is set and answers, else the embedded model. How a backend
+answers (the prompts, the citation check) is not here but in its strategy (rag/strategy.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import importlib.util
 import logging
@@ -86,6 +91,10 @@ class Backend:
             finally:
                 _set_grammar(self.llm, None)
 
+    def complete(self, messages: Sequence[ChatMessage], usage: dict[str, int] | None = None) -> str:
+        """The whole reply, greedily, for a step the person does not watch (a follow-up's rewrite)."""
+        return "".join(self.stream(messages, temperature=0.0, usage=usage))
+
     def _count(self, messages: Sequence[ChatMessage], reply: str) -> dict[str, int]:
         """Tokens of the prompt and the reply by llama.cpp's own tokenizer (its stream reports none)."""
         model = getattr(self.llm, "_model", None)
@@ -94,6 +103,138 @@ class Backend:
         prompt = len(model.tokenize(chatml(messages).encode(), add_bos=False, special=True))
         completion = len(model.tokenize(reply.encode(), add_bos=False, special=True)) if reply else 0
         return {"prompt_tokens": prompt, "completion_tokens": completion}
+
+
+@dataclass
+class OpenAIBackend(Backend):
+    """A server that speaks OpenAI's chat completions (llama.cpp's server, vLLM, LM Studio, LocalAI,
+    llamafile, a hosted service), reached with the `openai` client: its streaming, retries and
+    errors are maintained there, so no event-stream parser of ours. The server runs requests side
+    by side, so unlike llama.cpp in process no lock is taken."""
+
+    base_url: str = ""
+    max_tokens: int = 160
+    temperature: float = 0.1
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        grammar: str | None = None,
+        usage: dict[str, int] | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece; every failure becomes `BackendUnavailable` naming the server.
+        `grammar` is not sent (OpenAI's API has none). The token counts are the server's `usage`,
+        asked for on the stream's last chunk (`stream_options`); a server that sends none counts none."""
+        counted: dict[str, int] = {}
+        wrote = False
+        try:
+            reply = self.llm.chat.completions.create(
+                model=self.model,
+                messages=openai_messages(messages),
+                temperature=self.temperature if temperature is None else temperature,
+                max_tokens=self.max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            with contextlib.closing(reply):
+                for chunk in reply:
+                    if chunk.usage:
+                        counted = {
+                            "prompt_tokens": chunk.usage.prompt_tokens,
+                            "completion_tokens": chunk.usage.completion_tokens,
+                        }
+                    for choice in chunk.choices:
+                        if choice.delta and choice.delta.content:
+                            wrote = True
+                            yield choice.delta.content
+        except Exception as exc:  # the openai client's errors, and httpx's when a stream breaks off
+            raise BackendUnavailable(openai_failure(self.base_url, self.model, exc)) from exc
+        if not wrote:
+            raise BackendUnavailable(f"the server at {self.base_url} sent a reply with no text (model '{self.model}')")
+        if usage is not None:
+            add_usage(usage, counted)
+
+    def complete(self, messages: Sequence[ChatMessage], usage: dict[str, int] | None = None) -> str:
+        """The whole reply in one response, which carries the server's `usage` even where its
+        stream does not (llama-cpp-python's server ignores `stream_options`)."""
+        try:
+            reply = self.llm.chat.completions.create(
+                model=self.model, messages=openai_messages(messages), temperature=0.0, max_tokens=self.max_tokens
+            )
+        except Exception as exc:  # the openai client's errors
+            raise BackendUnavailable(openai_failure(self.base_url, self.model, exc)) from exc
+        if usage is not None and reply.usage:
+            add_usage(
+                usage, {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
+            )
+        return (reply.choices[0].message.content or "") if reply.choices else ""
+
+
+def openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """LlamaIndex's chat messages as OpenAI's request takes them."""
+    return [{"role": m.role.value, "content": m.content or ""} for m in messages]
+
+
+def openai_failure(base_url: str, model: str, exc: Exception) -> str:
+    """One sentence saying what went wrong with an OpenAI-compatible server and how to fix it."""
+    import openai
+
+    if isinstance(exc, openai.AuthenticationError):
+        return f"the server at {base_url} refused the API key (401); set RAG_OPENAI_API_KEY or OPENAI_API_KEY"
+    if isinstance(exc, openai.NotFoundError):
+        return f"the server at {base_url} has no model '{model}' (404); set RAG_OPENAI_MODEL to one it lists"
+    if isinstance(exc, openai.APITimeoutError):
+        return f"the server at {base_url} did not answer in time; raise RAG_REQUEST_TIMEOUT or check the server"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"the server at {base_url} is not answering; start it or set RAG_OPENAI_BASE_URL"
+    if isinstance(exc, openai.APIStatusError):
+        return f"the server at {base_url} answered {exc.status_code} ({exc.message})"
+    return f"the server at {base_url} stopped answering ({type(exc).__name__}: {exc})"
+
+
+def openai_client(settings: Settings, timeout: float | None = None) -> Any:
+    """The `openai` client for the configured server (no retries: a failure is reported at once)."""
+    import openai
+
+    return openai.OpenAI(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key or "unused",  # the client wants one; local servers ignore it
+        timeout=timeout or settings.request_timeout,
+        max_retries=0,
+    )
+
+
+def openai_models(settings: Settings, timeout: float = 2.0) -> list[str]:
+    """The models the OpenAI-compatible server lists; `BackendUnavailable` when it is not set up,
+    does not answer, or refuses the key."""
+    if not settings.openai_base_url:
+        raise BackendUnavailable(
+            "no OpenAI-compatible server is set; set RAG_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)"
+        )
+    try:
+        return [m.id for m in openai_client(settings, timeout).models.list()]
+    except Exception as exc:  # connection refused, a timeout, 401: each has its own sentence
+        raise BackendUnavailable(openai_failure(settings.openai_base_url, settings.openai_model, exc)) from exc
+
+
+def load_openai(settings: Settings) -> Backend:
+    """An OpenAI-compatible backend; fails with a fix-it message when the server, the key or the model is wrong."""
+    names = openai_models(settings)
+    model = settings.openai_model or (names[0] if names else "")
+    if model not in names:
+        raise BackendUnavailable(
+            f"the server at {settings.openai_base_url} has no model '{model}'; "
+            f"set RAG_OPENAI_MODEL to one of: {', '.join(names) or '(none listed)'}"
+        )
+    return OpenAIBackend(
+        "openai",
+        model,
+        lambda: openai_client(settings),
+        base_url=str(settings.openai_base_url),
+        max_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+    )
 
 
 def add_usage(total: dict[str, int], counted: dict[str, int]) -> None:
@@ -277,19 +418,30 @@ def _user(text: str) -> Any:
     return ChatMessage(role="user", content=text)
 
 
-BACKENDS: dict[str, Callable[[Settings], Backend]] = {"ollama": load_ollama, "embedded": load_embedded}
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {
+    "ollama": load_ollama,
+    "openai": load_openai,
+    "embedded": load_embedded,
+}
 
 
 def choose_backend(settings: Settings) -> Backend:
-    """The configured backend; for `auto`, Ollama when it can answer, else the embedded model."""
+    """The configured backend; for `auto`, Ollama when it can answer, then the OpenAI-compatible
+    server when one is set and answers, else the embedded model."""
     if settings.backend == "auto":
         try:
             return load_ollama(settings)
         except BackendUnavailable as exc:
-            backend = load_embedded(settings)
-            backend.notice = f"Using the built-in model: {exc}. {OLLAMA_HINT}"
-            log.info(backend.notice)
-            return backend
+            missing = str(exc)
+        if settings.openai_base_url:
+            try:
+                return load_openai(settings)
+            except BackendUnavailable as exc:
+                missing += f"; {exc}"
+        backend = load_embedded(settings)
+        backend.notice = f"Using the built-in model: {missing}. {OLLAMA_HINT}"
+        log.info(backend.notice)
+        return backend
     loader = BACKENDS.get(settings.backend)
     if loader is None:
         raise BackendUnavailable(f"unknown backend '{settings.backend}'; choose one of: auto, {', '.join(BACKENDS)}")
@@ -304,5 +456,12 @@ def describe_backend(settings: Settings) -> str:
             return f"ollama ({settings.ollama_model} at {settings.ollama_host})"
         if settings.backend == "ollama":
             return f"ollama (unavailable: {settings.ollama_model} at {settings.ollama_host})"
+    if settings.backend == "openai" or (settings.backend == "auto" and settings.openai_base_url):
+        try:
+            backend = load_openai(settings)
+            return f"openai ({backend.model} at {settings.openai_base_url})"
+        except BackendUnavailable as exc:
+            if settings.backend == "openai":
+                return f"openai (unavailable: {exc})"
     path = settings.gguf_path or EMBEDDED_FILE
     return f"embedded ({path}, llama.cpp)"

@@ -104,14 +104,29 @@ class Settings(BaseSettings):
         "`constrained` (a grammar lets it write only a run of the evidence's words), `checked` (free reply, kept "
         "only when copied).",
     )
-    backend: Literal["auto", "ollama", "embedded"] = Field(
-        "auto", description="Generator: Ollama, the packaged SmolLM2, or auto."
+    backend: Literal["auto", "ollama", "openai", "embedded"] = Field(
+        "auto",
+        description="Generator: Ollama, a server that speaks OpenAI's API, the packaged SmolLM2, or auto (the first "
+        "of these that answers).",
     )
     ollama_model: str = Field("qwen2.5:7b-instruct", description="Ollama model name.")
     ollama_host: str = Field(
         "http://127.0.0.1:11434",
         validation_alias=AliasChoices("RAG_OLLAMA_HOST", "OLLAMA_HOST"),
         description="Ollama server address (`OLLAMA_HOST` is honoured).",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Address of a server that speaks OpenAI's chat completions, e.g. http://127.0.0.1:8000/v1 "
+        "(`OPENAI_BASE_URL` is honoured); unset = none. Never OpenAI's own unless you set it.",
+    )
+    openai_model: str = Field("", description="Model on that server; unset = the first it lists.")
+    openai_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="Key for that server (`OPENAI_API_KEY` is honoured); local servers usually need none.",
+        repr=False,
     )
     request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the generator before giving up.")
     gguf_path: Path | None = Field(

@@ -227,7 +227,7 @@ def byline(answer: Answer) -> str:
         return "No sentence of the passages scores as an answer; no model was asked"
     if answer.how in (How.SHORT, How.RECKON, How.NAMES):
         return "Taken from the evidence sentences, which are shown with it; no model wrote it"
-    server = {"ollama": "Ollama · "}.get(answer.backend, "")
+    server = {"ollama": "Ollama · ", "openai": "OpenAI-compatible server · "}.get(answer.backend, "")
     return f"Answered by {server}{answer.model}"
 
 

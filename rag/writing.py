@@ -54,7 +54,7 @@ class Writing(Strategy):
         if not history:
             return Standalone(question, question)
         messages = condense_messages(question, list(history))
-        rewrite = "".join(self.backend.stream(messages, temperature=0.0, usage=usage))
+        rewrite = self.backend.complete(messages, usage=usage)
         return accept_rewrite(rewrite, question, history)
 
     def answer(self, turn: Turn) -> Generator[Piece, None, Answer]:

@@ -73,7 +73,7 @@ def app_env(home: Path, corpus: Path, port: int, small_answer: str | None = None
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("RAG_", "GRADIO_", "OLLAMA_")) and k not in ("HOST", "PORT")
+        if not k.startswith(("RAG_", "GRADIO_", "OLLAMA_", "OPENAI_")) and k not in ("HOST", "PORT")
     }
     env.update(
         RAG_HOME=str(home),

@@ -41,8 +41,10 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def make_rag(home: Path, corpus: Path, **overrides: object) -> RAG:
-    """A RAG on a fresh embedded store under `home`, never reaching a real Ollama."""
+    """A RAG on a fresh embedded store under `home`, never reaching a real Ollama, nor an
+    OpenAI-compatible server the developer's environment names (`OPENAI_BASE_URL`)."""
     overrides.setdefault("ollama_host", NO_OLLAMA)
+    overrides.setdefault("openai_base_url", None)
     return RAG(home=home, corpus=corpus, **overrides)
 
 

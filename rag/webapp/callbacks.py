@@ -111,7 +111,7 @@ class ChatApp:
             return
         chat = [*chat, assistant(ui.streaming_html(""))]
         try:
-            engine = self.engines.pick(backend, model)
+            engine = self.engines.pick(backend, model if backend != "openai" else "")  # the box lists Ollama's
             stream = engine.stream(
                 question, history=history, k=int(top_k), temperature=float(temperature), where=scope or None
             )
@@ -286,7 +286,7 @@ class ChatApp:
         title, as `RAG.ask(where=...)`), as JSON: the same as `rag ask --json` (`answer_json`)."""
         temperature = self.settings.temperature if temperature is None else temperature
         try:
-            engine = self.engines.pick(backend or self.settings.backend, model or self.settings.ollama_model)
+            engine = self.engines.pick(backend or self.settings.backend, model or "")
             with self.engines.queue.turn(model_name(engine), bounded=False):
                 answer = engine.ask(question, history=history, k=top_k, temperature=temperature, where=filters)
         except RagError as exc:

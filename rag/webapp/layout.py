@@ -158,7 +158,8 @@ def settings_controls(settings: Settings) -> dict[str, Any]:
             list(BACKEND_CHOICES),
             value=settings.backend,
             label="Backend",
-            info="auto: Ollama when it runs, else the built-in SmolLM2-135M (small and often wrong).",
+            info="auto: Ollama when it runs, then the OpenAI-compatible server when one is set (RAG_OPENAI_BASE_URL), "
+            "else the built-in SmolLM2-135M (small and often wrong).",
             elem_id="rag-backend",
         ),
         "model": gr.Dropdown(
