@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-PHASES = ("ingest", "retrieval", "generation", "answering", "embedding")
+PHASES = ("ingest", "retrieval", "generation", "openai_generation", "answering", "embedding")
 
 
 def main(argv: list[str]) -> None:

@@ -1,9 +1,10 @@
 """The whole benchmark: each phase in its own process, then the JSON, the README table and the plot.
 
 Phases: ingest (leaves a 1,000-article store behind), start-up (fresh `rag ask`, `rag info`,
-`rag ingest` and `python app.py` against that store), generation, answering (the built-in
-model's quoted answers, with and without the embedding cache), retrieval at 1k/10k/100k chunks,
-and the embedding backends. `quick` runs every phase on toy sizes, to check the wiring.
+`rag ingest` and `python app.py` against that store), generation (in process, and through an
+OpenAI-compatible server the phase starts), answering (the built-in model's quoted answers, with
+and without the embedding cache), retrieval at 1k/10k/100k chunks, and the embedding backends.
+`quick` runs every phase on toy sizes, to check the wiring.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ README = BENCH_DIR / "README.md"
 FULL = {
     "ingest": {"articles": 1000, "ratio_articles": 60, "rounds": 3},
     "generation": {"rounds": 3, "max_new_tokens": 256},
+    "openai_generation": {"question_count": 4, "repeats": 6, "max_new_tokens": 256},
     "answering": {"question_limit": 60},
     "retrieval": {"sizes": [1_000, 10_000, 100_000], "question_limit": 60},
     "embedding": {"repeat": 8, "rounds": 2},
@@ -34,6 +36,7 @@ FULL = {
 QUICK = {
     "ingest": {"articles": 6, "ratio_articles": 2, "rounds": 1},
     "generation": {"rounds": 1, "max_new_tokens": 16},
+    "openai_generation": {"question_count": 1, "repeats": 2, "max_new_tokens": 16},
     "answering": {"question_limit": 4},
     "retrieval": {"sizes": [200], "question_limit": 4},
     "embedding": None,
@@ -124,7 +127,7 @@ def _phases(params: dict, work: Path, quick: bool, echo: Callable[[str], None]) 
         step = time.perf_counter()
         phases["startup"] = startup.run(home, corpus, quick)
         echo(f"start-up: {time.perf_counter() - step:.0f} s")
-    for name in ("generation", "answering", "retrieval", "embedding"):
+    for name in ("generation", "openai_generation", "answering", "retrieval", "embedding"):
         if params[name] is None:
             phases[name] = None
             continue

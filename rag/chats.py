@@ -6,6 +6,9 @@ its last answer. Without a login the list lives only in the person's browser (th
 in Gradio's `BrowserState`); with a login the app keeps it here, one file per user name under
 `<home>/chats/`, so it follows the user to any browser and no user sees another's.
 
+Saves are whole or not at all (a `kill -9` keeps the previous list), and one at a time across
+processes too, so two apps on one home lose no chat.
+
 Not handled: two tabs of one browser without a login each save their own copy of the list, so
 the tab that saves last wins.
 """
@@ -13,6 +16,7 @@ the tab that saves last wins.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -22,7 +26,7 @@ import secrets
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -90,7 +94,7 @@ class ChatFolder:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._lock = threading.Lock()  # one read-change-write at a time, so no save is lost
+        self._lock = threading.Lock()  # one read-change-write at a time, so no save is lost (with the folder lock)
 
     def path(self, user: str) -> Path:
         """The file holding a user's chats."""
@@ -108,10 +112,21 @@ class ChatFolder:
 
     def update(self, user: str, change: Callable[[list[Chat]], list[Chat]]) -> list[Chat]:
         """Apply `change` to a user's chats and save the result; returns it."""
-        with self._lock:
+        with self._lock, self._folder_lock():
             chats = change(self.load(user))
             self._write(self.path(user), chats)
             return chats
+
+    @contextlib.contextmanager
+    def _folder_lock(self) -> Iterator[None]:
+        """The folder locked against other processes (two apps on one home) for one read-change-write."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.folder, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the descriptor closes
+            yield
+        finally:
+            os.close(handle)
 
     def _write(self, path: Path, chats: list[Chat]) -> None:
         """Write the file whole or not at all: a crash mid-write keeps the previous list."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import logging
 import os
 import re
@@ -46,6 +47,14 @@ DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")
 BOILERPLATE_LINES = {"all news", "all news ›", "read more", "advertisement"}
 # Above this share of undecodable characters a file is not text in any encoding worth reading.
 MAX_UNDECODABLE = 0.25
+# pypdf's caps on how far one stream may unpack (75 MB each), lowered to the file limit when it is lower.
+PDF_STREAM_LIMITS = (
+    "zlib_maximum_output_length",
+    "lzw_maximum_output_length",
+    "run_length_maximum_output_length",
+    "brotli_maximum_output_length",
+    "array_based_stream_maximum_output_length",
+)
 
 
 @dataclass(frozen=True)
@@ -128,18 +137,18 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
         raise BadInput(f"file is over the {max_bytes:,}-byte limit")
     if not data.strip():
         raise BadInput("file is empty")
-    original = _extract_text(path, suffix, data)
+    original = _extract_text(path, suffix, data, max_bytes)  # a PDF's text is held to the same limit
     if not original.strip():
         raise BadInput("no text could be extracted")
     content_hash = hashlib.sha256(data + CLEANER_VERSION.encode()).hexdigest()
     return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash)
 
 
-def _extract_text(path: Path, suffix: str, data: bytes) -> str:
-    """Raw text of a file, by type: LlamaIndex's `PDFReader` for PDF. Text, Markdown and HTML are
-    decoded here rather than by a reader, to warn about undecodable bytes and keep offsets exact."""
+def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> str:
+    """Raw text of a file, by type: pypdf for PDF, at most `max_chars` of it. Text, Markdown and HTML
+    are decoded here rather than by a reader, to warn about undecodable bytes and keep offsets exact."""
     if suffix == ".pdf":
-        return _read_pdf(path)
+        return _read_pdf(data, max_chars)
     if b"\x00" in data[:8192]:
         raise BadInput("file looks binary (NUL bytes), not text")
     text = _decode(data, path)
@@ -159,14 +168,31 @@ def _decode(data: bytes, path: Path) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def _read_pdf(path: Path) -> str:
-    from llama_index.readers.file import PDFReader
+def _read_pdf(data: bytes, max_chars: int) -> str:
+    """The pages' text joined by newlines, as LlamaIndex's `PDFReader` joins it, read here page by
+    page: PDFReader extracts every page before returning (a PDF of a few kilobytes can unpack to
+    gigabytes of text) and tries a failing file three times. The text, and every stream pypdf
+    unpacks, stop at the file limit."""
+    import pypdf
+    from pypdf.errors import LimitReachedError
 
+    config = pypdf.get_configuration()
+    limits = {key: min(getattr(config, key), max_chars) for key in PDF_STREAM_LIMITS}
+    pages, size = [], 0
     try:
-        docs = PDFReader(return_full_document=True).load_data(path)
+        with pypdf.apply_configuration(**limits):
+            for number, page in enumerate(pypdf.PdfReader(io.BytesIO(data)).pages, start=1):
+                pages.append(page.extract_text())
+                size += len(pages[-1]) + 1
+                if size > max_chars:
+                    raise BadInput(f"the PDF's text runs over the {max_chars:,}-character limit by page {number}")
+    except BadInput:
+        raise
+    except LimitReachedError as exc:
+        raise BadInput(f"the PDF unpacks to more than the {max_chars:,}-byte limit allows ({exc})") from exc
     except Exception as exc:  # pypdf raises many unrelated types for a damaged file
         raise BadInput(f"cannot read PDF: {exc}") from exc
-    return "\n\n".join(d.text for d in docs)
+    return "\n".join(pages)
 
 
 def html_to_text(html: str) -> str:

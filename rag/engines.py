@@ -94,7 +94,7 @@ def model_name(rag: RAG) -> str:
     """The listed name of the model a RAG answers with (loading its backend when it is `auto`)."""
     if rag.settings.backend == EMBEDDED:
         return EMBEDDED
-    if rag.settings.backend in ("ollama", "openai"):
-        return f"{rag.settings.backend}/{getattr(rag.settings, MODEL_SETTING[rag.settings.backend])}"
-    backend = rag.backend
+    if rag.settings.backend == "ollama":
+        return OLLAMA_PREFIX + rag.settings.ollama_model
+    backend = rag.backend  # `auto`'s choice, or the OpenAI-compatible server's model (the first it lists when unset)
     return EMBEDDED if backend.name == EMBEDDED else f"{backend.name}/{backend.model}"

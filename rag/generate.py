@@ -149,10 +149,15 @@ class OpenAIBackend(Backend):
                             wrote = True
                             yield choice.delta.content
         except Exception as exc:  # the openai client's errors, and httpx's when a stream breaks off
+            if wrote:  # the client calls a broken stream a connection error: say what happened
+                raise BackendUnavailable(
+                    f"the server at {self.base_url} stopped answering in the middle of its reply "
+                    f"({type(exc).__name__}); check that it is still running"
+                ) from exc
             raise BackendUnavailable(openai_failure(self.base_url, self.model, exc)) from exc
         if not wrote:
             raise BackendUnavailable(f"the server at {self.base_url} sent a reply with no text (model '{self.model}')")
-        if usage is not None:
+        if usage is not None and counted:  # a server that sends no count counts nothing, not zero
             add_usage(usage, counted)
 
     def complete(self, messages: Sequence[ChatMessage], usage: dict[str, int] | None = None) -> str:

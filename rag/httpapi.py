@@ -3,7 +3,9 @@
 It is served by the same process as the chat (rag/webapp.py mounts the Gradio app beside it),
 with the same login rules (rag/access.py), the same upload checks (rag/uploads.py), and the same
 turns on each model (rag/answer_queue.py). FastAPI validates the bodies and draws /docs; errors
-leave in OpenAI's shape with their HTTP status and one sentence, never a trace.
+leave in OpenAI's shape with their HTTP status and one sentence, never a trace. The schema at
+/openapi.json documents every status a route sends, with its body (rag/openai_format.py), and no
+other: tests/test_schema_fuzz.py fuzzes the running app from it.
 
 A streamed reply sends each piece as the backend writes it. The citation check runs once the
 reply is whole and may drop sentences that streamed; the last chunk carries the checked answer.
@@ -23,7 +25,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,12 +60,21 @@ class UnsupportedMedia(BadInput):
     """A body that is not of the content type the route reads."""
 
 
+class WrongMethod(BadInput):
+    """A route asked with a method it does not take; `allowed` are those it takes."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 # (error class, HTTP status, OpenAI error type, code), most specific first.
 STATUSES: list[tuple[type[RagError], int, str, str | None]] = [
     (Unauthorized, 401, "authentication_error", "invalid_api_key"),
     (NotFound, 404, "invalid_request_error", "not_found"),
     (TooLarge, 413, "invalid_request_error", "too_large"),
     (UnsupportedMedia, 415, "invalid_request_error", "unsupported_media_type"),
+    (WrongMethod, 405, "invalid_request_error", "method_not_allowed"),
     (BadInput, 400, "invalid_request_error", "invalid_value"),
     (Busy, 429, "rate_limit_error", "queue_full"),
     (BackendUnavailable, 503, "server_error", "backend_unavailable"),
@@ -79,10 +91,40 @@ def error_status(exc: RagError) -> tuple[int, dict]:
 
 
 def error_response(exc: RagError) -> JSONResponse:
-    """A named error as OpenAI's error body with its status (and Retry-After or a login challenge)."""
+    """A named error as OpenAI's error body with its status (and Retry-After, a login challenge or Allow)."""
     status, body = error_status(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 429 else CHALLENGE if status == 401 else None
+    if isinstance(exc, WrongMethod):
+        headers = {"Allow": ", ".join(exc.allowed)}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# What each error status means on the routes that document it; the body is always `oa.ErrorBody`.
+ERROR_MEANINGS = {
+    400: "Bad input: malformed JSON, a wrong type, an empty or over-long question, a filter that matches "
+    "no article, a path outside the articles folder, or an upload that is refused",
+    401: "No login: RAG_AUTH is set and the request does not carry it (or, without RAG_AUTH, the request "
+    "was relayed from another machine)",
+    404: "No such model",
+    413: "An upload over RAG_MAX_UPLOAD_BYTES",
+    415: "A body of another content type than the route reads",
+    429: "The model's line is full; come back after Retry-After seconds",
+    503: "The backend or the store is unavailable",
+}
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "The logins taken.", "required": True, "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds.", "required": True, "schema": {"type": "integer", "minimum": 0}}},
+}
+
+
+def replies(ok: type[BaseModel], *errors: int) -> dict[int | str, dict[str, Any]]:
+    """The responses a route documents: its 200 body, and OpenAI's error body for each status it
+    sends (401 on every route: the login is checked before anything else)."""
+    documented: dict[int | str, dict[str, Any]] = {200: {"model": ok, "description": ok.__doc__ or ""}}
+    for status in sorted({401, *errors}):
+        documented[status] = {"model": oa.ErrorBody, "description": ERROR_MEANINGS[status]}
+        documented[status] |= {"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {}
+    return documented
 
 
 class LoginRequired:
@@ -115,16 +157,28 @@ def create_api(engines: Engines, login: tuple[str, str] | None) -> FastAPI:
     router = APIRouter(prefix=API_PREFIX)
     add_chat_routes(router, engines)
     add_article_routes(router, engines)
-    router.add_api_route("/{path:path}", no_such_route, methods=["GET", "POST"], include_in_schema=False)
     app.include_router(router)
+    app.add_route(API_PREFIX + "/{path:path}", NoSuchRoute(router), include_in_schema=False)
     app.add_middleware(LoginRequired, login=login)
     add_error_handlers(app)
+    document_truly(app)
     return app
 
 
-def no_such_route(path: str) -> None:
-    """Anything else under /v1."""
-    raise NotFound(f"there is no {API_PREFIX}/{path}; see /docs for the routes")
+class NoSuchRoute:
+    """ASGI app for anything else under /v1, by any method (a function endpoint would take only
+    those listed; the chat's mount would answer the rest): a route's path asked with another
+    method is a 405 naming the methods it takes, any other a 404."""
+
+    def __init__(self, router: APIRouter) -> None:
+        self.routes = [route for route in router.routes if isinstance(route, APIRoute)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        allowed = sorted({m for route in self.routes if route.path_regex.match(path) for m in route.methods})
+        if allowed:
+            raise WrongMethod(f"{path} takes {' or '.join(allowed)}, not {method}", allowed)
+        raise NotFound(f"there is no {path}; see /docs for the routes")
 
 
 # -- chat ------------------------------------------------------------------------------------
@@ -133,7 +187,13 @@ def no_such_route(path: str) -> None:
 def add_chat_routes(router: APIRouter, engines: Engines) -> None:
     """POST /v1/chat/completions, GET /v1/models and /v1/models/{name}."""
 
-    @router.post("/chat/completions", summary="Answer the last user message from the articles, with citations")
+    @router.post(
+        "/chat/completions",
+        summary="Answer the last user message from the articles, with citations",
+        response_model=None,
+        responses=replies(oa.ChatCompletion, 400, 404, 415, 429, 503),
+        openapi_extra={"responses": {"200": {"content": {"text/event-stream": {"itemSchema": STREAM_EVENT}}}}},
+    )
     def chat_completions(body: oa.ChatRequest) -> Any:
         question, history = body.question_and_history()
         engine = engines.by_name(body.model)
@@ -150,11 +210,13 @@ def add_chat_routes(router: APIRouter, engines: Engines) -> None:
             )
         return oa.completion(answer, body.model)
 
-    @router.get("/models", summary="The models that can answer now")
+    @router.get(
+        "/models", summary="The models that can answer now", response_model=None, responses=replies(oa.ModelList)
+    )
     def models() -> dict:
         return {"object": "list", "data": [oa.model_entry(name) for name in engines.model_names()]}
 
-    @router.get("/models/{name:path}", summary="One model")
+    @router.get("/models/{name:path}", summary="One model", response_model=None, responses=replies(oa.ModelEntry, 404))
     def model(name: str) -> dict:
         engines.by_name(name)
         return oa.model_entry(name)
@@ -191,18 +253,47 @@ def sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
+# A streamed reply's events: chunks, the last one with the answer's fields (or an error that came
+# after the headers), then `[DONE]`. `document_truly` adds these models to the schema's components.
+STREAMED = (oa.ChatCompletionChunk, oa.LastChunk, oa.ErrorBody)
+COMPONENT = "#/components/schemas/{model}"
+STREAM_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"anyOf": [{"$ref": COMPONENT.format(model=m.__name__)} for m in STREAMED]},
+                },
+            ]
+        }
+    },
+}
+
+
 # -- articles --------------------------------------------------------------------------------
 
 
 def add_article_routes(router: APIRouter, engines: Engines) -> None:
     """POST /v1/retrieve, GET /v1/documents, POST /v1/ingest."""
 
-    @router.post("/retrieve", summary="The passages retrieved for a question, with their scores")
+    @router.post(
+        "/retrieve",
+        summary="The passages retrieved for a question, with their scores",
+        response_model=None,
+        responses=replies(oa.RetrieveReply, 400, 415, 503),
+    )
     def retrieve(body: oa.RetrieveRequest) -> dict:
         passages = engines.rag.retrieve(body.question, k=body.k, where=oa.where(body.filters))
         return {"passages": [p.to_dict() for p in passages]}
 
-    @router.get("/documents", summary="The articles in the store")
+    @router.get(
+        "/documents", summary="The articles in the store", response_model=None, responses=replies(oa.DocumentList, 503)
+    )
     def documents() -> dict:
         listed = [
             {"doc_id": d.doc_id, "title": d.title, "dateline": d.dateline, "chunks": len(d.chunk_ids)}
@@ -213,6 +304,8 @@ def add_article_routes(router: APIRouter, engines: Engines) -> None:
     @router.post(
         "/ingest",
         summary="Re-read the articles folder, after checking the paths named, or add uploaded files",
+        response_model=None,
+        responses=replies(oa.IngestReply, 400, 413, 415, 503),
         openapi_extra={"requestBody": INGEST_BODY},
     )
     async def ingest(request: Request) -> dict:
@@ -263,7 +356,9 @@ async def store_files(request: Request, corpus: Path, max_bytes: int) -> list[Pa
         raise TooLarge(f"the upload is {int(length):,} bytes; each file may have {max_bytes:,}")
     form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=10)
     try:
-        files = [f for f in form.values() if hasattr(f, "filename") and hasattr(f, "read")]
+        # Every part: `form.values()` holds only the last value of each name, so of files sent as
+        # `files`, `files` … it stored the last one and dropped the others without a word.
+        files = [f for _, f in form.multi_items() if hasattr(f, "filename") and hasattr(f, "read")]
         if not files:
             raise BadInput("the upload holds no files")
         stored = []
@@ -291,6 +386,30 @@ def report_json(report: IngestReport, stored: list[str]) -> dict:
         "seconds": round(report.seconds, 3),
         "summary": report.summary(),
     }
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def document_truly(app: FastAPI) -> None:
+    """Make the schema FastAPI draws say what the API does: no 422 (a body FastAPI refuses is a 400
+    here, `add_error_handlers`), and the models of a stream's events (FastAPI draws those only for
+    its own SSE routes) among the components."""
+    draw = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = draw()
+            for operation in (op for item in schema["paths"].values() for op in item.values()):
+                operation["responses"].pop("422", None)
+            components = schema["components"]["schemas"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            events = TypeAdapter(STREAMED[0] | STREAMED[1] | STREAMED[2])
+            components |= events.json_schema(mode="serialization", ref_template=COMPONENT)["$defs"]
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 # -- errors ----------------------------------------------------------------------------------

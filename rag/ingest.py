@@ -7,8 +7,9 @@ root and versioned by the hash of its bytes: unchanged ones are not embedded aga
 get their new chunks written before the old ones are deleted (a crash never leaves an article
 with no chunks), and articles gone from a folder lose their chunks. Chunks are written as they
 are embedded, so a crash keeps the work done; every chunk records how many its article has, so
-an article left half-written counts as changed next time. Files that cannot be read
-are skipped with a warning and keep whatever the store already holds for them.
+an article left half-written counts as changed next time, and the folders of an ingest that did
+not finish stay listed in the lock file (`interrupted_roots`) for the app to finish when it starts.
+Files that cannot be read are skipped with a warning and keep whatever the store already holds for them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from rag.chunking import Chunk, chunk_document, embed_text
 from rag.documents import Document, Skipped, find_files, read_document
@@ -232,20 +233,64 @@ def _written(pending: Future | None, done: int, total: int, progress: Progress |
     return count
 
 
+LOCK_FILE = "ingest.lock"  # in `home`: held by the one writer, and naming the roots not yet ingested
+
+
 @contextlib.contextmanager
-def write_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time on this machine; chunk ids make concurrent writers harmless anyway."""
+def write_lock(settings: Settings, roots: Sequence[str] = ()) -> Iterator[None]:
+    """One writer at a time on this machine; chunk ids make concurrent writers harmless anyway.
+
+    The lock file also lists the roots of ingests that have begun and not finished: this one's
+    while it runs, and any that a `kill -9` or a failure left part-way, until an ingest of the
+    same roots finishes (`interrupted_roots` reads them; the app finishes them when it starts).
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
-        handle = open(settings.home / "ingest.lock", "a+")  # noqa: SIM115 - held for the block
+        handle = open(settings.home / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
     except OSError as exc:
         raise StoreError(f"cannot write in {settings.home}: {exc.strerror}; check the folder's permissions") from exc
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            unfinished = _unfinished(handle)
+            _record_unfinished(handle, [*unfinished, *(r for r in roots if r not in unfinished)])
             yield
+            # Roots that are gone have nothing left to finish.
+            _record_unfinished(handle, [r for r in unfinished if r not in roots and Path(r).exists()])
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def interrupted_roots(settings: Settings) -> list[Path]:
+    """The roots of ingests that were killed or failed part-way; none while an ingest runs (it may be
+    one of them, still going)."""
+    try:
+        handle = open(settings.home / LOCK_FILE)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return []
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []
+        return [Path(root) for root in _unfinished(handle)]
+
+
+def _unfinished(handle: IO[str]) -> list[str]:
+    """The roots the lock file lists (none in a lock file written before it listed them)."""
+    handle.seek(0)
+    try:
+        roots = json.loads(handle.read() or "[]")
+    except ValueError:
+        return []
+    return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
+
+
+def _record_unfinished(handle: IO[str], roots: list[str]) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(roots))
+    handle.flush()
 
 
 def ingest(
@@ -265,7 +310,7 @@ def ingest(
         raise BadInput(f"no such file or folder: {', '.join(missing)}")
     roots = [str(p.resolve()) for p in paths]
     found, skipped = read_corpus(paths, settings)
-    with write_lock(settings):
+    with write_lock(settings, roots):
         # Repairs what a killed ingest left unindexed: its first write moved the store's change
         # token, and any other gap shows in the counts. Comparing every chunk id on each ingest
         # instead took most of the 1.8 s that adding one article cost at 100k chunks (bench).

@@ -26,6 +26,7 @@ English stop words dropped, Snowball English stems (PyStemmer), so "Gull Point",
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections import Counter
@@ -48,6 +49,7 @@ K1, B = 1.5, 0.75  # bm25s' defaults
 COMPACT_AT = 0.1  # a delta over this share of the base (and over MIN_DELTA rows) is folded into it
 MIN_DELTA = 2000
 SAMPLE_FROM = 100  # the best k among more rows than this many times k are found from a sample's floor
+IDLE_CONNECTIONS = 4  # kept open between uses; more uses at once each open one and close it after
 MMAP_BYTES = 1 << 30  # of the index file read through memory mapping (the rest, if larger, by read())
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,24 +124,36 @@ class LexicalIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()  # one connection per thread: a connection is not shareable
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()  # connections not in use
         self._view = _View()
         self._view_lock = threading.Lock()
 
     # -- connections and terms ----------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = _connect(self.path)
-        return db
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of this use's own: an idle one, else a new one. A connection serves one use
+        at a time; the threads take turns on a few of them rather than keeping one each, which in a
+        server (a pool of 40 worker threads) held two open files per thread that ever searched."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = _connect(self.path)
+        try:
+            yield db
+        finally:
+            if self._idle.qsize() < IDLE_CONNECTIONS:
+                self._idle.put(db)
+            else:
+                db.close()
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Close the idle connections (one in use closes when it is given back)."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
     def terms(self, text: str) -> list[str]:
         """The stems BM25 sees in a text, in order, repeats kept."""
@@ -148,16 +162,16 @@ class LexicalIndex:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once so that a catch-up's diff and its writes are atomic."""
-        db = self._db()
-        with _failures(self.path):
-            db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.rollback()
-            raise
-        with _failures(self.path):
-            db.commit()
+        with self._connection() as db:
+            with _failures(self.path):
+                db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.rollback()
+                raise
+            with _failures(self.path):
+                db.commit()
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -171,8 +185,7 @@ class LexicalIndex:
             within = self.scoped(doc_ids)
         if not terms or k < 1 or (within is not None and not within.chunk_ids):
             return []
-        db = self._db()
-        with _failures(self.path):
+        with self._connection() as db, _failures(self.path):
             db.execute("BEGIN")  # one snapshot of the file for the whole search
             try:
                 base = {t: (p, f) for t, p, f in db.execute(f"SELECT * FROM base WHERE term IN {IN_LIST}", [_j(terms)])}
@@ -187,8 +200,7 @@ class LexicalIndex:
     def scoped(self, doc_ids: Collection[str]) -> Scoped:
         """The chunks of these articles: rows for the BM25 side, chunk ids for the dense side, and
         how many chunks the whole index holds (how selective the scope is)."""
-        with _failures(self.path):
-            db = self._db()
+        with self._connection() as db, _failures(self.path):
             got = db.execute(f"SELECT row, chunk_id FROM chunks WHERE doc_id IN {IN_LIST}", [_j(list(doc_ids))])
             pairs = got.fetchall()
             total = int(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
@@ -218,18 +230,18 @@ class LexicalIndex:
 
     def ids(self) -> set[str]:
         """Every chunk id indexed."""
-        with _failures(self.path):
-            return {cid for (cid,) in self._db().execute("SELECT chunk_id FROM chunks")}
+        with self._connection() as db, _failures(self.path):
+            return {cid for (cid,) in db.execute("SELECT chunk_id FROM chunks")}
 
     def count(self) -> int:
         """Number of chunks indexed."""
-        with _failures(self.path):
-            return int(self._db().execute("SELECT count(*) FROM chunks").fetchone()[0])
+        with self._connection() as db, _failures(self.path):
+            return int(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def meta(self, key: str) -> str | None:
         """A value recorded beside the index (the store it mirrors, the change token caught up with)."""
-        with _failures(self.path):
-            return _meta(self._db(), key)
+        with self._connection() as db, _failures(self.path):
+            return _meta(db, key)
 
     # -- writing --------------------------------------------------------------------------------
 

@@ -223,7 +223,7 @@ def byline(answer: Answer) -> str:
         return "No model was asked: the question was answered from the retrieval step alone."
     if answer.how == How.QUOTE:
         return "Quoted from the best evidence sentence (the built-in model is too small to rephrase it reliably)"
-    if answer.how == How.ABSTAIN and not answer.usage:
+    if answer.how == How.ABSTAIN and answer.backend == "embedded":  # it abstains before its model runs
         return "No sentence of the passages scores as an answer; no model was asked"
     if answer.how in (How.SHORT, How.RECKON, How.NAMES):
         return "Taken from the evidence sentences, which are shown with it; no model wrote it"

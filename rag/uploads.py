@@ -2,7 +2,9 @@
 
 Ingest (rag/ingest.py) then reads it like any other article. The checks are the same for every
 way a file arrives (the app's upload box, the HTTP API's /v1/ingest): a supported type whose
-bytes match it, under the size limit, and a name that cannot reach outside `<corpus>/uploads/`.
+bytes match it, under the size limit, and a name that cannot reach outside `<corpus>/uploads/`
+(folders, `..`, NUL and other characters become `_`, and long names are cut). A file appears
+there whole or not at all, so an ingest never reads half an upload.
 Paths the API is asked to ingest must lie inside the corpus folder.
 """
 
@@ -11,10 +13,11 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+import uuid
 from pathlib import Path
 
 from rag.documents import SUPPORTED_SUFFIXES
-from rag.errors import BadInput, TooLarge
+from rag.errors import BadInput, StoreError, TooLarge
 
 UPLOAD_FOLDER = "uploads"  # uploads land in <corpus>/uploads/, apart from the articles already there
 
@@ -58,12 +61,27 @@ def store_upload_data(name: str, data: bytes, corpus: Path, max_bytes: int) -> P
         if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
             return target  # the same file again: nothing to write
         try:
-            with open(target, "xb") as handle:  # "x": never follow or replace what is there
-                handle.write(data)
+            write_new(target, data)
             return target
         except FileExistsError:
             continue
+        except OSError as exc:  # a full disk, a file size limit
+            raise StoreError(f"cannot store the upload {name} in {folder}: {exc.strerror or exc}") from exc
     raise BadInput(f"too many uploads named {name}")
+
+
+def write_new(target: Path, data: bytes) -> None:
+    """Write a file that appears whole or not at all and never replaces (or follows) what is there;
+    FileExistsError when the name is taken. A crash or a full disk part-way leaves at most a
+    hidden temporary file, which ingest does not read."""
+    temporary = target.with_name(f".uploading-{uuid.uuid4().hex}")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.link(temporary, target)  # fails when the name is taken, whatever it names
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def corpus_paths(paths: list[str], corpus: Path) -> list[Path]:
@@ -71,10 +89,16 @@ def corpus_paths(paths: list[str], corpus: Path) -> list[Path]:
     root = corpus.resolve()
     found = []
     for name in paths:
-        path = (root / name).resolve()  # an absolute `name` replaces root; `..` and links are resolved
-        if not path.is_relative_to(root):
+        try:
+            path = (root / name).resolve()  # an absolute `name` replaces root; `..` and links are resolved
+            inside = path.is_relative_to(root)
+            exists = inside and path.exists()
+        except (OSError, ValueError) as exc:  # a NUL byte, or a name longer than the file system takes
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BadInput(f"{name[:80]!r} cannot be a path here ({reason.lower()})") from exc
+        if not inside:
             raise BadInput(f"{name} is outside the articles folder {root}")
-        if not path.exists():
+        if not exists:
             raise BadInput(f"no such file or folder in the articles folder: {name}")
         found.append(path)
     return found

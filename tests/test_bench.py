@@ -20,6 +20,7 @@ KEYS = [
     "ttft_s",
     "tokens_per_s",
     "generation_overhead_ratio",
+    "openai_generation_overhead_ratio",
     "cold_start_s",
     "app_ready_s",
     "peak_rss_mb",
@@ -47,6 +48,7 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
     assert results["add_one_then_retrieve_s"]["200"] is not None and results["fresh_reader_s"]["200"] is not None
     assert set(results["peak_rss_mb"]) == {"ingest", "query", "app"}
     assert results["reingest_embedding_calls"] == 0
+    assert results["openai_same_output"] is True  # our backend and the raw client, greedy on one server
     assert all(results["answer_p50_s"].values()) and results["answer_cache_same_answers"] is True
     assert (out.parent / "latency.png").is_file()
     assert "| goal |" in done.stdout

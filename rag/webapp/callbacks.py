@@ -22,7 +22,7 @@ import gradio as gr
 from rag import chats, ui
 from rag.answer import Answer, Event, answer_json, text_then_answer
 from rag.engines import Engines, model_name
-from rag.errors import BadInput, RagError, sentence
+from rag.errors import RagError, sentence
 from rag.generate import ollama_models
 from rag.store import StoredDocument
 from rag.uploads import store_upload
@@ -239,7 +239,7 @@ class ChatApp:
         for name in files or []:
             try:
                 saved.append(store_upload(Path(name), self.settings.corpus, self.settings.max_upload_bytes))
-            except (BadInput, OSError) as exc:
+            except (RagError, OSError) as exc:
                 problems.append(sentence(exc))
         status = self.ingest(progress) if saved else ""
         note = ui.notice_html(" ".join(problems)) if problems else ""

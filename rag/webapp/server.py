@@ -5,11 +5,17 @@ mounted on the HTTP API's FastAPI app (rag/httpapi.py), one server on one port, 
 link. One RAG object is built at start and answers every message; rag/engines.py holds it (and
 those for other models) and the turns each model takes. Logins and listening addresses are
 checked by rag/access.py. The page sends no analytics and needs no CDN or web font.
+
+Before it serves, the app finishes an ingest that a crash cut short (rag/ingest.py keeps their
+folders in the lock file). Two apps, or an app and `rag` commands, may share one RAG_HOME, as any
+processes may: writers to the store take turns, readers catch up with their next question, and a
+user's saved chats are changed under a file lock (rag/chats.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -55,7 +61,16 @@ def main(argv: list[str] | None = None, prog: str = "app.py") -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     engines = Engines(RAG(settings))
+    finish_interrupted_ingest(engines.rag)
     launch(server_app(engines, login), settings)
+
+
+def finish_interrupted_ingest(rag: RAG) -> None:
+    """Before serving: an ingest that a crash cut short is finished, so no article is seen half-written."""
+    try:
+        rag.finish_interrupted_ingest()
+    except RagError as exc:  # the app still serves what is stored; the next ingest tries again
+        log.warning("could not finish the interrupted ingest: %s", exc)
 
 
 def server_app(engines: Engines, login: tuple[str, str] | None) -> Any:
@@ -87,7 +102,9 @@ def launch(app: Any, settings: Settings) -> None:
     url = f"http://{settings.host}:{settings.port}"
     log.info("the chat is at %s/, the API at %s/v1 (its documentation at %s/docs)", url, url, url)
     # A stop (Ctrl+C, SIGTERM) waits at most a few seconds for open connections: a browser tab or
-    # a client's event stream stays open, and uvicorn would otherwise wait for it forever.
+    # a client's event stream stays open, and uvicorn would otherwise wait for it forever. It then
+    # cancels them, and logs each as "Exception in ASGI application" with a trace: not a failure.
+    logging.getLogger("uvicorn.error").addFilter(not_a_cancelled_stream)
     uvicorn.run(
         app,
         host=settings.host,
@@ -96,3 +113,8 @@ def launch(app: Any, settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+
+
+def not_a_cancelled_stream(record: logging.LogRecord) -> bool:
+    """False for uvicorn's record of a stream that a stop cancelled, so the log shows no trace for it."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))

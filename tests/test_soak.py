@@ -1,0 +1,37 @@
+"""The soak run's short form: 200 questions from nine clients and two ingests, with the long run's goals.
+
+`python -m bench.soak` (bench/soak.py) starts the real app, asks through the HTTP API (half of
+the clients streaming) and Gradio's `/ask`, uploads, changes and removes articles through
+`/v1/ingest`, and samples the app's memory, files and threads from /proc after every window.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_two_hundred_questions_and_two_ingests_leave_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--questions", "200", "--out", str(out), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    result = json.loads(out.read_text())
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert result["questions_asked"] == 200 and all(result["goals"].values()), result["goals"]
+    ingests = [w["ingest"] for w in result["windows"] if w["ingest"]]
+    assert len(ingests) == 2 and all(i["newest_found"] for i in ingests)
+    assert "removed" in ingests[1] or "changed" in ingests[1]  # the second also changes the first one added
+    statuses = {status for w in result["windows"] for status in w["statuses"]}
+    assert statuses == {"200"} and out.with_suffix(".png").stat().st_size > 0
