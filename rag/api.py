@@ -169,17 +169,6 @@ class RAG:
         log.info("ingest: %s", report.summary())
         return report
 
-    def finish_interrupted_ingest(self, progress: Progress | None = None) -> IngestReport | None:
-        """Ingest again the folders of an ingest that was killed or failed part-way, so that none of
-        their articles stays half-written; None when every ingest finished (or one is running)."""
-        from rag.ingest import interrupted_roots
-
-        roots = [root for root in interrupted_roots(self.settings) if root.exists()]
-        if not roots:
-            return None
-        log.warning("an ingest of %s did not finish; finishing it", ", ".join(map(str, roots)))
-        return self.ingest(roots, progress=progress)
-
     def documents(self) -> list[StoredDocument]:
         """The stored articles, sorted by doc_id."""
         return sorted(self.store.documents().values(), key=lambda d: d.doc_id)

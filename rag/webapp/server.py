@@ -66,9 +66,17 @@ def main(argv: list[str] | None = None, prog: str = "app.py") -> None:
 
 
 def finish_interrupted_ingest(rag: RAG) -> None:
-    """Before serving: an ingest that a crash cut short is finished, so no article is seen half-written."""
+    """Before serving: the folders of an ingest that was killed or failed part-way are ingested
+    again, so that none of their articles stays half-written (nothing when another process is
+    ingesting them now)."""
+    from rag.ingest import interrupted_roots
+
+    roots = [root for root in interrupted_roots(rag.settings) if root.exists()]
+    if not roots:
+        return
+    log.warning("an ingest of %s did not finish; finishing it", ", ".join(map(str, roots)))
     try:
-        rag.finish_interrupted_ingest()
+        rag.ingest(roots)
     except RagError as exc:  # the app still serves what is stored; the next ingest tries again
         log.warning("could not finish the interrupted ingest: %s", exc)
 
