@@ -7,11 +7,20 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# llama.cpp compiles on install. By default it builds for this very CPU (-march=native), and on a
+# CPU with AMX tiles that takes ggml's AMX matrix kernels, which crashed the built-in model here at
+# its first token (SIGSEGV in ggml_backend_amx_mul_mat). So it is built for AVX2, which any x86-64
+# of the last decade runs, and never from a wheel pip cached from a native build.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 # torch first and pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install "torch==2.13.0+cpu"
+	if [ "$$(uname -m)" = x86_64 ]; then \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir "llama-cpp-python[server]==0.3.36"; \
+	fi
 	$(BIN)/pip install -e ".[test]"
 	touch $@
 
