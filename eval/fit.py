@@ -85,8 +85,10 @@ def as_asked(rag: RAG, row: Row) -> tuple[Standalone, Retrieval, list[Sentence]]
     return standalone, retrieval, sentences
 
 
-def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path) -> list[Question]:
-    """Every row's candidate sentences, their signals and labels, retrieved as `RAG.ask` would."""
+def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path, entities: bool = False) -> list[Question]:
+    """Every row's candidate sentences, their signals and labels, retrieved as `RAG.ask` would;
+    with `entities`, also the kind signal read from spaCy's entities (only the ablation reads it,
+    and annotating every candidate sentence is most of a collection's time)."""
     from tqdm import tqdm
 
     rag = open_rag(out, corpus, backend="embedded")
@@ -98,8 +100,9 @@ def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path) -> l
         found_signals = (
             signals(standalone.asking, sentences, retrieval.passages, rag.similarities, kind) if sentences else []
         )
-        for signal, sentence in zip(found_signals, sentences):  # the same signal from spaCy's entities, to compare
-            signal["kind_entities"] = entity_kind(kind, sentence.text, standalone.asking, rag.annotator)
+        if entities:  # the same signal read from spaCy's entities, to compare
+            for signal, sentence in zip(found_signals, sentences):
+                signal["kind_entities"] = entity_kind(kind, sentence.text, standalone.asking, rag.annotator)
         golds = [row.answer, *row.aliases]
         labels = [int(row.answerable and alias_match(s.text, golds)) for s in sentences]
         found.append(Question(name, row.id, row.answerable, found_signals, labels))
@@ -245,9 +248,18 @@ def ablation(questions: Sequence[Question]) -> list[tuple[str, dict]]:
     rows = [("all", cross(questions, FEATURES))]
     for left_out in FEATURES:
         rows.append((f"without {left_out}", cross(questions, [f for f in FEATURES if f != left_out])))
-    entities = [f if f != "kind" else "kind_entities" for f in FEATURES]
-    rows.append(("kind from spaCy", cross(questions, entities)))
+    if all("kind_entities" in row for q in questions for row in q.signals):  # pairs saved without it lack it
+        entities = [f if f != "kind" else "kind_entities" for f in FEATURES]
+        rows.append(("kind from spaCy", cross(questions, entities)))
     return rows
+
+
+def cross_cells(table: dict[str, dict]) -> str:
+    """One line of `cross`'s figures: per corpus, best sentence holds / AUC / precision / held / abstain."""
+    return "  ".join(
+        f"{c}: {v['best_holds']:.3f} {v['auc']:.3f} {v['precision']:.3f} {v['held']:.3f} {v['abstain']:.3f}"
+        for c, v in table.items()
+    )
 
 
 def load_pairs(path: Path) -> list[Question]:
@@ -267,7 +279,9 @@ def main(out: Path, scorer: Path, pairs: Path | None, ablate: bool) -> None:
     if pairs and pairs.exists():
         questions = load_pairs(pairs)
     else:
-        questions = [q for name, (rows, corpus) in tuning_sets(out).items() for q in collect(name, rows, corpus, out)]
+        questions = [
+            q for name, (rows, corpus) in tuning_sets(out).items() for q in collect(name, rows, corpus, out, ablate)
+        ]
         if pairs:
             pairs.write_text(json.dumps([q.__dict__ for q in questions]), encoding="utf-8")
     fitted = fit(questions, FEATURES)
@@ -279,11 +293,7 @@ def main(out: Path, scorer: Path, pairs: Path | None, ablate: bool) -> None:
             "\nfitted on one corpus, judged on the other: best sentence holds / AUC / precision / held / abstain"
         )
         for name, table in ablation(questions):
-            cells = "  ".join(
-                f"{c}: {v['best_holds']:.3f} {v['auc']:.3f} {v['precision']:.3f} {v['held']:.3f} {v['abstain']:.3f}"
-                for c, v in table.items()
-            )
-            click.echo(f"{name:<22} {cells}")
+            click.echo(f"{name:<22} {cross_cells(table)}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ YEAR = re.compile(r"\b(?:1[0-9]|20)\d\d\b")
 DATE = re.compile(
     rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|{YEAR.pattern}|\b{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b|"
-    r"\b\d{3,4}s\b|\b\d{1,2}(?:st|nd|rd|th) century\b"
+    r"\b\d{3,4}s\b|\b\d{1,2}(?:st|nd|rd|th) (?i:century)\b"
 )
 # A day, not only a year: what "on what date" and "which day" ask for.
 DAY = re.compile(
@@ -60,6 +60,12 @@ DURATION = re.compile(
     r"(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries|century)\b",
     re.IGNORECASE,
 )
+# A distance or size stated with its unit ("300 km", "12 feet"): the other answer to "how long".
+LENGTH = re.compile(
+    r"(?:\b\d[\d,.]*\s*|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|\w+ty(?:-\w+)?|"
+    r"hundreds?|thousands?)\s+)(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
+    re.IGNORECASE,
+)
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
@@ -69,11 +75,20 @@ QUANTITY = re.compile(
 NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z][\w'’\-]*)*")
 # Which kind of answer a question asks for, from its question words.
 AUXILIARY = r"(?:did|does|do|was|were|is|are|will|would|has|have|had|can|could|should|must)"
+ASKING = r"(?:what|which|who|whom|whose|where|how|why)"
 KINDS = (
     ("year", re.compile(r"\b(?:what|which) year\b|\bin what year\b", re.I)),
     ("day", re.compile(r"\b(?:what|which) (?:exact )?(?:date|day)\b", re.I)),
-    ("date", re.compile(rf"^\W*when\b|\bwhen\s+{AUXILIARY}\b|\bwhat (?:month|time|century|decade)\b", re.I)),
-    ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|hours|decades)\b|\bhow long\b", re.I)),
+    # A leading "when" asks for a date unless it opens a clause that another question word follows
+    # ("When the bridge opened, who paid for it?").
+    (
+        "date",
+        re.compile(
+            rf"^\W*when\b(?!.*\b{ASKING}\b)|\bwhen\s+{AUXILIARY}\b|\bwhat (?:month|time|century|decade)\b", re.I
+        ),
+    ),
+    ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|hours|decades)\b", re.I)),
+    ("length", re.compile(r"\bhow long\b", re.I)),  # a time or a distance
     (
         "quantity",
         re.compile(r"\bhow (?:many|much|far|old|big|large|high|tall|deep|wide)\b|\bwhat (?:number|percentage)\b", re.I),
@@ -90,9 +105,17 @@ KIND_LABELS = {
     "day": ("DATE",),
     "date": ("DATE", "TIME"),
     "duration": ("DATE", "TIME"),
+    "length": ("DATE", "TIME", "QUANTITY"),
     "quantity": ("CARDINAL", "QUANTITY", "MONEY", "PERCENT"),
 }
-KIND_PATTERNS = {"year": YEAR, "day": DAY, "date": DATE, "duration": DURATION, "quantity": QUANTITY}
+KIND_PATTERNS = {
+    "year": YEAR,
+    "day": DAY,
+    "date": DATE,
+    "duration": DURATION,
+    "length": re.compile(f"{DURATION.pattern}|{LENGTH.pattern}", re.IGNORECASE),
+    "quantity": QUANTITY,
+}
 
 
 @dataclass(frozen=True)

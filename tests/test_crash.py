@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import MODEL_WRITES, ROOT, RunningApp, app_env, app_process, free_port, wait_until_up
+from app_server import MODEL_WRITES, ROOT, RunningApp, app_env, app_process, free_port, stop, wait_until_up
 from conftest import SEEDS, make_rag
 
 import rag.access
@@ -67,13 +67,7 @@ def app_on(
         wait_until_up(f"http://127.0.0.1:{port}/", process, log)
         yield process, f"http://127.0.0.1:{port}/"
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def kill_9(process: subprocess.Popen) -> None:

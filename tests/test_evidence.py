@@ -112,6 +112,18 @@ def test_the_question_word_not_a_clause_decides_the_kind_of_answer() -> None:
     assert question_kind("On what date did the bridge reopen?") == "day"
     assert question_kind("How old is the bridge?") == "quantity"
     assert question_kind("Who opened the bridge?") == "name"
+    # A clause that opens with "when" and is followed by the question proper: the question word decides.
+    assert question_kind("When the ferry stopped, who carried the mail?") == "name"
+    assert question_kind("How long did the repairs take?") == "length"
+
+
+def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case() -> None:
+    asked = "How long is the bridge?"
+    assert kind_found("length", "The bridge is 1,230 m long and 20 m wide.", asked) == 1.0
+    assert kind_found("length", "The span is forty metres from pier to pier.", asked) == 1.0
+    assert kind_found("length", "The repairs took three weeks.", "How long did the repairs take?") == 1.0
+    assert kind_found("length", "The bridge has five lanes.", asked) == 0.0
+    assert kind_found("date", "The first bridge was built in the 19th Century.", "When was it built?") == 1.0
 
 
 def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
