@@ -33,9 +33,11 @@ from typing import Any
 from bench.corpus import SEEDS, questions
 from bench.generation import decode_rate, timed_stream
 from bench.measure import NO_OLLAMA
+from bench.processes import stop, wait_until_up
 from bench.startup import free_port
 
 MODEL_ALIAS = "smollm2"
+SERVER_NAME = "llama_cpp.server (from the `test` extra: llama-cpp-python[server])"
 
 
 @contextlib.contextmanager
@@ -44,36 +46,15 @@ def llama_server(model_path: Path, n_ctx: int = 4096, timeout: float = 120) -> I
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", MODEL_ALIAS]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
-    with tempfile.TemporaryFile("w+") as log:
+    url = f"http://127.0.0.1:{port}/v1"
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=log)
         try:
-            url = f"http://127.0.0.1:{port}/v1"
-            _wait_until_listed(url, proc, log, time.perf_counter() + timeout)
+            # The name says where the server comes from: its usual failure is that it is not installed.
+            wait_until_up(f"{url}/models", proc, Path(log.name), timeout, name=SERVER_NAME)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_until_listed(url: str, proc: subprocess.Popen, log: Any, deadline: float) -> None:
-    """Poll GET /v1/models until the server answers; its log's tail in the error when it dies or is late."""
-    import httpx
-
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return
-        if proc.poll() is not None or time.perf_counter() > deadline:
-            log.seek(0)
-            raise RuntimeError(
-                f"llama_cpp.server did not start (exit {proc.returncode}); install the `test` extra "
-                f"(llama-cpp-python[server]). Its log ends: {log.read()[-1500:]}"
-            )
-        time.sleep(0.2)
+            stop(proc, timeout=20)
 
 
 def raw_pieces(client: Any, messages: list[dict], max_tokens: int) -> Iterator[str]:

@@ -40,6 +40,7 @@ import httpx
 
 from bench.corpus import SEEDS
 from bench.measure import child_env
+from bench.processes import stop, wait_until_up
 from bench.startup import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,19 +238,12 @@ def start_app(work: Path, port: int, clients: int) -> tuple[subprocess.Popen, Pa
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise click.ClickException(f"the app exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "v1/documents", timeout=5).status_code == 200:  # the first run has indexed
-                return process, log, env
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise click.ClickException("the app did not answer within 300 s")
+    try:  # the first run has indexed once /v1/documents answers
+        wait_until_up(f"http://127.0.0.1:{port}/v1/documents", process, log, 300, request_timeout=5)
+    except RuntimeError as exc:
+        process.kill()
+        raise click.ClickException(str(exc)) from None
+    return process, log, env
 
 
 def questions_for(rng: random.Random) -> list[str]:
@@ -278,11 +272,7 @@ def soak(
             thread.start()
         windows = watch(run, process.pid, maintainer, window, threads, echo)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=30)
     check = subprocess.run(
         [sys.executable, "-m", "rag", "info", "--check"], env=env, cwd=work, capture_output=True, text=True
     )

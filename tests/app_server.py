@@ -14,16 +14,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import NO_OLLAMA, SEEDS
 from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import Locator, Page, sync_playwright
+
+from bench.processes import stop, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -89,21 +89,6 @@ def app_env(home: Path, corpus: Path, port: int, small_answer: str | None = None
     return env
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Return when the app answers HTTP; fail with its log when it dies or takes too long."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the app did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @contextlib.contextmanager
 def app_process(
     root: Path, articles: dict[str, str] | None = None, small_answer: str | None = None, **settings: str
@@ -117,33 +102,32 @@ def app_process(
     corpus.mkdir(exist_ok=True)
     for name, text in articles.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    port, log = free_port(), root / "app.log"
-    with open(log, "w") as out:
+    home, log = root / ".rag", root / "app.log"
+    with app_running(home, corpus, log, small_answer, **settings) as (_, url):
+        yield RunningApp(url, corpus, home, log)
+
+
+@contextlib.contextmanager
+def app_running(
+    home: Path, corpus: Path, log: Path, small_answer: str | None = None, **settings: str
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python app.py` on a free port on an existing home and corpus, its output appended to `log`:
+    the process (for a test that kills it itself) and its URL. Stopped at the end unless it has ended."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with open(log, "a") as out:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")],
-            cwd=root,
-            env={**app_env(root / ".rag", corpus, port, small_answer), **settings},
+            cwd=home.parent,
+            env={**app_env(home, corpus, port, small_answer), **settings},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_up(url, process, log)
-        yield RunningApp(url, corpus, root / ".rag", log)
+        yield process, url
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL if the process has not ended within `timeout` seconds; nothing if it has ended."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")

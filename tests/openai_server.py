@@ -20,15 +20,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import httpx
 import openai
 from app_server import free_port
 
+from bench.processes import stop, wait_until_up
 from rag.generate import embedded_model_path
 from rag.settings import Settings
 
@@ -64,25 +63,14 @@ class LlamaCppServer:
         env["PYTHONUNBUFFERED"] = "1"  # each access line reaches the log as it is written
         with open(self.log, "a") as out:
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
         try:
-            self.wait_until_up()
+            wait_until_up(
+                f"{self.url}/models", self.process, self.log, START_TIMEOUT, name="llama_cpp.server", headers=headers
+            )
         except BaseException:
             self.kill()
             raise
-
-    def wait_until_up(self) -> None:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/models", headers=headers, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"llama_cpp.server did not answer within {START_TIMEOUT} s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL, as when the server crashes: no reply is finished, no socket closed politely."""
@@ -91,12 +79,9 @@ class LlamaCppServer:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+        if self.process is not None:
+            stop(self.process, timeout=10)
 
     def client(self) -> openai.OpenAI:
         """The `openai` client on this server, with its key."""
@@ -105,9 +90,6 @@ class LlamaCppServer:
     def chat_requests(self) -> int:
         """How many chat completions the server was asked for, by its access log."""
         return self.log.read_text(errors="replace").count(CHAT_LINE)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
 
     def __enter__(self) -> Self:
         self.start()

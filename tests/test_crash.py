@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import MODEL_WRITES, ROOT, RunningApp, app_env, app_process, free_port, stop, wait_until_up
+from app_server import MODEL_WRITES, RunningApp, app_env, app_process, app_running, free_port
 from conftest import SEEDS, make_rag
 
 import rag.access
@@ -51,23 +51,12 @@ GULLS = "The Vellmar ferry inspector counted 4,211 gulls on the breakwater on Tu
 # -- helpers ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 def app_on(
     home: Path, corpus: Path, log: Path, small_answer: str | None = MODEL_WRITES, **settings: str
-) -> Iterator[tuple[subprocess.Popen, str]]:
+) -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
     """`python app.py` with a login on a free port, on this home and corpus: the process and its URL.
     Stopped at the end unless the test killed it."""
-    port = free_port()
-    env = {**app_env(home, corpus, port, small_answer), "RAG_AUTH": LOGIN, **settings}
-    with open(log, "a") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=home.parent, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/", process, log)
-        yield process, f"http://127.0.0.1:{port}/"
-    finally:
-        stop(process)
+    return app_running(home, corpus, log, small_answer, **{"RAG_AUTH": LOGIN, **settings})
 
 
 def kill_9(process: subprocess.Popen) -> None:
