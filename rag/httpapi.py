@@ -358,9 +358,13 @@ async def store_files(request: Request, corpus: Path, max_bytes: int) -> list[Pa
     try:
         # Every part: `form.values()` holds only the last value of each name, so of files sent as
         # `files`, `files` … it stored the last one and dropped the others without a word.
-        files = [f for _, f in form.multi_items() if hasattr(f, "filename") and hasattr(f, "read")]
+        items = form.multi_items()
+        files = [f for _, f in items if hasattr(f, "filename") and hasattr(f, "read")]
         if not files:
             raise BadInput("the upload holds no files")
+        if len(files) < len(items):  # a part sent without a file name arrives as a plain field
+            named = sorted({name for name, f in items if not hasattr(f, "read")})
+            raise BadInput(f"every part of an upload must be a file with a name; {', '.join(named)} had none")
         stored = []
         for upload in files:
             data = await upload.read(max_bytes + 1)  # one byte over is enough to refuse it

@@ -215,6 +215,11 @@ def test_an_upload_is_checked_stored_ingested_and_listed(api_app: RunningApp) ->
         refused = httpx.post(api_app.url + "v1/ingest", files=[("files", (name, data))])
         assert refused.status_code == status and reason in refused.json()["error"]["message"], refused.text
     assert not (api_app.corpus / "uploads" / "big.txt").exists()
+    # A part without a file name is refused with the rest, not dropped while the others are stored.
+    mixed = [("files", ("kept.txt", b"Some notes on the talks.")), ("files", ("", b"0"))]
+    refused = httpx.post(api_app.url + "v1/ingest", files=mixed)
+    assert refused.status_code == 400 and "file with a name" in refused.json()["error"]["message"], refused.text
+    assert not (api_app.corpus / "uploads" / "kept.txt").exists()
 
 
 def test_ingest_by_path_accepts_only_the_articles_folder(api_app: RunningApp) -> None:
