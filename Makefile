@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint browser
+.PHONY: setup run test lint browser wordnet
 
 setup: $(VENV)/.installed
 
@@ -38,9 +38,20 @@ browser:
 		apt-get update && apt-get install -y --no-install-recommends chromium; \
 	}
 
+# WordNet 3.0, only for the test that eval/antonyms.py still writes rag/antonyms.txt from it (the
+# app reads the committed list and needs no WordNet).
+wordnet:
+	@test -f /usr/share/wordnet/data.adj || { \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "WordNet is missing: install it with sudo apt-get install -y --no-install-recommends wordnet-base" >&2; \
+			exit 1; \
+		fi; \
+		apt-get update && apt-get install -y --no-install-recommends wordnet-base; \
+	}
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup browser lint
+test: setup browser wordnet lint
 	$(BIN)/python -m pytest

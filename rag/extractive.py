@@ -3,8 +3,9 @@
 A 135M model cannot be trusted to write facts, so no model writes by default. The answer is, in
 this order:
 1. put together from two facts (rag/compose.py): the years between two events, or two names;
-2. "The articles don't say" when the best sentence's fitted probability is under the threshold
-   or it lacks the kind of answer asked for (rag/evidence.py);
+2. "The articles don't say" when the best sentence's fitted probability is under the threshold,
+   it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
+   asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser (`short_answer`), else that sentence quoted and cited.
 With `RAG_SMALL_ANSWER=constrained` or `checked` the model reads only the best sentences and
@@ -55,17 +56,22 @@ class Extractive(Strategy):
     def answer(self, turn: Turn) -> Generator[Piece, None, Answer]:
         """The answer comes whole: the model's reply is shown only once checked against the evidence."""
         answer = self.composed(turn)
-        if answer is None and not self.answers_from(turn.evidence):
+        if answer is None and not self.answers_from(turn.evidence, turn.standalone.asking):
             answer = self.abstain(turn)  # nothing in the passages scores as an answer: no generation
         if answer is None:
             answer = self.from_evidence(turn, "".join(self.model_reply(turn)))
         yield Piece(answer.text)
         return answer
 
-    def answers_from(self, evidence: list[Evidence]) -> bool:
-        """Whether the best sentence is an answer at all: its probability reaches the threshold and
-        it holds the kind of answer asked for."""
-        return bool(evidence) and evidence[0].score >= self.threshold and holds_asked_kind(evidence[0].signals)
+    def answers_from(self, evidence: list[Evidence], question: str) -> bool:
+        """Whether the best sentence is an answer at all: its probability reaches the threshold, it
+        holds the kind of answer asked for, and it does not say the opposite of what is asked."""
+        return (
+            bool(evidence)
+            and evidence[0].score >= self.threshold
+            and holds_asked_kind(evidence[0].signals)
+            and not self.tools.annotator.contrary(question, evidence[0].text)
+        )
 
     @property
     def threshold(self) -> float:

@@ -10,6 +10,7 @@ store and the real built-in model.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
 from rag.extractive import reply_from_evidence, span_grammar
 from rag.retrieve import Passage, with_passages_for
+from rag.text import ANTONYMS
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -175,6 +177,62 @@ def test_the_built_in_model_answers_a_name_from_its_sentence(other_topic: tuple[
     assert answer.evidence and "Marta Solberg" in answer.evidence[0].text
     assert [c.passage.doc_id for c in answer.citations] == ["bridge.txt"]
     assert answer.citations[0].marker == answer.evidence[0].passage
+
+
+@pytest.mark.parametrize(
+    ("asked", "opposite", "said"),
+    [
+        (
+            "When did the new harbour bridge in Portvale reopen?",
+            "When did the old harbour bridge in Portvale reopen?",
+            "Monday",
+        ),
+        ("When did the council last debate the road?", "When did the council first debate the road?", "2019"),
+    ],
+)
+def test_a_sentence_that_says_the_opposite_of_what_is_asked_does_not_answer_it(
+    other_topic: tuple[RAG, Path], asked: str, opposite: str, said: str
+) -> None:
+    rag, _ = other_topic
+    evidence = rag.find_evidence(asked, rag.retrieve(asked))
+    # The scorer alone would answer: the sentence has every other word of the question, and the date.
+    assert evidence[0].score >= rag.scorer.threshold and said in evidence[0].text
+    answer = rag.ask(asked)
+    assert answer.abstained and not answer.citations, answer.text
+    assert said in rag.ask(opposite).text  # asked the way the article says it, it is answered
+
+
+def test_only_words_that_can_be_said_the_other_way_round_are_opposed(other_topic: tuple[RAG, Path]) -> None:
+    annotator = other_topic[0].annotator
+    assert annotator.contrary("Which is the smallest port?", "Portvale is the largest port.") == [("small", "large")]
+    assert annotator.contrary("When did the talks end?", "The talks began on Monday.") == [("end", "begin")]
+    # "off" and "on" are WordNet antonyms as adjectives; in "kicked off" and "talks on" they are not.
+    assert annotator.contrary("Who kicked off the talks?", "The talks on the road began on Monday.") == []
+    # A sentence that says both is no contradiction.
+    assert annotator.contrary("Which is the smallest port?", "Of the small and large ports, Ebb is smallest.") == []
+
+
+def test_the_antonym_list_is_wordnets(tmp_path: Path) -> None:
+    """rag/antonyms.txt is what eval/antonyms.py writes from Debian's WordNet (`make wordnet` installs it)."""
+    import subprocess
+    import sys
+
+    wordnet = Path("/usr/share/wordnet")
+    if not (wordnet / "data.adj").exists():
+        message = "WordNet is missing: sudo apt-get install wordnet-base (make test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    written = tmp_path / "antonyms.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.antonyms", "--wordnet", str(wordnet), "--out", str(written)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert written.read_text() == ANTONYMS.read_text()
 
 
 @pytest.mark.slow
