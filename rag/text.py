@@ -156,6 +156,17 @@ class Annotation:
         return {lemma for lemma, pos in self.words if pos in OPPOSABLE}
 
 
+def counted(entity: Any) -> str:
+    """An entity's text; a bare number (CARDINAL) with the nouns right after it, its unit or what it
+    counts ("400 m", "14 million crowns"), which spaCy leaves out and an answer needs."""
+    if entity.label_ != "CARDINAL":
+        return entity.text
+    end = entity.end
+    while end < min(len(entity.doc), entity.end + 3) and entity.doc[end].pos_ == "NOUN":
+        end += 1
+    return entity.doc[entity.start : end].text
+
+
 def load_antonyms(path: Path = ANTONYMS) -> dict[str, frozenset[str]]:
     """Each word's antonyms, both ways round, from the pairs file."""
     found: dict[str, set[str]] = {}
@@ -199,7 +210,7 @@ class Annotator:
                 return self._kept[sentence]
             doc = self._pipeline()(sentence)
             found = Annotation(
-                tuple((e.text, e.label_) for e in doc.ents),
+                tuple((counted(e), e.label_) for e in doc.ents),
                 tuple((t.lemma_.lower(), t.pos_) for t in doc if t.is_alpha),
             )
             self._kept[sentence] = found

@@ -418,6 +418,8 @@ def test_an_answer_under_the_scorers_sure_level_is_marked_uncertain(
         ("Who designed the new steel deck?", "Marta Solberg", "also designed the new steel deck"),
         ("When did the council first debate the road?", "2019", "first debated the road in 2019"),
         ("How many tonnes of apples were picked?", "9,000 tonnes", "picked 9,000 tonnes of apples"),
+        # A bare number keeps the unit or the thing it counts, which spaCy leaves out of the entity.
+        ("How much did the town council pay for the work?", "14 million crowns", "paid 14 million crowns"),
     ],
 )
 def test_a_short_answer_of_the_asked_kind_leads_and_its_sentence_is_the_evidence(
