@@ -44,8 +44,12 @@ SCORER = Path(__file__).with_name("scorer.json")
 MIN_SENTENCE_WORDS = 4  # shorter lines are headings, credits and datelines, not evidence
 MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 YEAR = re.compile(r"\b(?:1[0-9]|20)\d\d\b")
+# A time counted from an era or back from now: "AD 14", "450 BC", "13,000 BP", "7500 yr ago".
+ERA = re.compile(
+    r"\b(?:AD|CE)\s+\d{1,4}\b|\b\d[\d,.]*\s*\(?(?:BP|BCE?|AD|CE)\b|\b\d[\d,.]*\s*(?:years?|yr)\s+(?:ago|BP)\b"
+)
 DATE = re.compile(
-    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|{YEAR.pattern}|\b{MONTH}\b|"
+    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|{YEAR.pattern}|{ERA.pattern}|\b{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b|"
     r"\b\d{3,4}s\b|\b\d{1,2}(?:st|nd|rd|th) (?i:century)\b"
 )
@@ -109,7 +113,7 @@ KIND_LABELS = {
     "quantity": ("CARDINAL", "QUANTITY", "MONEY", "PERCENT"),
 }
 KIND_PATTERNS = {
-    "year": YEAR,
+    "year": re.compile(f"{YEAR.pattern}|{ERA.pattern}"),
     "day": DAY,
     "date": DATE,
     "duration": DURATION,

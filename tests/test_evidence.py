@@ -128,6 +128,15 @@ def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case(
     assert kind_found("date", "The first bridge was built in the 19th Century.", "When was it built?") == 1.0
 
 
+def test_a_time_counted_from_an_era_or_back_from_now_is_a_date() -> None:
+    asked = "When was the harbour first settled?"
+    for said in ("Fishers settled it about 4,000 BP.", "It was settled in AD 43.", "It was settled 900 years ago."):
+        assert kind_found("date", said, asked) == 1.0, said
+    assert kind_found("year", "The fort was built in 55 BC.", "In what year was the fort built?") == 1.0
+    assert kind_found("date", "The keeper is 40 years old.", asked) == 0.0  # an age is no date
+    assert kind_found("date", "An ad ran for 30 days.", asked) == 0.0
+
+
 def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
     asked = "How many bridges cross the harbour?"
     assert kind_found("quantity", "The bridge was built in 1931.", asked) == 0.0
@@ -359,11 +368,11 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and its best sentence's
-# probability, over the scorer's threshold (0.1546 in rag/scorer.json).
+# probability, over the scorer's threshold (0.1511 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.311),
-    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1718),
-    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1549),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.3045),
+    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1703),
+    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1523),
 }
 
 
