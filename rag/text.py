@@ -112,8 +112,20 @@ def words_of(text: str) -> set[str]:
 
 
 def is_new(item: str, question: str) -> bool:
-    """Whether the item has a word the question lacks: "Ada Park" does not answer "Who met Park?"."""
-    return not words_of(item) <= words_of(question)
+    """Whether the item has a word the question lacks: "Ada Park" does not answer "Who met Park?",
+    and "Japan" is not new to "Where did the Japanese ships sail?" (a word that begins one of the
+    question's words, or that one of them begins, five letters or more: a country and its people)."""
+    asked = words_of(question)
+    return any(not given(word, asked) for word in words_of(item))
+
+
+def given(word: str, asked: set[str]) -> bool:
+    """Whether the word, or a word it begins or that begins it (five letters or more), was asked."""
+    if word in asked:
+        return True
+    return any(
+        min(len(word), len(other)) >= 5 and (word.startswith(other) or other.startswith(word)) for other in asked
+    )
 
 
 @contextmanager

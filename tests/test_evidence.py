@@ -24,7 +24,7 @@ from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
 from rag.extractive import reply_from_evidence, span_grammar
 from rag.retrieve import Passage, with_passages_for
-from rag.text import ANTONYMS
+from rag.text import ANTONYMS, is_new
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -135,6 +135,12 @@ def test_a_time_counted_from_an_era_or_back_from_now_is_a_date() -> None:
     assert kind_found("year", "The fort was built in 55 BC.", "In what year was the fort built?") == 1.0
     assert kind_found("date", "The keeper is 40 years old.", asked) == 0.0  # an age is no date
     assert kind_found("date", "An ad ran for 30 days.", asked) == 0.0
+
+
+def test_a_country_the_question_names_by_its_people_is_no_answer() -> None:
+    asked = "Where did the Japanese and Russian ministers meet?"
+    assert not is_new("Russia", asked) and not is_new("Japan", asked)
+    assert is_new("Tokyo", asked) and is_new("Portvale", "Which port is it?")  # five letters at least
 
 
 def test_a_year_is_no_count_and_a_date_needs_a_day() -> None:
@@ -368,11 +374,11 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and its best sentence's
-# probability, over the scorer's threshold (0.1511 in rag/scorer.json).
+# probability, over the scorer's threshold (0.1501 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.3045),
-    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1703),
-    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1523),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.3037),
+    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1708),
+    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1525),
 }
 
 
