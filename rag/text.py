@@ -16,6 +16,7 @@ after abbreviations that are followed by a capital ("Gen. Smith" is split in two
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -201,7 +202,6 @@ class Annotator:
     def __init__(self, antonyms: Path = ANTONYMS) -> None:
         self._nlp: Any = None
         self._antonyms_file = antonyms
-        self._antonyms: dict[str, frozenset[str]] | None = None
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, Annotation] = OrderedDict()
 
@@ -234,12 +234,15 @@ class Annotator:
         """(text, label) of each entity in the sentence, in order (PERSON, GPE, DATE, CARDINAL, …)."""
         return self.annotate(sentence).entities
 
+    @functools.cached_property
+    def _antonyms(self) -> dict[str, frozenset[str]]:
+        """The antonym list, read when a question first needs it (two threads may both read it once)."""
+        return load_antonyms(self._antonyms_file)
+
     def contrary(self, question: str, sentence: str) -> list[tuple[str, str]]:
         """(question's word, sentence's word) for each word the question asks about that the sentence
         lacks and whose antonym it has: "the newest bridge" against "the oldest bridge" gives
         ("new", "old"). A sentence that says the opposite of what is asked does not answer it."""
-        if self._antonyms is None:
-            self._antonyms = load_antonyms(self._antonyms_file)
         asked, said = self.annotate(question), self.annotate(sentence)
         have, opposable = said.lemmas, said.opposable
         return sorted(
