@@ -45,23 +45,32 @@ def decode_rate(run: dict, tokens: int) -> float:
     return (tokens - 1) / max(run["total_s"] - run["ttft_s"], 1e-9) if tokens > 1 else 0.0
 
 
+def race(ours: Callable[[], Iterator[str]], raw: Callable[[], Iterator[str]], ours_first: bool) -> dict:
+    """Our stream and the raw library's on one input, timed in the given order (callers alternate it,
+    so that neither side always runs on the cache the other left): each side's `timed_stream`,
+    whether both said the same, and ours' total time over raw's. Shared with bench/openai_generation.py."""
+    streams = {"ours": ours, "raw": raw}
+    order = ["ours", "raw"] if ours_first else ["raw", "ours"]
+    result: dict[str, Any] = {name: timed_stream(streams[name]()) for name in order}
+    result["same_output"] = result["ours"]["text"] == result["raw"]["text"]
+    result["ratio"] = result["ours"]["total_s"] / result["raw"]["total_s"]
+    return result
+
+
 def compare(rag: Any, raw: Any, question: str, ours_first: bool) -> dict:
     """Ours and raw on the same prompt, in the given order."""
     backend = rag.backend
     passages = rag.retrieve(question, k=5)
     messages = rag.strategy.messages(question, passages, rag.find_evidence(question, passages))
     prompt = backend.llm.messages_to_prompt(messages)
-    runs: dict[str, Callable[[], dict]] = {
-        "ours": lambda: timed_stream(backend.stream(messages, temperature=0.0)),
-        "raw": lambda: timed_stream(raw_pieces(raw, prompt, backend.llm.generate_kwargs)),
-    }
-    order = ["ours", "raw"] if ours_first else ["raw", "ours"]
-    result = {name: runs[name]() for name in order}
-    for name in result:
-        result[name]["tokens"] = len(raw.tokenize(result[name]["text"].encode(), add_bos=False, special=True))
-        result[name]["tokens_per_s"] = decode_rate(result[name], result[name]["tokens"])
-    result["same_output"] = result["ours"]["text"] == result["raw"]["text"]
-    result["ratio"] = result["ours"]["total_s"] / result["raw"]["total_s"]
+    result = race(
+        lambda: backend.stream(messages, temperature=0.0),
+        lambda: raw_pieces(raw, prompt, backend.llm.generate_kwargs),
+        ours_first,
+    )
+    for side in ("ours", "raw"):
+        result[side]["tokens"] = len(raw.tokenize(result[side]["text"].encode(), add_bos=False, special=True))
+        result[side]["tokens_per_s"] = decode_rate(result[side], result[side]["tokens"])
     return result
 
 

@@ -26,12 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.corpus import SEEDS, questions
-from bench.generation import decode_rate, timed_stream
+from bench.generation import decode_rate, race
 from bench.measure import NO_OLLAMA
 from bench.processes import stop, wait_until_up
 from bench.startup import free_port
@@ -80,15 +80,11 @@ def compare(backend: Any, client: Any, messages: list, ours_first: bool) -> dict
     from rag.generate import openai_messages
 
     dicts = openai_messages(messages)
-    runs: dict[str, Callable[[], dict]] = {
-        "ours": lambda: timed_stream(backend.stream(messages, temperature=0.0)),
-        "raw": lambda: timed_stream(raw_pieces(client, dicts, backend.max_tokens)),
-    }
-    order = ["ours", "raw"] if ours_first else ["raw", "ours"]
-    result = {name: runs[name]() for name in order}
-    result["same_output"] = result["ours"]["text"] == result["raw"]["text"]
-    result["ratio"] = result["ours"]["total_s"] / result["raw"]["total_s"]
-    return result
+    return race(
+        lambda: backend.stream(messages, temperature=0.0),
+        lambda: raw_pieces(client, dicts, backend.max_tokens),
+        ours_first,
+    )
 
 
 def question_pairs(rag: Any, client: Any, question: str, repeats: int, first_pair: int) -> tuple[float, list[dict]]:

@@ -109,10 +109,11 @@ def app_process(
 
 @contextlib.contextmanager
 def app_running(
-    home: Path, corpus: Path, log: Path, small_answer: str | None = None, **settings: str
+    home: Path, corpus: Path, log: Path, small_answer: str | None = None, *, stop_timeout: float = 15, **settings: str
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`python app.py` on a free port on an existing home and corpus, its output appended to `log`:
-    the process (for a test that kills it itself) and its URL. Stopped at the end unless it has ended."""
+    the process (for a test that kills it itself) and its URL. Stopped at the end unless it has ended,
+    SIGKILLed if SIGTERM has not ended it within `stop_timeout` seconds."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with open(log, "a") as out:
@@ -127,7 +128,7 @@ def app_running(
         wait_until_up(url, process, log)
         yield process, url
     finally:
-        stop(process)
+        stop(process, stop_timeout)
 
 
 @pytest.fixture(scope="module")

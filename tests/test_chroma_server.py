@@ -7,20 +7,18 @@ A server is how the store is shared past one machine: each "machine" here is a R
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import SEEDS, make_rag
 from test_hardening import Tally, assert_consistent, free_port, process_env, stored_ids, tally_fixture, write_articles
 
 import rag.ingest
+from bench.processes import stop, wait_until_up
 from rag import RAG, StoreError, StoreMismatch
 from rag.settings import Settings
 from rag.store import Store
@@ -49,26 +47,20 @@ class ChromaServer:
         command = [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log, "a") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"chroma run exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        pytest.fail(f"chroma run did not answer within {timeout} s:\n{self.log.read_text()[-3000:]}")
+        heartbeat = f"{self.url}/api/v2/heartbeat"
+        wait_until_up(heartbeat, self.process, self.log, timeout, name="chroma run", request_timeout=1)
+        return self
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the server (SIGKILL: crash it) and wait until it is gone."""
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 20 s) and wait until it is gone."""
+        if self.process is not None:
+            stop(self.process, timeout=20)
+
+    def crash(self) -> None:
+        """SIGKILL the server, as a crash would, and wait until it is gone."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +189,7 @@ def test_server_crashing_mid_ingest_keeps_old_data_and_the_next_ingest_repairs(
 
         def crash_after_first_write(done: int, total: int, stage: str) -> None:
             if done >= 2:
-                server.stop(signal.SIGKILL)
+                server.crash()
 
         with pytest.raises(StoreError, match="writing to the store failed"):
             rag_.ingest([corpus], progress=crash_after_first_write)

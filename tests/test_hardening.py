@@ -851,20 +851,14 @@ def test_articles_cannot_forge_passages_or_citations_in_the_prompt(
 
 @pytest.mark.slow
 def test_eight_people_asking_at_once_through_gradio_client_are_all_answered(tally: Tally, tmp_path: Path) -> None:
-    from app_server import ROOT, app_env, wait_until_up
+    from app_server import app_running
     from gradio_client import Client
 
     corpus = tmp_path / "articles"
     shutil.copytree(SEEDS, corpus)
-    port, log = free_port(), tmp_path / "app.log"
-    env = {**app_env(tmp_path / ".rag", corpus, port), "RAG_MAX_NEW_TOKENS": "48"}
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/", process, log)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    log = tmp_path / "app.log"
+    with app_running(tmp_path / ".rag", corpus, log, stop_timeout=30, RAG_MAX_NEW_TOKENS="48") as (process, url):
+        client = Client(url, verbose=False)
         questions = [
             TALKS,
             "Which islands does Japan claim?",
@@ -880,9 +874,7 @@ def test_eight_people_asking_at_once_through_gradio_client_are_all_answered(tall
             results = [job.result() for job in jobs]
         client.close()  # the people leave before the app stops: an open event stream would hold it
         while_answering = log.read_text()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    assert process.returncode != -signal.SIGKILL, "the app did not stop within 30 s of SIGTERM"
     tally.bad(2)
     assert all(r["answer"] and isinstance(r["abstained"], bool) for r in results)
     assert sum(not r["abstained"] for r in results) >= 3
