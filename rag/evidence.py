@@ -9,8 +9,8 @@ LlamaIndex has sentence-window retrieval and rerankers, but nothing that scores 
 the kind of answer a question wants, nor keeps offsets into the original file, so this is ours.
 
 The signals of a sentence, each in about 0..1 (`signals`):
-- meaning: cosine similarity of question and sentence (the embedder), and `meaning_gap`, how far
-  it falls below the best sentence's;
+- meaning: cosine similarity of question and sentence (the embedder), the best of the whole
+  sentence and its clauses, and `meaning_gap`, how far it falls below the best sentence's;
 - words: the question's content words in the sentence, weighted by rarity among the candidate
   sentences, and `words_gap`, how far below the best;
 - missing: the rarity of the rarest question word that neither the sentence nor the one before
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from rag.documents import DATELINE
 from rag.retrieve import Passage
-from rag.text import Annotator, content_terms, idf, is_new, rarity, sentence_spans, word_overlap
+from rag.text import Annotator, clause_windows, content_terms, idf, is_new, rarity, sentence_spans, word_overlap
 
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
 
@@ -240,11 +240,21 @@ def missing_rarity(wanted: set[str], have: set[str], weight: dict[str, float], u
     return max((weight.get(t, unseen) for t in wanted - have), default=0.0) / rarest
 
 
+def sentence_meaning(question: str, sentences: Sequence[Sentence], similarity: Similarity) -> list[float]:
+    """Each sentence's cosine with the question, read as the best of the whole sentence, its
+    clauses and its pairs of neighbouring clauses (`clause_windows`): a long sentence's other
+    facts dilute its cosine with a question about one of them (eval/README.md)."""
+    windows = [clause_windows(s.text) for s in sentences]
+    texts = list(dict.fromkeys(w for group in windows for w in group))
+    cosine = dict(zip(texts, similarity([question], texts)[0]))
+    return [max(max(float(cosine[w]) for w in group), 0.0) for group in windows]
+
+
 def signals(
     question: str, sentences: Sequence[Sentence], passages: Sequence[Passage], similarity: Similarity, kind: str
 ) -> list[dict[str, float]]:
     """Every signal of every candidate sentence for the question (see the module's docstring)."""
-    meaning = [max(float(c), 0.0) for c in similarity([question], [s.text for s in sentences])[0]]
+    meaning = sentence_meaning(question, sentences, similarity)
     terms = [content_terms(s.text) for s in sentences]
     weight, unseen = rarity(terms), idf(0, len(sentences))
     wanted = content_terms(question)

@@ -17,6 +17,7 @@ after abbreviations that are followed by a capital ("Gen. Smith" is split in two
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -66,6 +67,27 @@ def content_terms(text: str) -> set[str]:
     """Stemmed words of a text, without question and function words (each distinct word stemmed once)."""
     words = set(WORD.findall(text.lower())) - QUESTION_STOPWORDS
     return set(english_stemmer().stemWords(list(words)))
+
+
+# Where a long sentence divides into clauses: commas, semicolons, colons, brackets, spaced dashes.
+CLAUSE_CUT = re.compile(r"\s*(?:[,;:()\[\]]|\s[—–-]\s)\s*")
+MIN_CLAUSE_WORDS = 4  # a shorter piece ("in 1850", "however") joins the next
+
+
+def clause_windows(sentence: str) -> list[str]:
+    """The sentence, then its clauses and each two neighbouring clauses: what a question may ask of
+    a long sentence that packs several facts, whose whole-sentence meaning the others dilute."""
+    pieces, pending = [], ""
+    for piece in CLAUSE_CUT.split(sentence):
+        pending = f"{pending} {piece}".strip()
+        if len(pending.split()) >= MIN_CLAUSE_WORDS:
+            pieces.append(pending)
+            pending = ""
+    if pending and pieces:
+        pieces[-1] = f"{pieces[-1]} {pending}"
+    if len(pieces) < 2:
+        return [sentence]
+    return [sentence, *pieces, *(f"{a} {b}" for a, b in itertools.pairwise(pieces))]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

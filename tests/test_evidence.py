@@ -24,7 +24,7 @@ from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
 from rag.extractive import reply_from_evidence, span_grammar
 from rag.retrieve import Passage, with_passages_for
-from rag.text import ANTONYMS, is_new
+from rag.text import ANTONYMS, clause_windows, is_new
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -374,11 +374,10 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and its best sentence's
-# probability, over the scorer's threshold (0.1501 in rag/scorer.json).
+# probability, over the scorer's threshold (0.1465 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.3037),
-    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1708),
-    "What is the population of Brenna?": ("a quote of the road to the Brenna market", 0.1525),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.3269),
+    "Which company insured the harbour bridge?": ("a quote of the bridge's reopening", 0.1575),
 }
 
 
@@ -479,3 +478,35 @@ def test_the_fit_script_reproduces_the_packaged_scorer(tmp_path: Path) -> None:
     assert fitted["weights"] == pytest.approx(packaged["weights"], abs=1e-3)
     assert fitted["bias"] == pytest.approx(packaged["bias"], abs=1e-3)
     assert fitted["threshold"] == pytest.approx(packaged["threshold"], abs=1e-3)
+
+
+# A long sentence that packs several facts, and shorter ones that share its words.
+LIBRARY = """Millbrook library reopens after repairs
+
+The town's library, built of grey stone in 1871 with money left by a wool merchant, lost its roof in the storm of 1990, and the children's room on its upper floor, which held a puppet theatre, was closed for two years.
+The children's room now has new shelves, a reading corner and windows facing the river.
+The library lends books to readers from three villages and opens every day except Sunday.
+"""
+
+
+def test_a_long_sentence_is_read_clause_by_clause() -> None:
+    sentence = "The hall, built in 1871 by the guild, burned in 1990; its tower, which held a bell, fell."
+    windows = clause_windows(sentence)
+    assert windows[0] == sentence  # the whole sentence is read too
+    # A piece under four words joins the next; a short last one joins the one before.
+    assert windows[1:4] == [
+        "The hall built in 1871 by the guild",
+        "burned in 1990 its tower",
+        "which held a bell fell.",
+    ]
+    assert "burned in 1990 its tower which held a bell fell." in windows  # two neighbours together
+    assert clause_windows("A short sentence with no commas.") == ["A short sentence with no commas."]
+
+
+def test_a_question_about_one_clause_of_a_long_sentence_finds_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    rag, _ = store_of(tmp_path_factory, {"library.txt": LIBRARY})
+    whole = rag.similarities(["What was in the children's room upstairs before the storm?"], [LIBRARY.splitlines()[2]])
+    answer = rag.ask("What was in the children's room upstairs before the storm?")
+    assert not answer.abstained and "puppet theatre" in answer.text, answer.text
+    # Read whole, the sentence's other facts dilute it (measured 0.42); its clause speaks to the question.
+    assert answer.evidence[0].signals["meaning"] > whole[0][0] + 0.2
