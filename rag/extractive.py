@@ -7,7 +7,8 @@ this order:
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
    asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
-   recogniser (`short_answer`), else that sentence quoted and cited.
+   recogniser, when the sentence holds no other name or number it might be (`short_answer`,
+   `rivals`), else that sentence quoted and cited.
 With `RAG_SMALL_ANSWER=constrained` or `checked` the model reads only the best sentences and
 writes a short reply, which stands only when what it asserts is copied from them
 (`reply_from_evidence`); with `constrained` a grammar lets it write nothing else.
@@ -24,7 +25,7 @@ from collections.abc import Generator, Iterator, Sequence
 from rag.answer import Answer, How, Piece, cited_first
 from rag.citations import citations_for, copied_from, marker_for, model_abstained, split_sentences, with_markers
 from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
-from rag.evidence import KIND_LABELS, Evidence, holds_asked_kind, kind_found, question_kind
+from rag.evidence import KIND_LABELS, KIND_PATTERNS, NAME, Evidence, holds_asked_kind, kind_found, question_kind
 from rag.followup import Standalone, joined_question
 from rag.retrieve import Passage
 from rag.safety import sanitize
@@ -178,13 +179,33 @@ def reply_from_evidence(
 def short_answer(evidence: Evidence, question: str, kind: str, annotator: Annotator) -> str:
     """The one entity of the asked kind in the sentence that the question does not already name,
     cited ("Ada Park [1]."); "" when the question asks for no such kind, or the sentence holds none
-    or several (on the tuning sets, a choice among several was wrong one time in three).
+    or several (on the tuning sets, a choice among several was wrong one time in three), or
+    another name or number the recogniser did not tag as of the kind (`rivals`).
     """
     labels = KIND_LABELS.get(kind, ())
     found = {text.strip(" ,;:") for text, label in annotator.entities(evidence.text) if label in labels}
     # The entity must also be of the kind itself: a year does not answer "on what date".
     new = [text for text in found if is_new(text, question) and kind_found(kind, text, question) > 0]
-    return f"{new[0]} [{evidence.passage}]." if len(new) == 1 else ""
+    if len(new) != 1 or rivals(new[0], evidence.text, question, kind):
+        return ""
+    return f"{new[0]} [{evidence.passage}]."
+
+
+def rivals(chosen: str, sentence: str, question: str, kind: str) -> bool:
+    """Whether the sentence holds another possible answer of the kind that the recogniser did not
+    tag as one: a name the question does not give ("near Diepoldsau" beside the tagged "Rhine
+    Delta"), or another number. Then the choice is not sure, and the sentence is quoted instead
+    (eval/README.md: on the tuning sets, most short answers with a rival were wrong)."""
+    pattern = NAME if kind in ("name", "place", "entity") else KIND_PATTERNS.get(kind)
+    if pattern is None:
+        return False
+    for match in pattern.finditer(sentence):
+        item = match.group().strip(" ,;:")
+        if match.start() == 0 and " " not in item:
+            continue  # a capitalised first word is no name ("Residents")
+        if item and is_new(item, question) and item not in chosen and chosen not in item:
+            return True
+    return False
 
 
 def span_grammar(text: str) -> str:

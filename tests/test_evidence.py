@@ -22,7 +22,7 @@ from rag import RAG
 from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
-from rag.extractive import reply_from_evidence, span_grammar
+from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.retrieve import Passage, with_passages_for
 from rag.text import ANTONYMS, clause_windows, is_new
 
@@ -510,3 +510,28 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(tmp_path_factor
     assert not answer.abstained and "puppet theatre" in answer.text, answer.text
     # Read whole, the sentence's other facts dilute it (measured 0.42); its clause speaks to the question.
     assert answer.evidence[0].signals["meaning"] > whole[0][0] + 0.2
+
+
+DYKES = """Elde valley dykes finished
+
+The town council built an upper dyke near Kelvarn and a lower one at Trusk, to protect the Marsh of Elde from floods.
+The work took three summers and was paid for by the valley's farmers.
+"""
+
+
+def test_a_short_answer_is_not_cut_when_the_sentence_names_another_candidate(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # spaCy tags Kelvarn a place and Trusk a person: the one place it tags is not the answer.
+    rag, _ = store_of(tmp_path_factory, {"dykes.txt": DYKES})
+    answer = rag.ask("Where did the council build the lower dyke?")
+    assert not answer.abstained and answer.how == "quote" and "at Trusk" in answer.text, answer.text
+    sentence = DYKES.splitlines()[2]
+    assert rivals("Kelvarn", sentence, "Where did the council build the lower dyke?", "place")
+    # A sentence with one name the question lacks has no rival, nor one whose other names are asked.
+    assert not rivals("Ada Lind", "The deck was designed by Ada Lind.", "Who designed the deck?", "name")
+    assert not rivals("Ada Lind", "Ada Lind drew the deck for Portvale.", "Who drew the Portvale deck?", "name")
+    # Another number is a rival of the one tagged.
+    flows = "The ferry carries 300 people a day, while the bridge carries about 2,000 cars."
+    assert rivals("300 people", flows, "How many people does the ferry carry a day?", "quantity")
+    assert not rivals("300 people", "The ferry carries 300 people a day.", "How many does the ferry carry?", "quantity")
