@@ -193,8 +193,8 @@ def short_answer(evidence: Evidence, question: str, kind: str, annotator: Annota
 
 def rivals(chosen: str, sentence: str, question: str, kind: str) -> bool:
     """Whether the sentence holds another possible answer of the kind that the recogniser did not
-    tag as one: a name the question does not give ("near Diepoldsau" beside the tagged "Rhine
-    Delta"), or another number. Then the choice is not sure, and the sentence is quoted instead
+    tag as one: a name the question does not give ("at Trusk" beside the tagged "near Kelvarn",
+    asked where the lower of two dykes is), or another number. Then the choice is not sure, and the sentence is quoted instead
     (eval/README.md: on the tuning sets, most short answers with a rival were wrong)."""
     pattern = NAME if kind in ("name", "place", "entity") else KIND_PATTERNS.get(kind)
     if pattern is None:
