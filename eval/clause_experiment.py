@@ -100,7 +100,7 @@ def main(refresh: bool) -> None:
         "meaning as collected": plain,
     }
     for name, features in variants.items():
-        click.echo(f"{name:<30} {cross_cells(cross(questions, features))}")
+        click.echo(f"{name:<30} {cross_cells(cross(questions, features, checked=False))}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,13 @@ gate applied), and every sentence of its passages becomes one pair, labelled 1 w
 gold answer form (as `rag eval`'s alias match reads an answer) and 0 otherwise; every sentence
 of an unanswerable question is a 0.
 
-The model is a logistic regression with an L2 penalty, solved by Newton's method in numpy (a
-convex problem with one answer, so a re-run writes the same weights); each corpus weighs the same
-whatever its size. The abstention threshold is the highest probability of the best sentence that
+The ranker is a logistic regression with an L2 penalty over every pair, solved by Newton's method
+in numpy (a convex problem with one answer, so a re-run writes the same weights); each corpus
+weighs the same whatever its size. The check is a second one of the same kind, fitted on each
+question's best sentence by the ranker only (its signals and the ranker's logit; labelled 1 when it
+holds the answer): the ranker learns mostly to push away sentences nowhere near the answer, and
+the check learns what tells a right best sentence from a wrong one, or from one that answers
+nothing (an unanswerable question's). The abstention threshold is the highest confidence of the best sentence that
 refuses at most `MAX_FALSE_REFUSALS` of each tuning corpus's answerable questions: the scorer tells
 answerable from unanswerable questions well on one corpus and less well on another, and a
 threshold set for one corpus's balance refused most answerable questions of the other. Answers
@@ -49,6 +53,7 @@ SQUAD_TUNING = Path(__file__).resolve().parent / "squad" / "Rhine.json"
 # changes the figures by about one question of the seeds' dev half: without it, "who" questions
 # were answered from sentences that name only a place.
 FEATURES = ("meaning", "meaning_gap", "words", "words_gap", "missing", "kind", "new", "rank", "passage")
+LOGIT = "logit"  # the ranker's log-odds, read by the check beside the best sentence's signals
 L2 = 1.0
 # Abstention refuses at most this share of each tuning corpus's answerable questions (the issue's
 # goal for false refusals). The threshold of best balanced accuracy, fitted on Rhine alone, refused
@@ -136,20 +141,56 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = L
     return beta[:-1], float(beta[-1])
 
 
-def best_of(question: Question, features: Sequence[str], weights: np.ndarray, bias: float) -> tuple[float, int]:
-    """The probability of the question's best sentence and whether that sentence holds the answer."""
-    if not question.signals:
-        return 0.0, 0
+Check = tuple[np.ndarray, float]  # the check's weights (the features', then the logit's) and bias
+
+
+def ranked_best(question: Question, features: Sequence[str], weights: np.ndarray, bias: float) -> tuple[int, float]:
+    """The index of the ranker's best sentence of the question and its logit."""
     z = np.array([[row[f] for f in features] for row in question.signals]) @ weights + bias
     at = int(np.argmax(z))
+    return at, float(z[at])
+
+
+def check_row(signals: dict[str, float], features: Sequence[str], logit: float) -> list[float]:
+    """What the check reads of a sentence: its signals and the ranker's logit."""
+    return [signals[f] for f in features] + [logit]
+
+
+def best_of(
+    question: Question, features: Sequence[str], weights: np.ndarray, bias: float, check: Check | None = None
+) -> tuple[float, int]:
+    """The confidence in the question's best sentence (the ranker's probability without a check)
+    and whether that sentence holds the answer."""
+    if not question.signals:
+        return 0.0, 0
+    at, z = ranked_best(question, features, weights, bias)
     if not holds_asked_kind(question.signals[at]):
         return 0.0, question.labels[at]  # abstained on whatever the threshold, as `RAG.stream` does
-    return float(1.0 / (1.0 + np.exp(-z[at]))), question.labels[at]
+    if check is not None:
+        z = float(np.array(check_row(question.signals[at], features, z)) @ check[0] + check[1])
+    return float(1.0 / (1.0 + np.exp(-z))), question.labels[at]
 
 
-def outcomes(questions: Sequence[Question], features: Sequence[str], weights: np.ndarray, bias: float) -> list[tuple]:
-    """(corpus, best probability, right) of each question: right when the best sentence holds the answer."""
-    return [(q.corpus, *best_of(q, features, weights, bias)) for q in questions]
+def outcomes(
+    questions: Sequence[Question], features: Sequence[str], weights: np.ndarray, bias: float, check: Check | None = None
+) -> list[tuple]:
+    """(corpus, confidence in the best sentence, right) of each question: right when the best
+    sentence holds the answer."""
+    return [(q.corpus, *best_of(q, features, weights, bias, check)) for q in questions]
+
+
+def fit_check(questions: Sequence[Question], features: Sequence[str], weights: np.ndarray, bias: float) -> Check:
+    """The check fitted on each question's best sentence by the ranker, each corpus weighing the same."""
+    rows, labels, corpora = [], [], []
+    for question in questions:
+        if question.signals:
+            at, z = ranked_best(question, features, weights, bias)
+            rows.append(check_row(question.signals[at], features, z))
+            labels.append(question.labels[at])
+            corpora.append(question.corpus)
+    count = {c: corpora.count(c) for c in set(corpora)}
+    weight = [len(rows) / (count[c] * len(count)) for c in corpora]
+    return fit_logistic(np.array(rows), np.array(labels, dtype=float), np.array(weight))
 
 
 def false_refusals(found: Sequence[tuple], answerable: Sequence[bool], threshold: float) -> float:
@@ -210,16 +251,30 @@ def auc(scores: Sequence[float], right: Sequence[int]) -> float:
     return wins / (len(good) * len(bad))
 
 
-def fit(questions: Sequence[Question], features: Sequence[str]) -> dict:
-    """The scorer fitted on the questions, with its thresholds, as `rag/scorer.json` holds it."""
+def fit(questions: Sequence[Question], features: Sequence[str], checked: bool = True) -> dict:
+    """The scorer fitted on the questions, with its thresholds, as `rag/scorer.json` holds it;
+    without `checked`, abstention reads the ranker's probability (as before the check: the
+    experiments that compare with that scorer)."""
     x, y, weight = matrix(questions, features)
     weights, bias = fit_logistic(x, y, weight)
-    found = outcomes(questions, features, weights, bias)
+    check = fit_check(questions, features, weights, bias) if checked else None
+    found = outcomes(questions, features, weights, bias, check)
     threshold = choose_threshold(found, [q.answerable for q in questions])
     return {
         "features": list(features),
         "weights": [round(float(w), 6) for w in weights],
         "bias": round(bias, 6),
+        **(
+            {
+                "check": {
+                    "features": [*features, LOGIT],
+                    "weights": [round(float(w), 6) for w in check[0]],
+                    "bias": round(check[1], 6),
+                }
+            }
+            if check
+            else {}
+        ),
         "threshold": threshold,
         "sure": choose_sure(found, threshold),
         "fitted_on": sorted({q.corpus for q in questions}),
@@ -229,23 +284,22 @@ def fit(questions: Sequence[Question], features: Sequence[str]) -> dict:
     }
 
 
-def cross(questions: Sequence[Question], features: Sequence[str]) -> dict[str, dict]:
+def cross(questions: Sequence[Question], features: Sequence[str], checked: bool = True) -> dict[str, dict]:
     """Fitted on each corpus alone, judged on the other, at the threshold chosen on the first."""
     result = {}
     for held_out in sorted({q.corpus for q in questions}):
         train = [q for q in questions if q.corpus != held_out]
         test = [q for q in questions if q.corpus == held_out]
-        scorer = fit(train, features)
-        weights = np.array(scorer["weights"])
-        result[held_out] = summary(outcomes(test, features, weights, scorer["bias"]), scorer["threshold"], test)[
-            held_out
-        ]
+        scorer = fit(train, features, checked)
+        check = (np.array(scorer["check"]["weights"]), scorer["check"]["bias"]) if checked else None
+        found = outcomes(test, features, np.array(scorer["weights"]), scorer["bias"], check)
+        result[held_out] = summary(found, scorer["threshold"], test)[held_out]
     return result
 
 
 def ablation(questions: Sequence[Question]) -> list[tuple[str, dict]]:
     """Cross-corpus figures with every signal, then with each left out."""
-    rows = [("all", cross(questions, FEATURES))]
+    rows = [("all", cross(questions, FEATURES)), ("all, no check", cross(questions, FEATURES, checked=False))]
     for left_out in FEATURES:
         rows.append((f"without {left_out}", cross(questions, [f for f in FEATURES if f != left_out])))
     if all("kind_entities" in row for q in questions for row in q.signals):  # pairs saved without it lack it

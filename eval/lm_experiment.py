@@ -149,7 +149,7 @@ def main(out: Path, lm: bool) -> None:
         ("+ absent margin", ["linear", "absent", "margin"]),
         ("+ all", ["linear", "lm_question", "lm_sentence", "absent", "margin"]),
     ):
-        click.echo(f"{name:<16} {cross_cells(cross(questions, features))}")
+        click.echo(f"{name:<16} {cross_cells(cross(questions, features, checked=False))}")
 
 
 if __name__ == "__main__":

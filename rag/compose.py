@@ -89,13 +89,13 @@ def year_of(
     event: str, passages: Sequence[Passage], similarity: Similarity, scorer: Scorer, min_score: float
 ) -> Dated | None:
     """The year of one event: one the event's words give, else the year the best sentence about it
-    names, nearest the event's own words; None when no sentence scores `min_score`."""
+    names, nearest the event's own words; None when no sentence's confidence reaches `min_score`."""
     given = YEAR.findall(event)
     if given:
         return Dated(int(given[0]), None)
     for found in select(event, passages, similarity, scorer, 3, kind="year"):
         years = list(YEAR.finditer(found.text))
-        if found.score >= min_score and years:
+        if found.confidence >= min_score and years:
             return Dated(nearest_year(found.text, years, event), found)
     return None
 
@@ -188,12 +188,12 @@ def answer_name(sentence: str, ask: str) -> str:
 def two_names(
     question: str, passages: Sequence[Passage], similarity: Similarity, scorer: Scorer, min_score: float
 ) -> tuple[Named, Named] | None:
-    """Two different names, each from a sentence that scores `min_score` for its ask, or None."""
+    """Two different names, each from a sentence whose confidence reaches `min_score` for its ask, or None."""
     found: list[Named] = []
     for ask in asks(question):
         kind = question_kind(ask) or "name"
         for evidence in select(ask, passages, similarity, scorer, 3, kind=kind):
-            name = answer_name(evidence.text, ask) if evidence.score >= min_score else ""
+            name = answer_name(evidence.text, ask) if evidence.confidence >= min_score else ""
             if name and all(name != other.name for other in found):
                 found.append(Named(name, evidence))
                 break

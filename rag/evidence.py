@@ -4,7 +4,11 @@ Retrieval finds the right passage; the answer is usually one sentence of it. Thi
 every sentence of the passages by signals that mean the same on any text, and a logistic model
 fitted on labelled (question, sentence) pairs (`eval/fit.py`, weights in `rag/scorer.json`) turns
 them into the probability that the sentence holds the answer. That probability ranks the
-sentences, and the best one's decides whether there is an answer at all (`Scorer.threshold`).
+sentences. A second logistic model, fitted on the best sentence of each tuning question only,
+reads the same signals and the ranker's logit as its `confidence`: the probability that the
+sentence, taken as the answer, is right. It decides whether there is an answer at all
+(`Scorer.threshold`): telling a right best sentence from a wrong one is not the task of ranking
+every sentence, which most of the pairs (sentences nowhere near the answer) teach (eval/README.md).
 LlamaIndex has sentence-window retrieval and rerankers, but nothing that scores sentences for
 the kind of answer a question wants, nor keeps offsets into the original file, so this is ours.
 
@@ -132,7 +136,8 @@ class Evidence:
     title: str
     start: int  # character offsets of the sentence in the original file
     end: int
-    score: float  # the probability that it holds the answer (`Scorer`)
+    score: float  # the probability that it holds the answer, by which sentences are ranked (`Scorer`)
+    confidence: float = 0.0  # the probability that it is right, taken as the answer (`Scorer.confidence`)
     signals: dict[str, float] = field(default_factory=dict)
     before: str = ""  # the sentence before it in the passage, for context
 
@@ -154,26 +159,56 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Scorer:
-    """A logistic model over named signals: the probability that a sentence holds the answer.
-    `threshold` is the best sentence's probability below which the answer is an abstention, and
-    `sure` the one below which an answer is marked uncertain; both chosen by `eval/fit.py`."""
+    """Two logistic models over named signals: the ranker, the probability that a sentence holds
+    the answer, and the check, the `confidence` that it is right taken as the answer (its signals
+    and the ranker's logit). `threshold` is the best sentence's confidence below which the answer
+    is an abstention, and `sure` the one below which an answer is marked uncertain; all chosen by
+    `eval/fit.py`."""
 
     features: tuple[str, ...]
     weights: tuple[float, ...]
     bias: float
     threshold: float
     sure: float
+    check_features: tuple[str, ...] = ()  # the ranker's logit is "logit"
+    check_weights: tuple[float, ...] = ()
+    check_bias: float = 0.0
 
     @classmethod
     def load(cls, path: Path = SCORER) -> Scorer:
         """The scorer that `eval/fit.py` wrote."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(tuple(data["features"]), tuple(data["weights"]), data["bias"], data["threshold"], data["sure"])
+        check = data["check"]
+        return cls(
+            tuple(data["features"]),
+            tuple(data["weights"]),
+            data["bias"],
+            data["threshold"],
+            data["sure"],
+            tuple(check["features"]),
+            tuple(check["weights"]),
+            check["bias"],
+        )
+
+    def logit(self, signals: dict[str, float]) -> float:
+        """The ranker's log-odds that a sentence with these signals holds the answer."""
+        return self.bias + sum(w * signals[name] for name, w in zip(self.features, self.weights))
 
     def probability(self, signals: dict[str, float]) -> float:
-        """The probability that a sentence with these signals holds the answer."""
-        z = self.bias + sum(w * signals[name] for name, w in zip(self.features, self.weights))
-        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+        """The probability that a sentence with these signals holds the answer (ranks the sentences)."""
+        return sigmoid(self.logit(signals))
+
+    def confidence(self, signals: dict[str, float]) -> float:
+        """The probability that a sentence with these signals is right, taken as the answer."""
+        read = {**signals, "logit": self.logit(signals)}
+        return sigmoid(
+            self.check_bias + sum(w * read[name] for name, w in zip(self.check_features, self.check_weights))
+        )
+
+
+def sigmoid(z: float) -> float:
+    """The logistic function, bounded so that exp cannot overflow."""
+    return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
 def candidates(passages: Sequence[Passage]) -> list[Sentence]:
@@ -297,10 +332,14 @@ def select(
         key=lambda item: item[0],
         reverse=True,
     )
-    return [as_evidence(sentence, score, row, passages) for score, sentence, row in scored[:count]]
+    return [
+        as_evidence(sentence, score, scorer.confidence(row), row, passages) for score, sentence, row in scored[:count]
+    ]
 
 
-def as_evidence(sentence: Sentence, score: float, signals: dict[str, float], passages: Sequence[Passage]) -> Evidence:
+def as_evidence(
+    sentence: Sentence, score: float, confidence: float, signals: dict[str, float], passages: Sequence[Passage]
+) -> Evidence:
     """A ranked sentence with its passage number and its offsets in the original file."""
     passage = passages[sentence.passage]
     return Evidence(
@@ -311,6 +350,7 @@ def as_evidence(sentence: Sentence, score: float, signals: dict[str, float], pas
         start=passage.original_offset(sentence.start),
         end=passage.original_offset(sentence.end - 1) + 1,
         score=round(score, 4),
+        confidence=round(confidence, 4),
         signals={k: round(v, 4) for k, v in signals.items()},
         before=sentence.before,
     )

@@ -3,7 +3,7 @@
 A 135M model cannot be trusted to write facts, so no model writes by default. The answer is, in
 this order:
 1. put together from two facts (rag/compose.py): the years between two events, or two names;
-2. "The articles don't say" when the best sentence's fitted probability is under the threshold,
+2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
    asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
@@ -65,18 +65,18 @@ class Extractive(Strategy):
         return answer
 
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
-        """Whether the best sentence is an answer at all: its probability reaches the threshold, it
+        """Whether the best sentence is an answer at all: its confidence reaches the threshold, it
         holds the kind of answer asked for, and it does not say the opposite of what is asked."""
         return (
             bool(evidence)
-            and evidence[0].score >= self.threshold
+            and evidence[0].confidence >= self.threshold
             and holds_asked_kind(evidence[0].signals)
             and not self.tools.annotator.contrary(question, evidence[0].text)
         )
 
     @property
     def threshold(self) -> float:
-        """The best sentence's probability below which there is no answer (the fitted one unless set)."""
+        """The best sentence's confidence below which there is no answer (the fitted one unless set)."""
         given = self.tools.settings.min_evidence
         return self.tools.scorer.threshold if given is None else given
 
@@ -137,7 +137,7 @@ class Extractive(Strategy):
             evidence=cited_first(turn.evidence, citations),
             dropped=dropped,
             # Between the abstention threshold and `sure`, an answer is shown with a note of doubt.
-            uncertain=shown[0].score < self.tools.scorer.sure,
+            uncertain=shown[0].confidence < self.tools.scorer.sure,
         )
 
 

@@ -149,6 +149,7 @@ class EvidenceJSON(BaseModel):
     start: int
     end: int
     score: float
+    confidence: float
     signals: dict[str, float]
     before: str
     cited: bool

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         None,
         ge=0,
         le=1,
-        description="Probability of the best evidence sentence below which the built-in model's answer is an "
+        description="Confidence of the best evidence sentence below which the built-in model's answer is an "
         "abstention; unset = the threshold fitted with the scorer.",
     )
     short_answers: bool = Field(

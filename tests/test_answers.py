@@ -203,8 +203,8 @@ def test_cli_ask_answers_with_sources_and_json(tmp_path: Path, corpus: Path) -> 
     payload = json.loads(done.stdout)
     keys = {"answer", "abstained", "answered_by", "usage", "how", "uncertain", "citations", "evidence", "passages"}
     assert set(payload) == keys
-    # Marked uncertain exactly when the sentence it rests on is under the scorer's `sure` probability.
-    assert payload["uncertain"] is (payload["evidence"][0]["score"] < Scorer.load().sure)
+    # Marked uncertain exactly when the confidence in the sentence it rests on is under the scorer's `sure`.
+    assert payload["uncertain"] is (payload["evidence"][0]["confidence"] < Scorer.load().sure)
     assert payload["answered_by"]["backend"] == "embedded"
     assert any(c["doc_id"] == "002_5c202a017dd63dc4.txt" for c in payload["citations"])
     assert {"marker", "doc_id", "title", "dateline", "text", "start", "end"} <= set(payload["citations"][0])

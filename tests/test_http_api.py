@@ -70,7 +70,7 @@ def test_openai_client_gets_an_answer_with_its_citations_and_evidence(client: op
     assert cited["end"] - cited["start"] >= len(cited["text"]) // 2  # offsets span the passage in the file
     assert any("Iikura" in e["text"] or "Tokyo" in e["text"] for e in extra["evidence"])
     assert extra["evidence"][0]["cited"] is True  # the sentence it rests on
-    assert extra["uncertain"] is (extra["evidence"][0]["score"] < Scorer.load().sure)
+    assert extra["uncertain"] is (extra["evidence"][0]["confidence"] < Scorer.load().sure)
     # The app's model writes under a grammar here, so tokens were spent: llama.cpp's own count.
     used = reply.usage
     assert used.prompt_tokens > 20 and 0 < used.completion_tokens <= 80  # RAG_MAX_NEW_TOKENS
