@@ -15,6 +15,7 @@ before and after, which tells the lexical index (rag/lexical.py) when to compare
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -95,6 +96,11 @@ def _client(settings: Settings) -> Any:
     except StoreError:
         raise
     except Exception as exc:  # chromadb raises ValueError, OSError or its own types here
+        if not settings.chroma_url:
+            # Chroma keeps a process's client for a path even when opening it failed half-way, and
+            # every later open got that broken one ("no attribute 'bindings'"): forget it, so that
+            # the next question opens the store afresh.
+            chromadb.api.shared_system_client.SharedSystemClient.clear_system_cache()
         where = settings.chroma_url or settings.chroma_path
         raise StoreError(f"cannot open the store at {where}: {exc}") from exc
 
@@ -108,17 +114,41 @@ def _failures(action: str) -> Iterator[None]:
         raise StoreError(f"{action} failed: {exc}") from exc
 
 
-def _embedded_client(path: Path, config: Any) -> Any:
-    """A PersistentClient on `path`, once the folder is known to be writable (Chroma writes on open)."""
-    import chromadb
+@contextlib.contextmanager
+def _one_opener(settings: Settings) -> Iterator[None]:
+    """Hold this machine's lock on opening the embedded store. Chroma creates its tables and the
+    collection when a store is first opened, and two processes doing it at once (two apps on one home
+    asked their first question together) failed one time in ten to thirty ("table collections
+    already exists", "database is locked"). A server store needs no lock."""
+    if settings.chroma_url:
+        yield
+        return
+    path = _writable_folder(settings.chroma_path)
+    try:
+        handle = open(path / "open.lock", "a")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise StoreError(f"cannot write in the store folder {path}: {exc.strerror or exc}; {WRITABLE_HOME}") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the descriptor closes
+        yield
 
+
+def _writable_folder(path: Path) -> Path:
+    """The store folder, made if missing, once it is known to be writable (Chroma writes on open)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the store folder {path}: {exc.strerror or exc}; {WRITABLE_HOME}") from exc
     if not os.access(path, os.W_OK):
         raise StoreError(f"the store folder {path} is read-only; {WRITABLE_HOME}")
-    return chromadb.PersistentClient(path=str(path), settings=config)
+    return path
+
+
+def _embedded_client(path: Path, config: Any) -> Any:
+    """A PersistentClient on `path`, once the folder is known to be writable (Chroma writes on open)."""
+    import chromadb
+
+    return chromadb.PersistentClient(path=str(_writable_folder(path)), settings=config)
 
 
 @dataclass(eq=False)  # one store is one collection: compared by identity
@@ -139,14 +169,15 @@ class Store:
     @classmethod
     def open(cls, settings: Settings, dimension: int, rebuild: bool = False) -> Store:
         """Open (or create) the collection; refuse one built by a different embedding model."""
-        client = _client(settings)
-        if rebuild:
-            _drop(client, settings.collection)
         meta = {"embed_model": settings.embed_model, "embed_dim": dimension, "hnsw:space": "cosine"}
-        try:
-            collection = client.get_or_create_collection(settings.collection, metadata=meta)
-        except Exception as exc:
-            raise StoreError(f"cannot open collection '{settings.collection}': {exc}") from exc
+        with _one_opener(settings):
+            client = _client(settings)
+            if rebuild:
+                _drop(client, settings.collection)
+            try:
+                collection = client.get_or_create_collection(settings.collection, metadata=meta)
+            except Exception as exc:
+                raise StoreError(f"cannot open collection '{settings.collection}': {exc}") from exc
         found = collection.metadata or {}
         if found.get("embed_model") != settings.embed_model or found.get("embed_dim") != dimension:
             raise StoreMismatch(

@@ -302,6 +302,32 @@ def test_two_apps_saving_one_users_chats_at_once_lose_none(tmp_path: Path) -> No
     assert len(titles) == 50 and sum(t.startswith("first") for t in titles) == 25  # MAX_CHATS, none lost
 
 
+OPENER = """
+import sys, time
+from pathlib import Path
+from rag.settings import Settings
+from rag.store import Store
+settings, start = Settings(home=Path(sys.argv[1])), float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+print(Store.open(settings, 384).count())
+"""
+
+
+def test_two_processes_opening_a_new_store_at_once_both_open_it(tmp_path: Path) -> None:
+    # Two apps on one new home asking their first question together: without the lock on opening,
+    # one of the two failed about one time in ten to thirty (Chroma creating its tables twice).
+    for round_ in range(8):
+        start = time.time() + 4  # both open together, once both have imported Chroma
+        home = tmp_path / f"home{round_}"
+        openers = [
+            subprocess.Popen([sys.executable, "-c", OPENER, str(home), str(start)], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        assert [opener.communicate(timeout=120)[0].strip() for opener in openers] == ["0", "0"]
+        assert [opener.returncode for opener in openers] == [0, 0]
+
+
 # -- hostile upload names -----------------------------------------------------------------------
 
 
