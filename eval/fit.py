@@ -40,7 +40,7 @@ from eval.metrics import alias_match
 from eval.runner import DEFAULT_OUT, gate_refuses, open_rag
 from eval.squad import load_squad, write_squad_corpus
 from rag import RAG
-from rag.evidence import SCORER, Sentence, candidates, entity_kind, holds_asked_kind, question_kind, signals
+from rag.evidence import LOGIT, SCORER, Sentence, candidates, entity_kind, holds_asked_kind, question_kind, signals
 from rag.followup import Standalone, joined_question
 from rag.retrieve import Retrieval
 
@@ -53,7 +53,6 @@ SQUAD_TUNING = Path(__file__).resolve().parent / "squad" / "Rhine.json"
 # changes the figures by about one question of the seeds' dev half: without it, "who" questions
 # were answered from sentences that name only a place.
 FEATURES = ("meaning", "meaning_gap", "words", "words_gap", "missing", "kind", "new", "rank", "passage")
-LOGIT = "logit"  # the ranker's log-odds, read by the check beside the best sentence's signals
 L2 = 1.0
 # Abstention refuses at most this share of each tuning corpus's answerable questions (the issue's
 # goal for false refusals). The threshold of best balanced accuracy, fitted on Rhine alone, refused

@@ -45,6 +45,7 @@ from rag.text import Annotator, clause_windows, content_terms, idf, is_new, rari
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
 
 SCORER = Path(__file__).with_name("scorer.json")
+LOGIT = "logit"  # what the check calls the ranker's log-odds among the signals it reads
 MIN_SENTENCE_WORDS = 4  # shorter lines are headings, credits and datelines, not evidence
 MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 YEAR = re.compile(r"\b(?:1[0-9]|20)\d\d\b")
@@ -170,15 +171,16 @@ class Scorer:
     bias: float
     threshold: float
     sure: float
-    check_features: tuple[str, ...] = ()  # the ranker's logit is "logit"
+    check_features: tuple[str, ...] = ()  # the ranker's logit is LOGIT
     check_weights: tuple[float, ...] = ()
     check_bias: float = 0.0
 
     @classmethod
     def load(cls, path: Path = SCORER) -> Scorer:
-        """The scorer that `eval/fit.py` wrote."""
+        """The scorer that `eval/fit.py` wrote (one written before the check has none: its
+        confidence is then the ranker's probability, as it was)."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        check = data["check"]
+        check = data.get("check", {"features": [], "weights": [], "bias": 0.0})
         return cls(
             tuple(data["features"]),
             tuple(data["weights"]),
@@ -200,7 +202,9 @@ class Scorer:
 
     def confidence(self, signals: dict[str, float]) -> float:
         """The probability that a sentence with these signals is right, taken as the answer."""
-        read = {**signals, "logit": self.logit(signals)}
+        if not self.check_features:
+            return self.probability(signals)
+        read = {**signals, LOGIT: self.logit(signals)}
         return sigmoid(
             self.check_bias + sum(w * read[name] for name, w in zip(self.check_features, self.check_weights))
         )

@@ -459,6 +459,16 @@ def test_the_fitted_scorer_ranks_by_probability_and_abstains_below_its_threshold
     assert strict.abstained and strict.how == "abstain"
 
 
+def test_a_scorer_written_before_the_check_reads_its_probability_as_confidence(tmp_path: Path) -> None:
+    # A scorer file of one's own (RAG_SCORER_PATH) fitted before the check has no "check": it
+    # still loads, and abstains on its ranker's probability, as it did.
+    old = {k: v for k, v in json.loads(SCORER.read_text()).items() if k != "check"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    scorer, signals = Scorer.load(tmp_path / "old.json"), dict.fromkeys(old["features"], 0.5)
+    assert scorer.confidence(signals) == scorer.probability(signals)
+    assert Scorer.load().confidence(signals) != Scorer.load().probability(signals)
+
+
 @pytest.mark.slow
 def test_the_fit_script_reproduces_the_packaged_scorer(tmp_path: Path) -> None:
     """eval/fit.py run again on the tuning sets writes the weights (ranker and check) and thresholds that rag/scorer.json holds."""
