@@ -49,7 +49,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "soak.json"
 # Goals (the issue's): no 5xx, memory grows < 5% after the first window, p95 holds, files and threads flat.
 RSS_GROWTH = 0.05
 P95_GROWTH = 1.5
-FLAT_SLACK = 2  # file descriptors or threads more than by the first half's end still counted as flat
+FLAT_SLACK = 2  # file descriptors more than by the first half's end still counted as flat
 # Made-up words for the articles the run adds, so that each is found by words no other article has.
 SYLLABLES = "ka lo mi re su ta ve no pi da ru ze fo gu ni be".split()
 
@@ -326,8 +326,8 @@ def goals(result: dict) -> dict[str, bool]:
         "every request answered (no 5xx, no error, no cut stream)": set(statuses) == {"200"},
         "no traceback in the log": result["tracebacks"] == 0,
         "memory grows < 5% after the first window": last["rss_mb"] <= first["rss_mb"] * (1 + RSS_GROWTH),
-        "file descriptors flat": flat(windows, "fds"),
-        "threads flat": flat(windows, "threads"),
+        "file descriptors flat": flat(windows, "fds", FLAT_SLACK),
+        "threads flat": flat(windows, "threads", in_flight(result)),
         "p95 of the last window <= 1.5x the second's": last["p95_s"] <= P95_GROWTH * second["p95_s"],
         "every added article found with the next question": all(
             w["ingest"]["newest_found"] for w in result["windows"] if w["ingest"]
@@ -336,15 +336,22 @@ def goals(result: dict) -> dict[str, bool]:
     }
 
 
-def flat(windows: list[dict], key: str) -> bool:
-    """Whether `key` (open files, threads) is no higher at the end than it was by the first half's
-    end, within `FLAT_SLACK`, or has stopped growing: no higher in the last window than in the one
-    before. A leak grows with every window; the server's thread pool and the store's connection
-    per thread fill up over the first windows and then stay (threads by window, measured: 29 29 31
-    31, 31 30 32 32, and once 30 31 34 34, where the pool was still filling after the first half)."""
+def flat(windows: list[dict], key: str, slack: int) -> bool:
+    """Whether `key` (open files, threads) is no higher in the last window than by the first half's
+    end, within `slack`. A leak grows with the work done: with every window of a long run."""
     settled = max(w[key] for w in windows[: max(1, len(windows) // 2)])
-    stopped = len(windows) > 2 and windows[-1][key] <= windows[-2][key]
-    return windows[-1][key] <= settled + FLAT_SLACK or stopped
+    return windows[-1][key] <= settled + slack
+
+
+def in_flight(result: dict) -> int:
+    """The requests the run has in flight at once (every HTTP client and the Gradio one): the
+    threads slack. The server answers each request on a thread of AnyIO's pool, which starts one
+    more whenever every thread is busy and lets one go only when a later request finds it idle for
+    10 s; so how many the pool holds at a given moment follows the requests' overlap, up to this
+    (threads by window, measured: 29 29 31 31, 30 31 34 34, 28 28 31 32; py-spy showed the rise
+    to be "AnyIO worker thread"s). A leak of one thread a request is still far above it; one a
+    window shows over a long run's windows."""
+    return result["config"]["clients"] + 1
 
 
 def row_text(w: dict) -> str:

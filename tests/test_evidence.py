@@ -469,6 +469,27 @@ def test_a_scorer_written_before_the_check_reads_its_probability_as_confidence(t
     assert Scorer.load().confidence(signals) != Scorer.load().probability(signals)
 
 
+def test_the_fit_and_the_app_agree_on_the_confidence_in_a_best_sentence() -> None:
+    """eval/fit.py judges abstention with its own numpy formula; the app with `Scorer`. The
+    threshold it chooses holds for the app only if both give the same confidence to the same sentences."""
+    import random
+
+    import numpy as np
+
+    from eval.fit import Question, best_of
+
+    scorer, rng = Scorer.load(), random.Random(0)
+    for _ in range(50):
+        rows = [
+            {f: rng.uniform(-1.0, 1.0) for f in scorer.features} | {"kind": rng.choice([0.5, 1.0])} for _ in range(6)
+        ]
+        question = Question("made-up", "q", True, rows, [0] * len(rows))
+        check = (np.array(scorer.check_weights), scorer.check_bias)
+        fitted, _ = best_of(question, scorer.features, np.array(scorer.weights), scorer.bias, check)
+        best = max(rows, key=scorer.probability)
+        assert fitted == pytest.approx(scorer.confidence(best), abs=1e-9)
+
+
 @pytest.mark.slow
 def test_the_fit_script_reproduces_the_packaged_scorer(tmp_path: Path) -> None:
     """eval/fit.py run again on the tuning sets writes the weights (ranker and check) and thresholds that rag/scorer.json holds."""

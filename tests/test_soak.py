@@ -37,3 +37,18 @@ def test_four_hundred_questions_and_four_ingests_leave_nothing_behind(tmp_path: 
     assert all("removed" in i or "changed" in i for i in ingests[1:])  # each later one also changes an earlier one
     statuses = {status for w in result["windows"] for status in w["statuses"]}
     assert statuses == {"200"} and out.with_suffix(".png").stat().st_size > 0
+
+
+def test_threads_count_as_flat_while_the_pool_follows_the_clients_and_not_when_they_leak() -> None:
+    """The soak's rule: the server's pool may grow by the requests in flight; a leak outgrows it."""
+    from bench.soak import flat, in_flight
+
+    slack = in_flight({"config": {"clients": 8}})  # and the Gradio client: 9
+
+    def threads_flat(counts: list[int]) -> bool:
+        return flat([{"threads": n} for n in counts], "threads", slack)
+
+    assert threads_flat([28, 28, 31, 32])  # failed a CI run with no leak
+    assert threads_flat([28, 28, 37, 37])
+    assert not threads_flat([28, 28, 37, 38])
+    assert not threads_flat([28, 48, 68, 88])  # one thread left behind by each of 20 requests a window
