@@ -259,21 +259,18 @@ def fit(questions: Sequence[Question], features: Sequence[str], checked: bool = 
     check = fit_check(questions, features, weights, bias) if checked else None
     found = outcomes(questions, features, weights, bias, check)
     threshold = choose_threshold(found, [q.answerable for q in questions])
-    return {
+    scorer = {
         "features": list(features),
         "weights": [round(float(w), 6) for w in weights],
         "bias": round(bias, 6),
-        **(
-            {
-                "check": {
-                    "features": [*features, LOGIT],
-                    "weights": [round(float(w), 6) for w in check[0]],
-                    "bias": round(check[1], 6),
-                }
-            }
-            if check
-            else {}
-        ),
+    }
+    if check:
+        scorer["check"] = {
+            "features": [*features, LOGIT],
+            "weights": [round(float(w), 6) for w in check[0]],
+            "bias": round(check[1], 6),
+        }
+    return scorer | {
         "threshold": threshold,
         "sure": choose_sure(found, threshold),
         "fitted_on": sorted({q.corpus for q in questions}),

@@ -84,6 +84,7 @@ def _server_address(url: str) -> tuple[str, int, bool]:
 
 
 def _client(settings: Settings) -> Any:
+    """Chroma's client for the store: a server's, or an embedded one (opened under `_one_opener`)."""
     import chromadb
     from chromadb.config import Settings as ChromaConfig
 
@@ -92,7 +93,8 @@ def _client(settings: Settings) -> Any:
         if settings.chroma_url:
             host, port, ssl = _server_address(settings.chroma_url)
             return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=config)
-        return _embedded_client(settings.chroma_path, config)
+        # The folder is known to be writable: `_one_opener`, which holds the lock around this, made it.
+        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=config)
     except StoreError:
         raise
     except Exception as exc:  # chromadb raises ValueError, OSError or its own types here
@@ -142,13 +144,6 @@ def _writable_folder(path: Path) -> Path:
     if not os.access(path, os.W_OK):
         raise StoreError(f"the store folder {path} is read-only; {WRITABLE_HOME}")
     return path
-
-
-def _embedded_client(path: Path, config: Any) -> Any:
-    """A PersistentClient on `path`, once the folder is known to be writable (Chroma writes on open)."""
-    import chromadb
-
-    return chromadb.PersistentClient(path=str(_writable_folder(path)), settings=config)
 
 
 @dataclass(eq=False)  # one store is one collection: compared by identity
