@@ -216,16 +216,19 @@ def sigmoid(z: float) -> float:
 
 
 def candidates(passages: Sequence[Passage]) -> list[Sentence]:
-    """Every sentence of the passages long enough to state a fact, each once (chunks overlap); a
-    dateline alone is not one."""
+    """Every sentence of the passages long enough to state a fact, each once (chunks overlap). A
+    dateline is not part of one: alone ("OSLO, May 4. /NTB/.") it is no sentence, and one that opens
+    a sentence ("PARIS, March 3 (AFP) - The ...") is cut off, so that its place, date and agency are
+    neither quoted as the answer nor taken for the name or date a question asks for."""
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
         before = ""
         for start, end in sentence_spans(passage.text):
+            dateline = DATELINE.match(passage.text[start:end])  # its ^ would not match at a `pos`
+            start += dateline.end() if dateline else 0
             text = passage.text[start:end]
-            stated = DATELINE.sub("", text)
-            if len(stated.split()) >= MIN_SENTENCE_WORDS and text not in seen:
+            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen:
                 seen.add(text)
                 found.append(Sentence(index, start, end, text, before))
             before = text

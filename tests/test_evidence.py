@@ -163,6 +163,29 @@ def test_a_day_is_answered_and_a_year_is_not_passed_off_as_a_date(other_topic: t
     assert rag.ask("What is the population of Brenna?").abstained  # Brenna is named, its population is not
 
 
+CRANE = """\
+Harbour crane collapses in Vesterby
+
+VESTERBY, May 12 (Nordic Wire) - A container crane collapsed at the port of Vesterby on Tuesday morning, injuring two dock workers.
+The port authority said the crane had passed an inspection in the spring.
+Operations at the northern terminal were suspended until Friday.
+"""
+
+
+def test_a_dateline_inside_the_first_sentence_is_neither_quoted_nor_taken_for_the_answer(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    rag, articles = store_of(tmp_path_factory, {"crane.txt": CRANE})
+    text = (articles / "crane.txt").read_text(encoding="utf-8")
+    injured = rag.ask("How many workers were injured?")
+    # The dateline's "12" would be a second number beside "two", and the answer the whole sentence.
+    assert injured.text.startswith("two dock workers [1]"), injured.text
+    best = injured.evidence[0]
+    assert best.text.startswith("A container crane collapsed") and text[best.start : best.end] == best.text
+    when = rag.ask("On which day did the crane collapse?")
+    assert when.text.startswith("Tuesday [1]"), when.text  # not the dateline's "May 12"
+
+
 def test_a_follow_up_is_answered_for_what_it_asks_not_what_was_asked_before(other_topic: tuple[RAG, Path]) -> None:
     rag, _ = other_topic
     history = [
