@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,17 @@ from eval.metrics import alias_match
 from eval.runner import DEFAULT_OUT, gate_refuses, open_rag
 from eval.squad import load_squad, write_squad_corpus
 from rag import RAG
-from rag.evidence import LOGIT, SCORER, Sentence, candidates, entity_kind, holds_asked_kind, question_kind, signals
+from rag.evidence import (
+    LOGIT,
+    SCORER,
+    Sentence,
+    candidates,
+    entity_kind,
+    holds_asked_kind,
+    question_kind,
+    sigmoid,
+    signals,
+)
 from rag.followup import Standalone, joined_question
 from rag.retrieve import Retrieval
 
@@ -115,12 +126,17 @@ def collect(name: str, rows: Sequence[Row], corpus: Path | None, out: Path, enti
 
 def matrix(questions: Sequence[Question], features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Signals, labels and sample weights (each corpus weighing the same) of every pair."""
-    corpora = {q.corpus for q in questions}
-    pairs = {c: sum(len(q.labels) for q in questions if q.corpus == c) for c in corpora}
     x = [[row[f] for f in features] for q in questions for row in q.signals]
     y = [label for q in questions for label in q.labels]
-    w = [1.0 / (pairs[q.corpus] * len(corpora)) for q in questions for _ in q.labels]
-    return np.array(x, dtype=float), np.array(y, dtype=float), np.array(w, dtype=float) * len(y)
+    weight = corpus_weights([q.corpus for q in questions for _ in q.labels])
+    return np.array(x, dtype=float), np.array(y, dtype=float), weight
+
+
+def corpus_weights(corpora: Sequence[str]) -> np.ndarray:
+    """A weight for each row, by the corpus it comes from, so that each corpus weighs the same
+    whatever its size; they average 1."""
+    count = Counter(corpora)
+    return np.array([len(corpora) / (count[c] * len(count)) for c in corpora], dtype=float)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
@@ -167,7 +183,7 @@ def best_of(
         return 0.0, question.labels[at]  # abstained on whatever the threshold, as `RAG.stream` does
     if check is not None:
         z = float(np.array(check_row(question.signals[at], features, z)) @ check[0] + check[1])
-    return float(1.0 / (1.0 + np.exp(-z))), question.labels[at]
+    return sigmoid(z), question.labels[at]
 
 
 def outcomes(
@@ -187,9 +203,7 @@ def fit_check(questions: Sequence[Question], features: Sequence[str], weights: n
             rows.append(check_row(question.signals[at], features, z))
             labels.append(question.labels[at])
             corpora.append(question.corpus)
-    count = {c: corpora.count(c) for c in set(corpora)}
-    weight = [len(rows) / (count[c] * len(count)) for c in corpora]
-    return fit_logistic(np.array(rows), np.array(labels, dtype=float), np.array(weight))
+    return fit_logistic(np.array(rows), np.array(labels, dtype=float), corpus_weights(corpora))
 
 
 def false_refusals(found: Sequence[tuple], answerable: Sequence[bool], threshold: float) -> float:
