@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from rag.answer import NOT_COVERED, Answer, Event, How, Piece, final_answer
-from rag.evidence import Evidence, Scorer, question_kind, select
+from rag.chunking import chunk_id
+from rag.evidence import Evidence, Scorer, opening, question_kind, select
 from rag.extractive import Extractive
 from rag.followup import Standalone
 from rag.ingest import IngestReport, Progress
-from rag.retrieve import HybridRetriever, Passage, Retrieval
+from rag.retrieve import HybridRetriever, Passage, Retrieval, led_by, to_passage
 from rag.safety import REFUSAL_TEXT, checked_question, is_override_attempt
-from rag.scope import NOT_IN_SCOPE, Where, scope_of
+from rag.scope import NOT_IN_SCOPE, Where, asks_what_it_says, named_articles, scope_of
 from rag.settings import Settings
 from rag.strategy import Strategy, Tools, Turn, timed
 from rag.text import Annotator
@@ -248,14 +249,20 @@ class RAG:
         doc_ids = self.scope_ids(where)
         usage: dict[str, int] = {}
         standalone = self.standalone_question(question, history, usage)
+        doc_ids, lead = self.named_scope(standalone, doc_ids)
         retrieval = self.lookup(standalone, k, doc_ids)
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
-        turn = Turn(question, standalone, retrieval.passages, k=k, doc_ids=doc_ids, temperature=temperature)
+        passages = retrieval.passages if lead is None else led_by(lead, retrieval.passages, k or self.settings.top_k)
+        turn = Turn(question, standalone, passages, k=k, doc_ids=doc_ids, temperature=temperature)
         turn.usage, turn.timings = usage, timings  # a rewrite's tokens, the time so far: the answer's own
+        turn.whole_article = lead is not None
         refusal = self.refusal(turn, retrieval)
         if refusal is None:
             turn.kind = question_kind(standalone.asking)
-            turn.evidence = self.find_evidence(standalone.asking, turn.passages, turn.kind)
+            if lead is None:
+                turn.evidence = self.find_evidence(standalone.asking, turn.passages, turn.kind)
+            else:
+                turn.evidence = opening(lead, self.settings.evidence_sentences)
             timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]
             answer = yield from timed(self.strategy.answer(turn), timings, started)
         else:
@@ -266,12 +273,43 @@ class RAG:
 
     def refusal(self, turn: Turn, retrieval: Retrieval) -> Answer | None:
         """The answer when the question gets none from the backend: an instruction override, or
-        nothing relevant in the articles (or in the chosen ones)."""
+        nothing relevant in the articles (or in the chosen ones); an article asked for as a whole
+        is relevant by being named."""
         if is_override_attempt(turn.question):
             return turn.answer(None, text=REFUSAL_TEXT, how=How.REFUSE)
-        if not retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+        if not turn.whole_article and not retrieval.is_relevant(
+            self.settings.min_relevance, self.settings.min_coverage
+        ):
             return turn.answer(None, text=NOT_COVERED if turn.doc_ids is None else NOT_IN_SCOPE, how=How.ABSTAIN)
         return None
+
+    def named_scope(
+        self, standalone: Standalone, doc_ids: frozenset[str] | None
+    ) -> tuple[frozenset[str] | None, Passage | None]:
+        """The articles the question names by quoted title, inside the scope given (rag/scope.py),
+        and the named article's first passage when it asks only what that article says. Only the
+        words that ask now count: a follow-up joined to a question that named an article is not
+        held to it ("Who started it?" may be about any article)."""
+        named, rest = named_articles(standalone.asking, self._named_documents)
+        named = named if doc_ids is None else named & doc_ids
+        if not named:
+            return doc_ids, None
+        if len(named) > 1 or not asks_what_it_says(rest):
+            return named, None
+        return named, self.first_passage(next(iter(named)))
+
+    def _named_documents(self) -> list[StoredDocument]:
+        self.ensure_corpus()
+        return self._current_documents()
+
+    def first_passage(self, doc_id: str) -> Passage | None:
+        """The opening chunk of a stored article as a passage, found by its title (None when the
+        store lacks it); its score is 1, first by being named."""
+        doc = next((d for d in self._current_documents() if d.doc_id == doc_id), None)
+        if doc is None or len(doc.content_hashes) != 1:
+            return None
+        chunks = self.store.chunks([chunk_id(doc_id, next(iter(doc.content_hashes)), 0)])
+        return to_passage(chunks[0], 1.0, None, ("title",)) if chunks else None
 
     def find_evidence(self, question: str, passages: list[Passage], kind: str | None = None) -> list[Evidence]:
         """The sentences of the passages most likely to answer the question, best first; `kind` is

@@ -344,6 +344,13 @@ def select(
     ]
 
 
+def opening(passage: Passage, count: int = 3) -> list[Evidence]:
+    """The first sentences of an article's first passage (passage 1 of the answer), in order: what
+    the article says, when that is what a question asks (rag/scope.py). Score and confidence are 1:
+    they are the article's own opening, not a guess at an answer."""
+    return [as_evidence(sentence, 1.0, 1.0, {}, [passage]) for sentence in candidates([passage])[:count]]
+
+
 def as_evidence(
     sentence: Sentence, score: float, confidence: float, signals: dict[str, float], passages: Sequence[Passage]
 ) -> Evidence:

@@ -1,7 +1,8 @@
 """How the built-in backend answers: from the evidence sentences, never beyond them.
 
-A 135M model cannot be trusted to write facts, so no model writes by default. The answer is, in
-this order:
+A 135M model cannot be trusted to write facts, so no model writes by default. A question that
+asks only what one article it names says ('What does the article "..." say?', rag/scope.py) gets
+that article's opening sentence. Any other answer is, in this order:
 1. put together from two facts (rag/compose.py): the years between two events, or two names;
 2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
@@ -56,13 +57,22 @@ class Extractive(Strategy):
 
     def answer(self, turn: Turn) -> Generator[Piece, None, Answer]:
         """The answer comes whole: the model's reply is shown only once checked against the evidence."""
-        answer = self.composed(turn)
+        answer = self.opening(turn) if turn.whole_article else self.composed(turn)
         if answer is None and not self.answers_from(turn.evidence, turn.standalone.asking):
             answer = self.abstain(turn)  # nothing in the passages scores as an answer: no generation
         if answer is None:
             answer = self.from_evidence(turn, "".join(self.model_reply(turn)))
         yield Piece(answer.text)
         return answer
+
+    def opening(self, turn: Turn) -> Answer:
+        """What a named article says: its opening sentence quoted (rag/scope.py); an article with no
+        sentence long enough to state anything says nothing."""
+        if not turn.evidence:
+            return self.abstain(turn)
+        text = quote(turn.evidence[0])
+        citations = citations_for(text, turn.passages)
+        return turn.answer(self.backend, text=text, how=How.OPENING, citations=citations, evidence=turn.evidence)
 
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,6 +103,12 @@ def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found
         found_by=found_by,
         lines=_line_map(meta.get("lines")),
     )
+
+
+def led_by(lead: Passage, passages: Sequence[Passage], k: int) -> list[Passage]:
+    """`k` passages, `lead` first (an article's opening, when what it says is asked), then the
+    others found, without it again."""
+    return [lead, *[p for p in passages if p.chunk_id != lead.chunk_id][: k - 1]]
 
 
 def _line_map(value: object) -> tuple[tuple[int, int], ...]:

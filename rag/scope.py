@@ -11,17 +11,26 @@ the article's body (that is what the question is for).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import BadInput
-from rag.text import WORD
+from rag.text import WORD, content_terms
 
 if TYPE_CHECKING:
     from rag.store import StoredDocument
 
 FIELDS = ("doc_ids", "dateline", "title")
+# A span of a question in straight or curly quotes, where a title it names would be.
+QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|‘([^’]+)’|(?<!\w)\'([^\']+)\'(?!\w)')
+# Words that ask about an article as a whole once its title is taken out ("what is the story of
+# ...", "summarise ..."); question and function words ("what", "say", "about") are left out anyway.
+WHOLE_ARTICLE = content_terms(
+    "article story report page document text piece post summary summarise summarize gist overview main key "
+    "point points describe describes cover covers"
+)
 NOT_IN_SCOPE = "The chosen articles don't cover this: none of their passages is about it."
 
 
@@ -99,3 +108,27 @@ def _text(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise BadInput(f"the filter {name} must be text, not {type(value).__name__}")
     return value.strip()
+
+
+def named_articles(question: str, documents: Callable[[], Iterable[StoredDocument]]) -> tuple[frozenset[str], str]:
+    """The doc_ids of the articles whose title the question quotes (case, spaces and a title's end
+    mark aside), and the question without those titles (what it asks of them). `documents` is read
+    only when something is quoted."""
+    spans = {_folded_title(next(filter(None, m.groups()))): m.group() for m in QUOTED.finditer(question)}
+    if not spans:
+        return frozenset(), question
+    named = {doc.doc_id: spans[title] for doc in documents() if (title := _folded_title(doc.title)) in spans}
+    rest = question
+    for quoted in set(named.values()):
+        rest = rest.replace(quoted, " ")
+    return frozenset(named), rest
+
+
+def asks_what_it_says(rest: str) -> bool:
+    """Whether a question that names an article, its title taken out, asks for nothing in particular:
+    "What does the article ... say?", "What is ... about?", "Summarise ..."."""
+    return content_terms(rest) <= WHOLE_ARTICLE
+
+
+def _folded_title(title: str) -> str:
+    return " ".join(title.split()).rstrip(".!?:;").lower()

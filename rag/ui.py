@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rag.store import StoredDocument
 
 # What the searches of rag/retrieve.py are called for a reader, and the key to the sources panel.
-FOUND_BY_NAMES = {"dense": "meaning", "bm25": "words"}
+FOUND_BY_NAMES = {"dense": "meaning", "bm25": "words", "title": "its title, quoted in the question"}
 SOURCES_KEY = (
     "Ranked by both searches together. Similarity: closeness in meaning to the question (cosine, up to 1). "
     "Found by meaning (embeddings), words (keyword search) or both."
@@ -223,6 +223,8 @@ def byline(answer: Answer) -> str:
         return "No model was asked: the question was answered from the retrieval step alone."
     if answer.how == How.QUOTE:
         return "Quoted from the best evidence sentence (the built-in model is too small to rephrase it reliably)"
+    if answer.how == How.OPENING:
+        return "Quoted from the opening of the article the question names; no model wrote it"
     if answer.how == How.ABSTAIN and answer.backend == "embedded":  # it abstains before its model runs
         return "No sentence of the passages scores as an answer; no model was asked"
     if answer.how in (How.SHORT, How.RECKON, How.NAMES):

@@ -328,7 +328,10 @@ OTHER_TOPIC = {
     "ferry.txt": "Night ferry returns to the river\n\nLONDON (Reuters) - The night ferry runs again from Monday.\n",
     "glacier.txt": "Glacier retreat measured from the air\n\nTROMSØ, May 4. /NTB/. Survey planes measured the ice.\n",
 }
-LIGHTHOUSE = "# Lighthouse keepers meet after a decade\n\nThe keepers of the coast's lighthouses met in Bremen.\n"
+# A page of documentation, whose title shares few words with its opening.
+TIDES_TITLE = "Reading the tide tables"
+TIDES_OPENING = "Each row gives the time and height of one high or low water at the harbour mouth."
+TIDES = f"# {TIDES_TITLE}\n\n{TIDES_OPENING} Heights are in metres above chart datum.\n"
 
 
 def asked_about(title: str) -> str:
@@ -362,12 +365,19 @@ def test_example_questions_come_from_the_indexed_articles_and_follow_an_upload(
     expect(page.locator("#rag-question textarea")).to_have_value(asked_about(titles[1]))
     open_accordion(page, "rag-articles", "Articles")
     assert "Paris, March 3 (AFP)" in page.locator("#rag-documents").inner_text()  # a wire dateline
-    # An upload adds its question; emptying the folder and re-indexing leaves no examples at all.
-    upload = tmp_path / "lighthouse.md"
-    upload.write_text(LIGHTHOUSE, encoding="utf-8")
+    # An upload adds its question, which, sent, is answered with the opening of the article it names.
+    upload = tmp_path / "tides.md"
+    upload.write_text(TIDES, encoding="utf-8")
     page.locator("#rag-upload input[type=file]").set_input_files(str(upload))
     expect(page.locator("#rag-examples button")).to_have_count(4, timeout=60_000)
-    assert asked_about("Lighthouse keepers meet after a decade") in shown_examples(page)
+    assert shown_examples(page)[-1] == asked_about(TIDES_TITLE)
+    page.locator("#rag-examples button", has_text=TIDES_TITLE).click()
+    answer = ask(page, page.locator("#rag-question textarea").input_value())
+    assert answer_text(answer) == f"“{TIDES_OPENING}” [1]"
+    assert answer.locator(".rag-byline").inner_text().startswith("Quoted from the opening of the article")
+    [source] = page.locator("#rag-sources details").all()  # that article alone
+    assert TIDES_TITLE in source.locator("summary").inner_text()
+    assert source.locator("mark").text_content() == TIDES_OPENING  # highlighted in its passage
     shutil.rmtree(other_topic_app.corpus)
     other_topic_app.corpus.mkdir()
     page.locator("#rag-reindex").click()

@@ -1,7 +1,8 @@
 """Scoped questions: a filter by article, dateline or title limits both searches and the answer.
 
 Against the real store of the five seed articles: 002 is the Tokyo article (Lavrov and Kishida at
-the Iikura guest house), 003 the one on Igor Morgulov and Takeo Mori.
+the Iikura guest house), 003 the one on Igor Morgulov and Takeo Mori. A question that names an
+article by its quoted title is tested on made-up documentation pages (`MANUAL`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_rag
+from ollama_server import OllamaServer
 
 import rag.store as store_module
-from rag import RAG, BadInput
+from rag import RAG, BadInput, ui
 from rag.cli import main as rag_command
-from rag.scope import NOT_IN_SCOPE, Scope, scope_of
-from rag.store import scoped_search_way
+from rag.scope import NOT_IN_SCOPE, Scope, asks_what_it_says, named_articles, scope_of
+from rag.store import StoredDocument, scoped_search_way
 
 TOKYO, MORI = "002_5c202a017dd63dc4.txt", "003_4d11091f11b44f0d.txt"
 
@@ -133,3 +136,109 @@ def test_the_cli_takes_the_scope_as_options(seeded_rag: RAG) -> None:
     assert result.exit_code == 0 and result.output.count(TOKYO) == 2, result.output
     missing = CliRunner().invoke(rag_command, ["ask", "--doc", "999_*", "Who is Takeo Mori?"], env=env)
     assert missing.exit_code == 2 and "no article matches" in missing.output
+
+
+# -- an article named in the question ---------------------------------------------------------
+
+# Made-up documentation pages whose titles share few words with their opening: on such a folder
+# the app's own example question ('What does the article "..." say?') once got "The articles
+# don't say."
+MANUAL = {
+    "tides.md": (
+        "# Reading the tide tables\n\nEach row gives the time and height of one high or low water at the "
+        "harbour mouth. Heights are in metres above chart datum, so a negative figure means the sea falls "
+        "below it. Times are local and already allow for summer time.\n"
+    ),
+    "moorings.md": (
+        "# Renting a mooring\n\nVisiting boats pay by the night at the harbour office, which opens at seven. "
+        "Boats longer than twelve metres must book two days ahead. The fee includes fresh water but not "
+        "electricity.\n"
+    ),
+    "history.html": (
+        "<html><head><title>About the harbour trust</title></head><body><h1>About the harbour trust</h1>"
+        "<p>The trust was founded in 1911 by four fishing families who wanted a breakwater of their own.</p>"
+        "<p>It is run by an elected board of nine and owns the quays, the slipway and the old net loft.</p>"
+        "</body></html>"
+    ),
+}
+TITLES = {
+    "tides.md": "Reading the tide tables",
+    "moorings.md": "Renting a mooring",
+    "history.html": "About the harbour trust",
+}
+OPENINGS = {
+    "tides.md": "Each row gives the time and height of one high or low water at the harbour mouth.",
+    "moorings.md": "Visiting boats pay by the night at the harbour office, which opens at seven.",
+    "history.html": "The trust was founded in 1911 by four fishing families who wanted a breakwater of their own.",
+}
+
+
+@pytest.fixture(scope="module")
+def manual_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    folder = tmp_path_factory.mktemp("manual")
+    for name, text in MANUAL.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    rag = make_rag(folder / ".rag", folder, backend="embedded")
+    rag.ingest([folder])
+    return rag
+
+
+def test_a_title_in_quotes_is_found_whatever_its_case_quotes_and_end_mark() -> None:
+    docs = [StoredDocument(name, frozenset(), "", title, "", ()) for name, title in TITLES.items()]
+    assert named_articles('What does the article "Renting a mooring" say?', lambda: docs)[0] == {"moorings.md"}
+    named, rest = named_articles("Summarise “renting a MOORING.”", lambda: docs)
+    assert named == {"moorings.md"} and asks_what_it_says(rest)
+    named, rest = named_articles("In 'Reading the tide tables', what unit are heights in?", lambda: docs)
+    assert named == {"tides.md"} and not asks_what_it_says(rest)
+    # Apostrophes are no quotes, an unknown title names nothing, and no quote reads no documents.
+    assert named_articles("What's the trust's slipway for?", lambda: docs)[0] == set()
+    assert named_articles('What does "Renting a car" say?', lambda: docs)[0] == set()
+    assert named_articles("Who founded the trust?", lambda: pytest.fail("read the documents")) == (
+        frozenset(),
+        "Who founded the trust?",
+    )
+
+
+def test_each_example_question_is_answered_with_its_articles_opening_sentence(manual_rag: RAG) -> None:
+    questions = ui.example_questions(manual_rag.documents())
+    assert len(questions) == len(MANUAL)
+    for question in questions:
+        answer = manual_rag.ask(question)
+        [cited] = answer.citations
+        assert answer.text == f"“{OPENINGS[cited.passage.doc_id]}” [1]", (question, answer.text)
+        assert TITLES[cited.passage.doc_id] in question and answer.how == "opening" and not answer.uncertain
+        assert {p.doc_id for p in answer.passages} == {cited.passage.doc_id}  # that article only
+        assert answer.passages[0].found_by == ("title",) and ui.found_label(answer.passages[0]).endswith("question")
+        # The evidence is where the sentence is in the file (an HTML page's offsets index its text).
+        evidence = answer.evidence[0]
+        if evidence.doc_id.endswith(".md"):
+            original = (manual_rag.settings.corpus / evidence.doc_id).read_text(encoding="utf-8")
+            assert original[evidence.start : evidence.end] == OPENINGS[evidence.doc_id]
+
+
+def test_a_question_that_names_an_article_is_answered_from_it_alone(manual_rag: RAG) -> None:
+    # Asked of every article, "how long" finds the mooring page's "two days ahead"; asked of the
+    # tide tables, which say no such thing about booking, it is not answered from another page.
+    question = "How long ahead must boats longer than twelve metres book?"
+    assert "two days" in manual_rag.ask(question).text
+    scoped = manual_rag.ask(f'In "Reading the tide tables": {question}')
+    assert {p.doc_id for p in scoped.passages} == {"tides.md"} and "two days" not in scoped.text
+    # A scope given with the question wins over a title it names outside that scope.
+    other = manual_rag.ask(f'In "Reading the tide tables": {question}', where="moorings.md")
+    assert {p.doc_id for p in other.passages} == {"moorings.md"}
+    # A follow-up is not held to the article the question before it named.
+    history = [{"role": "user", "content": 'What does the article "Renting a mooring" say?'}]
+    history.append({"role": "assistant", "content": f"“{OPENINGS['moorings.md']}” [1]"})
+    follow_up = manual_rag.ask("When was the trust founded?", history=history)
+    assert follow_up.text == "1911 [1]." and follow_up.citations[0].passage.doc_id == "history.html"
+
+
+def test_a_model_that_writes_reads_the_named_articles_opening_first(manual_rag: RAG, ollama: OllamaServer) -> None:
+    ollama.reply = "Visiting boats pay by the night at the harbour office [1]."
+    rag = make_rag(manual_rag.settings.home, manual_rag.settings.corpus, ollama_host=ollama.url)
+    answer = rag.ask('What does the article "Renting a mooring" say?')
+    assert answer.backend == "ollama" and answer.how == "model" and answer.citations[0].passage.doc_id == "moorings.md"
+    assert {p.doc_id for p in answer.passages} == {"moorings.md"}
+    assert answer.passages[0].text.startswith(OPENINGS["moorings.md"])
+    prompt = ollama.requests_to("/api/chat")[-1]["messages"][-1]["content"]
+    assert f'[1] "{OPENINGS["moorings.md"]}"' in prompt  # the opening named as the evidence
