@@ -33,6 +33,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
 CLEANER_VERSION = "3"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles
+# Bump for one type's reader, so that only files of that type are read again.
+READER_VERSIONS = {".html": "h2", ".htm": "h2"}  # h2: a link or emphasis no longer breaks the line
 
 _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
 _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
@@ -140,7 +142,8 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
     original = _extract_text(path, suffix, data, max_bytes)  # a PDF's text is held to the same limit
     if not original.strip():
         raise BadInput("no text could be extracted")
-    content_hash = hashlib.sha256(data + CLEANER_VERSION.encode()).hexdigest()
+    version = CLEANER_VERSION + READER_VERSIONS.get(suffix, "")
+    content_hash = hashlib.sha256(data + version.encode()).hexdigest()
     return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash)
 
 
@@ -195,11 +198,22 @@ def _read_pdf(data: bytes, max_chars: int) -> str:
     return "\n".join(pages)
 
 
+# Elements that start a new line of text; any other element (a link, emphasis, a span) is part of
+# the line around it.
+HTML_BLOCKS = (
+    "address article aside blockquote br caption dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+    "header hr li main nav ol p pre section table tbody td tfoot th thead title tr ul"
+).split()
+BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines
+
+
 def html_to_text(html: str) -> str:
     """Visible text of an HTML page, one block element a line, scripts and styles dropped.
 
-    LlamaIndex's `HTMLTagReader` returns the text of one tag type; news pages need the headline
-    and the article body as separate lines for the cleaner, so BeautifulSoup is used directly.
+    LlamaIndex's `HTMLTagReader` returns the text of one tag type, and BeautifulSoup's
+    `get_text("\n")` breaks a line at every tag, so that a link or an italic word inside a
+    sentence cut it into fragments. Here only block elements break lines; inside one, the source's
+    line breaks and runs of spaces are one space, except in `<pre>`, whose lines are kept.
     """
     from bs4 import BeautifulSoup
 
@@ -207,11 +221,17 @@ def html_to_text(html: str) -> str:
     for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template"]):
         tag.decompose()
     title = soup.find("h1") or soup.find("title")
+    title_text = " ".join(title.get_text().split()) if title else ""
+    for tag in soup.find_all("pre"):
+        tag.string = tag.get_text().replace("\n", BLOCK_BREAK)
+    for tag in soup.find_all(HTML_BLOCKS):
+        tag.insert_before(BLOCK_BREAK)
+        tag.insert_after(BLOCK_BREAK)
     body = soup.find("article") or soup.body or soup
-    lines = [line.strip() for line in body.get_text("\n").splitlines()]
+    lines = (" ".join(part.split()) for part in body.get_text().split(BLOCK_BREAK))
     text = "\n".join(line for line in lines if line)
-    if title and not text.startswith(title.get_text(strip=True)):
-        text = title.get_text(strip=True) + "\n" + text
+    if title_text and not text.startswith(title_text):
+        text = title_text + "\n" + text
     return text
 
 

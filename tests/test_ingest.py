@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import SEEDS, make_rag
 
-from rag import RAG, BadInput, StoreMismatch
+from rag import RAG, BadInput, StoreMismatch, documents
 from rag.chunking import embed_text
 from rag.documents import DATELINE, Dateline, clean_article, read_document
 from rag.embeddings import model_limit, resolve_model_path
@@ -226,6 +226,36 @@ def write_pdf(path: Path, lines: list[str]) -> None:
         fig.text(0.05, 0.95 - i * 0.04, line, fontsize=10)
     fig.savefig(path, format="pdf")
     plt.close(fig)
+
+
+HARBOUR_PAGE = """<html><head><title>Harbour news</title></head><body>
+<h1>The harbour trust</h1>
+<p>The <a href="/trust">harbour trust</a> was founded in 1911
+by <em>four fishing families</em>.</p>
+<ul><li>It owns the quays and the <b>old net loft</b>.</li></ul>
+</body></html>"""
+
+
+def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "trust.html").write_text(HARBOUR_PAGE, encoding="utf-8")
+    (folder / "note.md").write_text("# Quay repairs\n\nThe north quay is repaired each spring.\n", encoding="utf-8")
+    document = read_document(folder / "trust.html", "trust.html", 10**6)
+    assert document.title == "The harbour trust"
+    assert document.text.split("\n\n") == [
+        "The harbour trust was founded in 1911 by four fishing families.",  # one line, as the page shows it
+        "It owns the quays and the old net loft.",
+    ]
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    answer = rag.ask("When was the harbour trust founded?")
+    assert answer.text == "1911 [1]." and answer.evidence[0].text == document.text.split("\n\n")[0]
+    # A new way of reading one type of file reads those files again, and no other.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(documents.READER_VERSIONS, ".html", "next")
+        report = rag.ingest([folder])
+    assert report.updated == ("trust.html",) and report.unchanged == ("note.md",)
 
 
 def test_markdown_html_and_pdf_articles_are_read(tmp_path: Path) -> None:
