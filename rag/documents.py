@@ -8,8 +8,12 @@ without ever adding a year the article does not state. The wire styles read are
 en dash or em dash); any other opening leaves the dateline empty. The place must be in capitals,
 as wire services print it ("RIO DE JANEIRO"): a capitalised first word of an ordinary sentence
 is not mistaken for one.
+A Markdown file is read as the text it shows: heading marks, list bullets and quote marks at a
+line's start, emphasis and code marks, and link targets go, and a link's reference definition is
+no text at all, nor are code fences, rules and a table's separator row; "[1]" of a reference link would otherwise be quoted as if it were a citation.
 The cleaned text keeps a map back to the original, so every chunk knows its character offsets.
-Not handled: multi-column PDFs, pages that need JavaScript, text in images.
+Not handled: multi-column PDFs, pages that need JavaScript, text in images, nested Markdown markup
+("[**a**](b)" keeps its "**") and a Markdown table's bars.
 """
 
 from __future__ import annotations
@@ -34,7 +38,21 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # stored metadata rewritten) on the next ingest.
 CLEANER_VERSION = "3"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles
 # Bump for one type's reader, so that only files of that type are read again.
-READER_VERSIONS = {".html": "h2", ".htm": "h2"}  # h2: a link or emphasis no longer breaks the line
+READER_VERSIONS = {".html": "h2", ".htm": "h2", ".md": "m2"}  # h2: a link or emphasis no longer breaks
+# the line; m2: Markdown's markup is not part of the text
+
+# Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
+# or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
+# of each sentence in the file are kept, so the markup is taken out here (one level, not nested).
+MD_INLINE = re.compile(
+    r"!?\[(?P<link>[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"
+    r"|(?P<mark>\*\*|__|`)(?P<marked>[^\n]+?)(?P=mark)"
+    r"|(?<!\w)[*_](?P<em>[^\s*_](?:[^\n*_]*[^\s*_])?)[*_](?!\w)"
+)
+MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # heading, quote, list marks
+# Lines that say nothing: a link's definition ("[1]: https://..."), a code fence, a rule or heading
+# underline, a table's header separator.
+MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
 _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
 _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
@@ -96,6 +114,10 @@ class Document:
         return orig_start + (clean_offset - clean_start)
 
 
+# A line of a file: where it starts, its text, and (offset in text, offset in the line) where they part.
+Line = tuple[int, str, tuple[tuple[int, int], ...]]
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A file that was not ingested, and why, in words a person can act on."""
@@ -144,7 +166,7 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
         raise BadInput("no text could be extracted")
     version = CLEANER_VERSION + READER_VERSIONS.get(suffix, "")
     content_hash = hashlib.sha256(data + version.encode()).hexdigest()
-    return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash)
+    return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash, markdown=suffix == ".md")
 
 
 def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> str:
@@ -235,18 +257,23 @@ def html_to_text(html: str) -> str:
     return text
 
 
-def clean_article(original: str, *, doc_id: str, source: str = "", content_hash: str = "") -> Document:
-    """Drop boilerplate lines, take the headline as title and parse the dateline."""
-    lines = list(_lines_with_offsets(original))
-    kept = [(start, line) for start, line in lines if not _is_boilerplate(line)]
+def clean_article(
+    original: str, *, doc_id: str, source: str = "", content_hash: str = "", markdown: bool = False
+) -> Document:
+    """Drop boilerplate lines, take the headline as title and parse the dateline; `markdown` reads
+    the lines as the text Markdown shows."""
+    lines = [(start, line, ((0, 0),)) for start, line in _lines_with_offsets(original)]
+    if markdown:
+        lines = [(start, *markdown_line(line)) for start, line, _ in lines if not MD_NO_TEXT.fullmatch(line)]
+    kept = [item for item in lines if item[1] and not _is_boilerplate(item[1])]
     kept = _drop_repeated_captions(kept)
     title = ""
     if kept:
         title = kept[0][1].strip().lstrip("#").strip()
         kept = kept[1:] or kept  # a one-line article keeps its line as text
     text_parts, segments, cursor = [], [], 0
-    for start, line in kept:
-        segments.append((cursor, start))
+    for start, line, points in kept:
+        segments += [(cursor + at_text, start + at_line) for at_text, at_line in points]
         text_parts.append(line)
         cursor += len(line) + 2
     text = "\n\n".join(text_parts)
@@ -260,6 +287,22 @@ def clean_article(original: str, *, doc_id: str, source: str = "", content_hash:
         content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
         segments=tuple(segments),
     )
+
+
+def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A Markdown line as the text it shows, and (offset in that text, offset in the line) wherever
+    the two part, starting with (0, where the text starts)."""
+    lead = MD_LINE_START.match(line)
+    at = lead.end() if lead else 0
+    text, points = "", [(0, at)]
+    for match in MD_INLINE.finditer(line, at):
+        words = next(name for name in ("link", "marked", "em") if match.group(name) is not None)
+        text += line[at : match.start()]
+        points.append((len(text), match.start(words)))
+        text += match.group(words)
+        at = match.end()
+        points.append((len(text), at))
+    return text + line[at:], tuple(points)
 
 
 def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
@@ -276,7 +319,7 @@ def _is_boilerplate(line: str) -> bool:
     return line.lower() in BOILERPLATE_LINES or line.startswith("©") or line.lower().startswith("(c) ")
 
 
-def _drop_repeated_captions(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def _drop_repeated_captions(kept: list[Line]) -> list[Line]:
     """Of two neighbouring lines where one starts with the other, keep the shorter.
 
     News pages print a photo caption twice, once with the photographer's credit glued on.

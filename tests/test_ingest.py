@@ -258,6 +258,56 @@ def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Pa
     assert report.updated == ("trust.html",) and report.unchanged == ("note.md",)
 
 
+FERRY_GUIDE = """# Using the ferry app
+
+The **ferry app** shows departures from [Vesterby harbour](https://example.org/harbour) every *ten* minutes.
+
+- Tickets cost `12 kroner` for adults.
+- Children under [twelve](#kids) travel free.
+
+Night ferries are listed in the [timetable][1] of the harbour office.
+
+[1]: https://example.org/timetable
+"""
+
+
+def test_markdown_lines_that_say_nothing_are_dropped_and_stray_stars_kept() -> None:
+    original = "# Setup\n\n```sh\npip install tern\n```\n\n---\n\nA * B * C, snake_case and 2*3 stay.\n[x]: http://x\n"
+    document = clean_article(original, doc_id="setup.md", markdown=True)
+    assert document.text.split("\n\n") == ["pip install tern", "A * B * C, snake_case and 2*3 stay."]
+    # The same file read as plain text keeps every line.
+    assert "```sh" in clean_article(original, doc_id="setup.txt").text
+
+
+def test_markdown_is_read_as_the_text_it_shows_with_offsets_into_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "guide"
+    folder.mkdir()
+    (folder / "ferry.md").write_text(FERRY_GUIDE, encoding="utf-8")
+    document = read_document(folder / "ferry.md", "ferry.md", 10**6)
+    assert document.title == "Using the ferry app"
+    assert document.text.split("\n\n") == [
+        "The ferry app shows departures from Vesterby harbour every ten minutes.",
+        "Tickets cost 12 kroner for adults.",
+        "Children under twelve travel free.",
+        "Night ferries are listed in the timetable of the harbour office.",  # its link defined nowhere else
+    ]
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    # The reference link's "[1]" is not quoted as if it were a citation, and the evidence's
+    # offsets still point at the sentence, markup and all, in the file.
+    answer = rag.ask("What lists the night ferries?")
+    assert answer.text == "“Night ferries are listed in the timetable of the harbour office.” [1]", answer.text
+    evidence = answer.evidence[0]
+    assert (
+        FERRY_GUIDE[evidence.start : evidence.end]
+        == "Night ferries are listed in the [timetable][1] of the harbour office."
+    )
+    cost = rag.ask("How much do tickets cost for adults?")
+    assert cost.text == "12 kroner [1]." and FERRY_GUIDE[cost.evidence[0].start : cost.evidence[0].end] == (
+        "Tickets cost `12 kroner` for adults."
+    )
+
+
 def test_markdown_html_and_pdf_articles_are_read(tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
