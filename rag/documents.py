@@ -11,6 +11,8 @@ is not mistaken for one.
 A Markdown file is read as the text it shows: heading marks, list bullets and quote marks at a
 line's start, emphasis and code marks, and link targets go, and a link's reference definition is
 no text at all, nor are code fences, rules and a table's separator row; "[1]" of a reference link would otherwise be quoted as if it were a citation.
+A line wrapped by the file's width (a PDF's layout, a hard-wrapped text) goes on its paragraph,
+so that a sentence is not cut at a line's end (`wrapped`).
 The cleaned text keeps a map back to the original, so every chunk knows its character offsets.
 Not handled: multi-column PDFs, pages that need JavaScript, text in images, nested Markdown markup
 ("[**a**](b)" keeps its "**") and a Markdown table's bars.
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "3"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles
+CLEANER_VERSION = "4"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+# 4: a wrapped line goes on its paragraph (`wrapped`)
 # Bump for one type's reader, so that only files of that type are read again.
 READER_VERSIONS = {".html": "h2", ".htm": "h2", ".md": "m2"}  # h2: a link or emphasis no longer breaks
 # the line; m2: Markdown's markup is not part of the text
@@ -262,9 +265,19 @@ def clean_article(
 ) -> Document:
     """Drop boilerplate lines, take the headline as title and parse the dateline; `markdown` reads
     the lines as the text Markdown shows."""
-    lines = [(start, line, ((0, 0),)) for start, line in _lines_with_offsets(original)]
+    raw = list(_lines_with_offsets(original))
     if markdown:
-        lines = [(start, *markdown_line(line)) for start, line, _ in lines if not MD_NO_TEXT.fullmatch(line)]
+        raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line)]
+    lines: list[Line] = []
+    for number, (start, line) in enumerate(raw):
+        text, points = markdown_line(line) if markdown else (line, ((0, 0),))
+        if number and wrapped(original, raw[number - 1], (start, line), markdown):
+            at, before, before_points = lines.pop()
+            glue = "" if before.endswith("-") else " "  # "fish-" and "ing" stay "fish-ing"
+            moved = tuple((len(before) + len(glue) + a, start - at + b) for a, b in points)
+            text, points = before + glue + text, before_points + moved
+            start = at
+        lines.append((start, text, points))
     kept = [item for item in lines if item[1] and not _is_boilerplate(item[1])]
     kept = _drop_repeated_captions(kept)
     title = ""
@@ -287,6 +300,20 @@ def clean_article(
         content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
         segments=tuple(segments),
     )
+
+
+def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markdown: bool) -> bool:
+    """Whether a line goes on the paragraph of the line right before it, wrapped by the file's
+    width (a PDF's layout, a hard-wrapped text or Markdown file) rather than starting anew: read
+    as lines of their own, its sentences were cut in two. In Markdown, any line next to the one
+    before is the same paragraph unless it opens a block (heading, list item, quote, table row);
+    elsewhere only one that starts in lower case, or follows a comma or hyphen, goes on."""
+    (before_start, before_text), (start, text) = before, line
+    if original.count("\n", before_start + len(before_text), start) != 1:
+        return False  # a blank line, or a line taken out, lies between
+    if markdown:
+        return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
+    return text[:1].islower() or before_text.endswith((",", "-"))
 
 
 def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:

@@ -271,6 +271,37 @@ Night ferries are listed in the [timetable][1] of the harbour office.
 """
 
 
+WRAPPED = [
+    "Harbour report 2025",
+    "The harbour trust was founded in 1911 by four fishing",
+    "families who wanted a breakwater of their own. It is run",
+    "by an elected board of nine and owns the quays.",
+]
+
+
+def test_prose_wrapped_over_lines_is_read_as_whole_sentences_in_pdf_text_and_markdown(tmp_path: Path) -> None:
+    folder = tmp_path / "wrapped"
+    folder.mkdir()
+    write_pdf(folder / "report.pdf", WRAPPED)
+    (folder / "report.txt").write_text("\n".join(WRAPPED) + "\n", encoding="utf-8")
+    (folder / "report.md").write_text("# " + "\n".join(WRAPPED) + "\n\n- First item\n- second item\n", encoding="utf-8")
+    whole = " ".join(WRAPPED[1:])
+    for name in ("report.pdf", "report.txt"):
+        document = read_document(folder / name, name, 10**6)
+        assert document.title == WRAPPED[0] and document.text == whole, name
+    # In Markdown a heading or a list item starts anew, whatever its case.
+    markdown = read_document(folder / "report.md", "report.md", 10**6)
+    assert markdown.text.split("\n\n") == [whole, "First item", "second item"]
+    # The sentence that runs over two lines is the evidence, its offsets spanning both in the file.
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    answer = rag.ask("When was the harbour trust founded?", where="report.txt")
+    sentence = "The harbour trust was founded in 1911 by four fishing families who wanted a breakwater of their own."
+    assert answer.text == "1911 [1]." and answer.evidence[0].text == sentence
+    original = (folder / "report.txt").read_text(encoding="utf-8")
+    assert " ".join(original[answer.evidence[0].start : answer.evidence[0].end].split()) == sentence
+
+
 def test_markdown_lines_that_say_nothing_are_dropped_and_stray_stars_kept() -> None:
     original = "# Setup\n\n```sh\npip install tern\n```\n\n---\n\nA * B * C, snake_case and 2*3 stay.\n[x]: http://x\n"
     document = clean_article(original, doc_id="setup.md", markdown=True)
