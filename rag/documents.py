@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "4"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
-# 4: a wrapped line goes on its paragraph (`wrapped`)
+CLEANER_VERSION = "5"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+# 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space
 # Bump for one type's reader, so that only files of that type are read again.
 READER_VERSIONS = {".html": "h2", ".htm": "h2", ".md": "m2"}  # h2: a link or emphasis no longer breaks
 # the line; m2: Markdown's markup is not part of the text
@@ -273,7 +273,8 @@ def clean_article(
         text, points = markdown_line(line) if markdown else (line, ((0, 0),))
         if number and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
-            glue = "" if before.endswith("-") else " "  # "fish-" and "ing" stay "fish-ing"
+            # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
+            glue = "" if re.search(r"\w-$", before) else " "
             moved = tuple((len(before) + len(glue) + a, start - at + b) for a, b in points)
             text, points = before + glue + text, before_points + moved
             start = at

@@ -302,6 +302,13 @@ def test_prose_wrapped_over_lines_is_read_as_whole_sentences_in_pdf_text_and_mar
     assert " ".join(original[answer.evidence[0].start : answer.evidence[0].end].split()) == sentence
 
 
+def test_a_dateline_that_ends_its_line_with_a_dash_is_joined_to_the_story_with_its_space() -> None:
+    original = "Ship sinks near port\n\nLONDON (Reuters) -\nThe ship sank on Monday, a well-\nknown spokesman said.\n"
+    document = clean_article(original, doc_id="ship.txt")
+    assert document.text == "LONDON (Reuters) - The ship sank on Monday, a well-known spokesman said."
+    assert (document.dateline.place, document.dateline.agency) == ("LONDON", "Reuters")
+
+
 def test_markdown_lines_that_say_nothing_are_dropped_and_stray_stars_kept() -> None:
     original = "# Setup\n\n```sh\npip install tern\n```\n\n---\n\nA * B * C, snake_case and 2*3 stay.\n[x]: http://x\n"
     document = clean_article(original, doc_id="setup.md", markdown=True)
