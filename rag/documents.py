@@ -23,11 +23,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import itertools
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 CLEANER_VERSION = "5"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space
 # Bump for one type's reader, so that only files of that type are read again.
-READER_VERSIONS = {".html": "h2", ".htm": "h2", ".md": "m2"}  # h2: a link or emphasis no longer breaks
-# the line; m2: Markdown's markup is not part of the text
+READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3"}  # h2: a link or emphasis no longer breaks
+# the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its columns
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -56,6 +57,11 @@ MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # he
 # Lines that say nothing: a link's definition ("[1]: https://..."), a code fence, a rule or heading
 # underline, a table's header separator.
 MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
+
+# A table's header rule ("|---|:--:|"), and a bar between two cells (not an escaped "\\|").
+TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?")
+TABLE_BAR = re.compile(r"(?<!\\)\|")
+CELL_JOIN, NAME_JOIN = "; ", ": "  # a table row read as a line: "Setting: retries; Default: 3"
 
 _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
 _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
@@ -247,6 +253,16 @@ def html_to_text(html: str) -> str:
         tag.decompose()
     title = soup.find("h1") or soup.find("title")
     title_text = " ".join(title.get_text().split()) if title else ""
+    for table in soup.find_all("table"):
+        rows = table.find_all("tr")
+        head = rows[0].find_all(["th", "td"], recursive=False) if rows and rows[0].find("th") else []
+        names = [" ".join(cell.get_text().split()) for cell in head]
+        for row in rows[1 if names else 0 :]:
+            cells = [" ".join(cell.get_text().split()) for cell in row.find_all(["th", "td"], recursive=False)]
+            row.clear()
+            row.string = table_row(names, cells)
+        if names and len(rows) > 1:
+            rows[0].decompose()
     for tag in soup.find_all("pre"):
         tag.string = tag.get_text().replace("\n", BLOCK_BREAK)
     for tag in soup.find_all(HTML_BLOCKS):
@@ -266,12 +282,14 @@ def clean_article(
     """Drop boilerplate lines, take the headline as title and parse the dateline; `markdown` reads
     the lines as the text Markdown shows."""
     raw = list(_lines_with_offsets(original))
+    rows = markdown_tables(raw) if markdown else {}
     if markdown:
-        raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line)]
+        raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and rows.get(start, 1)]
     lines: list[Line] = []
     for number, (start, line) in enumerate(raw):
-        text, points = markdown_line(line) if markdown else (line, ((0, 0),))
-        if number and wrapped(original, raw[number - 1], (start, line), markdown):
+        text, points = rows.get(start) or (markdown_line(line) if markdown else (line, ((0, 0),)))
+        table = start in rows or (number and raw[number - 1][0] in rows)
+        if number and not table and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "
@@ -321,7 +339,11 @@ def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:
     """A Markdown line as the text it shows, and (offset in that text, offset in the line) wherever
     the two part, starting with (0, where the text starts)."""
     lead = MD_LINE_START.match(line)
-    at = lead.end() if lead else 0
+    return markdown_inline(line, lead.end() if lead else 0)
+
+
+def markdown_inline(line: str, at: int = 0) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`line[at:]` without its inline markup, with the points where text and line part (as above)."""
     text, points = "", [(0, at)]
     for match in MD_INLINE.finditer(line, at):
         words = next(name for name in ("link", "marked", "em") if match.group(name) is not None)
@@ -331,6 +353,71 @@ def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:
         at = match.end()
         points.append((len(text), at))
     return text + line[at:], tuple(points)
+
+
+def table_row(names: Sequence[str], cells: Sequence[str]) -> str:
+    """A table row as a line that names its columns: "Setting: retries; Default: 3" (see
+    `markdown_tables`)."""
+    named = zip([*names, *[""] * (len(cells) - len(names))], cells)
+    return CELL_JOIN.join(f"{name}{NAME_JOIN}{cell}" if name else cell for name, cell in named if cell)
+
+
+def markdown_tables(lines: Sequence[tuple[int, str]]) -> dict[int, tuple[str, tuple[tuple[int, int], ...]] | None]:
+    """Each body row of a Markdown table as a line that names its columns, by where the row starts;
+    None for a header row, which each of its rows now carries.
+
+    A row read as it stands ("| retries | 3 | How often ... |") lost its column names, which were
+    the words a question asks with ("the default number of retries"), and quoted its bars. So each
+    row reads "Setting: retries; Default: 3; Meaning: How often ...": every word at its place in
+    the file (a header's in the header row), the ": " and "; " at the bars they replace.
+    """
+    found: dict[int, tuple[str, tuple[tuple[int, int], ...]] | None] = {}
+    for number, (start, line) in enumerate(lines[:-2]):
+        rule = lines[number + 1][1]
+        if "|" not in line or "|" not in rule or not TABLE_RULE.fullmatch(rule) or start in found:
+            continue
+        header = table_cells(line)
+        for row_start, row in itertools.takewhile(lambda item: "|" in item[1], lines[number + 2 :]):
+            text, points = "", []
+            for (name_at, name), (cell_at, cell), bar in zip(header, table_cells(row), table_bars(row)):
+                if not cell:
+                    continue
+                if text:
+                    points.append((len(text), bar))  # "; " stands where the bar before the cell was
+                    text += CELL_JOIN
+                if name:
+                    points.append((len(text), start - row_start + name_at))
+                    text += name
+                    points.append((len(text), bar))
+                    text += NAME_JOIN
+                shown, inner = markdown_inline(cell)
+                points += [(len(text) + a, cell_at + b) for a, b in inner]
+                text += shown
+            if text:
+                found[row_start] = (text, tuple(points))
+        if any(start2 in found for start2, _ in lines[number + 2 : number + 3]):
+            found[start] = None
+    return found
+
+
+def table_cells(row: str) -> list[tuple[int, str]]:
+    """A table row's cells, each stripped and with where it starts in the row."""
+    cells, at = [], 0
+    for piece in TABLE_BAR.split(row):
+        text = piece.strip()
+        cells.append((at + (piece.index(text) if text else 0), text))
+        at += len(piece) + 1
+    if row.lstrip().startswith("|"):
+        cells = cells[1:]
+    if row.rstrip().endswith("|") and not row.rstrip().endswith("\\|"):
+        cells = cells[:-1]
+    return cells
+
+
+def table_bars(row: str) -> list[int]:
+    """Where the bar before each cell is (for a first cell with no bar before it, the one after)."""
+    bars = [m.start() for m in TABLE_BAR.finditer(row)]
+    return bars if row.lstrip().startswith("|") else bars[:1] + bars
 
 
 def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:

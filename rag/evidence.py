@@ -219,7 +219,9 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     """Every sentence of the passages long enough to state a fact, each once (chunks overlap). A
     dateline is not part of one: alone ("OSLO, May 4. /NTB/.") it is no sentence, and one that opens
     a sentence ("PARIS, March 3 (AFP) - The ...") is cut off, so that its place, date and agency are
-    neither quoted as the answer nor taken for the name or date a question asks for."""
+    neither quoted as the answer nor taken for the name or date a question asks for. A question in
+    the text (an FAQ's heading, a rhetorical one) states nothing: it is not a candidate, but it is
+    the sentence before the one that answers it."""
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
@@ -228,7 +230,8 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             dateline = DATELINE.match(passage.text[start:end])  # its ^ would not match at a `pos`
             start += dateline.end() if dateline else 0
             text = passage.text[start:end]
-            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen:
+            asks = text.rstrip(" \"'\u201d\u2019)]").endswith("?")
+            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not asks:
                 seen.add(text)
                 found.append(Sentence(index, start, end, text, before))
             before = text

@@ -280,6 +280,32 @@ def test_a_question_the_articles_do_not_answer_is_refused(other_topic: tuple[RAG
     assert answer.abstained and not answer.citations
 
 
+FERRY_FAQ = """\
+# Ferry questions
+
+## Does the ferry take bicycles?
+
+Bicycles travel free on every crossing, but only on the lower deck.
+
+## Can I buy a ticket on board?
+
+Tickets are sold only at the harbour office and in the ferry app.
+"""
+
+
+def test_a_question_in_the_text_is_not_the_answer_but_what_follows_it_is(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    rag, _ = store_of(tmp_path_factory, {"faq.md": FERRY_FAQ, "bridge.txt": HARBOUR})
+    answer = rag.ask("Does the ferry take bicycles?")
+    assert answer.text == "“Bicycles travel free on every crossing, but only on the lower deck.” [1]", answer.text
+    assert all(not e.text.endswith("?") for e in answer.evidence)
+    answer = rag.ask("Can I buy a ticket on board?")
+    assert answer.evidence[0].text == "Tickets are sold only at the harbour office and in the ferry app."
+    # The heading it answers is the sentence before it, so the question's words are not missing.
+    assert answer.evidence[0].before == "Can I buy a ticket on board?"
+
+
 LIGHTHOUSE = """\
 Portvale marks the history of its lighthouse
 

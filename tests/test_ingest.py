@@ -14,7 +14,7 @@ from conftest import SEEDS, make_rag
 
 from rag import RAG, BadInput, StoreMismatch, documents
 from rag.chunking import embed_text
-from rag.documents import DATELINE, Dateline, clean_article, read_document
+from rag.documents import DATELINE, Dateline, clean_article, html_to_text, read_document
 from rag.embeddings import model_limit, resolve_model_path
 
 CAPTION = "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks"
@@ -344,6 +344,51 @@ def test_markdown_is_read_as_the_text_it_shows_with_offsets_into_the_file(tmp_pa
     assert cost.text == "12 kroner [1]." and FERRY_GUIDE[cost.evidence[0].start : cost.evidence[0].end] == (
         "Tickets cost `12 kroner` for adults."
     )
+
+
+TIDE_LOGGER = """# Configuring the tide logger
+
+Settings live in a file beside the logger.
+
+| Setting | Default | Meaning |
+|---------|:-------:|---------|
+| `interval` | 10 | Minutes between two readings |
+| `keep` | 90 | Days a reading is kept before it is deleted |
+
+Readings are sent to the harbour office every night.
+"""
+
+
+def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html(tmp_path: Path) -> None:
+    document = clean_article(TIDE_LOGGER, doc_id="logger.md", markdown=True)
+    assert document.text.split("\n\n") == [
+        "Settings live in a file beside the logger.",
+        "Setting: interval; Default: 10; Meaning: Minutes between two readings",
+        "Setting: keep; Default: 90; Meaning: Days a reading is kept before it is deleted",
+        "Readings are sent to the harbour office every night.",
+    ]
+    # Every word is where the map says, a column's name in the header row; ": " and "; " stand at bars.
+    for at, char in enumerate(document.text):
+        found = TIDE_LOGGER[document.original_offset(at)]
+        assert char.isspace() or found == char or (char in ":;" and found == "|"), (at, char, found)
+    # Without the outer bars, and a page's table, read the same way.
+    bare = clean_article("Logger\n\nSetting | Default\n--- | ---\n`keep` | 90\n", doc_id="b.md", markdown=True)
+    assert bare.text == "Setting: keep; Default: 90"
+    page = "<h1>Logger</h1><table><tr><th>Setting</th><th>Default</th></tr><tr><td>keep</td><td>90</td></tr></table>"
+    assert html_to_text(page).splitlines() == ["Logger", "Setting: keep; Default: 90"]
+    # Asked in the column's words, the row answers, and its offsets span it in the file.
+    folder = tmp_path / "logger"
+    folder.mkdir()
+    (folder / "logger.md").write_text(TIDE_LOGGER, encoding="utf-8")
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    answer = rag.ask("How many minutes are there between two readings by default?")
+    evidence = answer.evidence[0]
+    assert answer.text == "10 [1].", answer.text
+    assert evidence.text == "Setting: interval; Default: 10; Meaning: Minutes between two readings"
+    assert TIDE_LOGGER[evidence.start : evidence.end].endswith("Minutes between two readings")
+    quoted = rag.ask("What is the default setting for keep?")
+    assert quoted.text.startswith("“Setting: keep; Default: 90;") and quoted.text.endswith("[1]"), quoted.text
 
 
 def test_markdown_html_and_pdf_articles_are_read(tmp_path: Path) -> None:
