@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "5"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
-# 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space
+CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+# 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
+# 6: "SALEM, Ore. (AP) —" datelines, and a wire story's credit and rights lines dropped
 # Bump for one type's reader, so that only files of that type are read again.
 READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3"}  # h2: a link or emphasis no longer breaks
 # the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its columns
@@ -67,13 +68,24 @@ _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
 _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
 # "OSLO, May 4. /NTB/." (the opening slash is sometimes lost): a date is required.
 _SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?"
-# "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —".
+# "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
+# with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —".
 _BRACKETED = (
-    rf"(?:,\s+(?P<wire_date>{_DATE})\.?)?\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
+    rf"(?:,\s+(?P<wire_date>{_DATE})\.?|,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?"
+    rf"\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
 DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")
-BOILERPLATE_LINES = {"all news", "all news ›", "read more", "advertisement"}
+BOILERPLATE_LINES = {
+    "all news",
+    "all news ›",
+    "read more",
+    "advertisement",
+    "our standards: the thomson reuters trust principles.",
+}
+# A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
+# rights reserved.", "Reporting by A in B; Editing by C". They are about the story, not in it.
+CREDIT = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})|(?:additional )?(?:reporting|writing|editing) by \S", re.I)
 # Above this share of undecodable characters a file is not text in any encoding worth reading.
 MAX_UNDECODABLE = 0.25
 # pypdf's caps on how far one stream may unpack (75 MB each), lowered to the file limit when it is lower.
@@ -431,7 +443,7 @@ def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _is_boilerplate(line: str) -> bool:
-    return line.lower() in BOILERPLATE_LINES or line.startswith("©") or line.lower().startswith("(c) ")
+    return line.lower() in BOILERPLATE_LINES or bool(CREDIT.match(line))
 
 
 def _drop_repeated_captions(kept: list[Line]) -> list[Line]:
@@ -456,5 +468,6 @@ def parse_dateline(text: str) -> Dateline:
         if match:
             date = match["date"] or match["wire_date"] or ""
             agency = match["agency"] or match["wire_agency"] or ""
-            return Dateline(match["place"].strip(), date.strip(), agency.strip())
+            place = match["place"].strip() + (f", {match['region']}" if match["region"] else "")
+            return Dateline(place, date.strip(), agency.strip())
     return Dateline()

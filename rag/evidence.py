@@ -225,10 +225,11 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
-        before = ""
+        before, cut = "", 0  # `cut`: where a dateline ends, which may be past a sentence end ("Ore.")
         for start, end in sentence_spans(passage.text):
-            dateline = DATELINE.match(passage.text[start:end])  # its ^ would not match at a `pos`
-            start += dateline.end() if dateline else 0
+            dateline = DATELINE.match(passage.text[start:])  # its ^ would not match at a `pos`
+            cut = start + dateline.end() if dateline else cut
+            start = max(start, cut)
             text = passage.text[start:end]
             asks = text.rstrip(" \"'\u201d\u2019)]").endswith("?")
             if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not asks:

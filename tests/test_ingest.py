@@ -16,6 +16,8 @@ from rag import RAG, BadInput, StoreMismatch, documents
 from rag.chunking import embed_text
 from rag.documents import DATELINE, Dateline, clean_article, html_to_text, read_document
 from rag.embeddings import model_limit, resolve_model_path
+from rag.evidence import candidates
+from rag.retrieve import Passage
 
 CAPTION = "Russia's Foreign Minister Sergey Lavrov and his Japanese counterpart Fumio Kishida seen during talks"
 
@@ -32,6 +34,17 @@ def test_news_page_boilerplate_is_dropped_and_caption_kept_once() -> None:
     assert doc.text.count(CAPTION) == 1
     assert "Iikura guest house in Tokyo" in doc.text
     assert doc.title.startswith("Japan’s position on peace treaty")
+
+
+def test_a_wire_storys_credit_and_rights_lines_are_dropped() -> None:
+    story = (
+        "Tram line extended\n\nKYIV, Ukraine (AP) — The tram line reached the river.\n\n"
+        "Reporting by Ana Lis in Kyiv; Editing by Tom Hale\n\nAdditional reporting by Ivo Sand\n\n"
+        "Copyright 2024 The Associated Press. All rights reserved.\n\n© 2024 AFP\n\n"
+        "Our Standards: The Thomson Reuters Trust Principles.\n\nCopyright law was not discussed.\n"
+    )
+    doc = clean_article(story, doc_id="tram.txt")
+    assert doc.text.split("\n\n") == ["KYIV, Ukraine (AP) — The tram line reached the river.", "Copyright law was not discussed."]
 
 
 def test_dateline_is_parsed_leniently_without_inventing_a_year() -> None:
@@ -53,6 +66,8 @@ WIRE_DATELINES = {
     "GENEVA, Jan. 9 (Kyodo) - Watchmakers reported record orders.": ("GENEVA", "Jan. 9", "Kyodo"),
     "BERLIN, October 12, 2021 (dpa) — A night train line reopened.": ("BERLIN", "October 12, 2021", "dpa"),
     "SEATTLE, June 2, 2019 (Associated Press) - The ferry fleet grew.": ("SEATTLE", "June 2, 2019", "Associated Press"),
+    "SALEM, Ore. (AP) — The state fair opened early.": ("SALEM, Ore.", "", "AP"),
+    "KYIV, Ukraine (AP) — The tram network was extended.": ("KYIV, Ukraine", "", "AP"),
 }
 
 
@@ -64,6 +79,9 @@ def test_datelines_of_the_common_wire_styles_are_parsed(opening: str, expected: 
         assert not re.search(r"\d{4}", str(doc.dateline))  # no year the article does not print
     stated = DATELINE.sub("", opening)  # the sentence without its dateline, as evidence counts its words
     assert opening.endswith(stated) and stated.startswith(("The ", "Tea ", "A ", "Samba ", "Watchmakers "))
+    # Evidence reads the sentence without it, though "Ore." ends a sentence to the splitter.
+    passage = Passage("wire.txt", "Wire", f"{opening} It was a Monday.", 0.1, 0, len(opening), similarity=0.5)
+    assert candidates([passage])[0].text == stated
 
 
 def test_an_article_without_a_dateline_has_an_empty_one() -> None:
