@@ -44,7 +44,10 @@ def test_a_wire_storys_credit_and_rights_lines_are_dropped() -> None:
         "Our Standards: The Thomson Reuters Trust Principles.\n\nCopyright law was not discussed.\n"
     )
     doc = clean_article(story, doc_id="tram.txt")
-    assert doc.text.split("\n\n") == ["KYIV, Ukraine (AP) — The tram line reached the river.", "Copyright law was not discussed."]
+    assert doc.text.split("\n\n") == [
+        "KYIV, Ukraine (AP) — The tram line reached the river.",
+        "Copyright law was not discussed.",
+    ]
 
 
 def test_dateline_is_parsed_leniently_without_inventing_a_year() -> None:
