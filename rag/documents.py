@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +44,9 @@ CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines 
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, and a wire story's credit and rights lines dropped
 # Bump for one type's reader, so that only files of that type are read again.
-READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3"}  # h2: a link or emphasis no longer breaks
-# the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its columns
+READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}  # h2: a link or emphasis no
+# longer breaks the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its
+# columns; p2: a PDF's running headers, footers and page numbers are dropped
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -86,6 +88,9 @@ BOILERPLATE_LINES = {
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
 # rights reserved.", "Reporting by A in B; Editing by C". They are about the story, not in it.
 CREDIT = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})|(?:additional )?(?:reporting|writing|editing) by \S", re.I)
+# Lines at each end of a PDF page where running headers, footers and page numbers are looked for.
+PAGE_EDGE = 2
+PAGE_NUMBER = re.compile(r"(?i)(?:page\s*)?[-–—(\[]?\s*\d{1,4}\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?")
 # Above this share of undecodable characters a file is not text in any encoding worth reading.
 MAX_UNDECODABLE = 0.25
 # pypdf's caps on how far one stream may unpack (75 MB each), lowered to the file limit when it is lower.
@@ -238,7 +243,29 @@ def _read_pdf(data: bytes, max_chars: int) -> str:
         raise BadInput(f"the PDF unpacks to more than the {max_chars:,}-byte limit allows ({exc})") from exc
     except Exception as exc:  # pypdf raises many unrelated types for a damaged file
         raise BadInput(f"cannot read PDF: {exc}") from exc
-    return "\n".join(pages)
+    return "\n".join(without_page_furniture(pages))
+
+
+def without_page_furniture(pages: Sequence[str]) -> list[str]:
+    """The pages without their running headers and footers, nor their page numbers: lines at a
+    page's top or bottom (`PAGE_EDGE` lines each) that recur at the edges of half the pages or
+    more (digits aside: "Report 2023 · page 4"), or that are only a page number. Left in, they
+    were read as sentences of the text (a footer "Page 2 of 9" quoted as an answer) and cut a
+    sentence that runs over a page break in two; without them, `wrapped` joins it again."""
+    split = [[line.strip() for line in page.splitlines() if line.strip()] for page in pages]
+    edges = [{*lines[:PAGE_EDGE], *lines[-PAGE_EDGE:]} for lines in split]
+    counts = Counter(shape for edge in edges for shape in {page_line_shape(line) for line in edge})
+    recurring = {shape for shape, count in counts.items() if count >= 2 and count * 2 >= len(pages)}
+    kept = []
+    for lines, edge in zip(split, edges):
+        dropped = {line for line in edge if PAGE_NUMBER.fullmatch(line) or page_line_shape(line) in recurring}
+        kept.append("\n".join(line for line in lines if line not in dropped))
+    return kept
+
+
+def page_line_shape(line: str) -> str:
+    """A line with its numbers and spacing made alike, to find a header or footer on every page."""
+    return " ".join(re.sub(r"\d+", "#", line).lower().split())
 
 
 # Elements that start a new line of text; any other element (a link, emphasis, a span) is part of

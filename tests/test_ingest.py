@@ -249,6 +249,43 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     plt.close(fig)
 
 
+REPORT_PAGES = [
+    ["Annual report of the harbour trust", "The harbour trust was founded in 1911 by four fishing families."],
+    ["The trust employs 58 people.", "The board approved a budget of 3.4 million crowns for dredging the"],
+    ["inner basin, which will take place in the spring.", "Fees for pleasure boats rose by 6 percent."],
+]
+
+
+def test_a_pdfs_running_header_footer_and_page_numbers_are_not_read_as_its_text(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    folder = tmp_path / "report"
+    folder.mkdir()
+    with PdfPages(folder / "report.pdf") as pdf:
+        for number, lines in enumerate(REPORT_PAGES, start=1):
+            fig = plt.figure(figsize=(8.5, 11))
+            fig.text(0.05, 0.97, "Harbour Trust - Annual Report 2023", fontsize=8)
+            for i, line in enumerate(lines):
+                fig.text(0.05, 0.9 - i * 0.04, line, fontsize=10)
+            fig.text(0.45, 0.03, f"Page {number} of {len(REPORT_PAGES)}", fontsize=8)
+            pdf.savefig(fig)
+            plt.close(fig)
+    document = read_document(folder / "report.pdf", "report.pdf", 10**6)
+    assert document.title == "Annual report of the harbour trust"
+    # The sentence cut by the page break is whole again.
+    assert document.text.split("\n\n") == [
+        "The harbour trust was founded in 1911 by four fishing families.",
+        "The trust employs 58 people.",
+        "The board approved a budget of 3.4 million crowns for dredging the inner basin, "
+        "which will take place in the spring.",
+        "Fees for pleasure boats rose by 6 percent.",
+    ]
+
+
 HARBOUR_PAGE = """<html><head><title>Harbour news</title></head><body>
 <h1>The harbour trust</h1>
 <p>The <a href="/trust">harbour trust</a> was founded in 1911
