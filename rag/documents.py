@@ -42,7 +42,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # stored metadata rewritten) on the next ingest.
 CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
-# 6: "SALEM, Ore. (AP) —" datelines, and a wire story's credit and rights lines dropped
+# 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped
 # Bump for one type's reader, so that only files of that type are read again.
 READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}  # h2: a link or emphasis no
 # longer breaks the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its
@@ -52,7 +52,7 @@ READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}  # h2
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
 # of each sentence in the file are kept, so the markup is taken out here (one level, not nested).
 MD_INLINE = re.compile(
-    r"!?\[(?P<link>[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"
+    r"!?\[(?P<link>(?!\d{1,3}\])[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"  # "[2][3]" is two reference marks
     r"|(?P<mark>\*\*|__|`)(?P<marked>[^\n]+?)(?P=mark)"
     r"|(?<!\w)[*_](?P<em>[^\s*_](?:[^\n*_]*[^\s*_])?)[*_](?!\w)"
 )
@@ -61,6 +61,11 @@ MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # he
 # underline, a table's header separator.
 MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
+# A wiki's or journal's reference mark after a stop, comma, quote or another mark: "[12]", "[b]",
+# "[note 3]", "[citation needed]" (a bracket after a letter, "a[1]", is left as code or a formula).
+REFERENCE_MARK = re.compile(
+    r"(?<=[.,;:!?\"'”’)\]])\[(?:\d{1,3}|[a-z]|note \d{1,3}|[a-z ]{0,20}needed)\]|\[citation needed\]"
+)
 # A table's header rule ("|---|:--:|"), and a bar between two cells (not an escaped "\\|").
 TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?")
 TABLE_BAR = re.compile(r"(?<!\\)\|")
@@ -327,6 +332,7 @@ def clean_article(
     lines: list[Line] = []
     for number, (start, line) in enumerate(raw):
         text, points = rows.get(start) or (markdown_line(line) if markdown else (line, ((0, 0),)))
+        text, points = without_reference_marks(text, points)
         table = start in rows or (number and raw[number - 1][0] in rows)
         if number and not table and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
@@ -457,6 +463,29 @@ def table_bars(row: str) -> list[int]:
     """Where the bar before each cell is (for a first cell with no bar before it, the one after)."""
     bars = [m.start() for m in TABLE_BAR.finditer(row)]
     return bars if row.lstrip().startswith("|") else bars[:1] + bars
+
+
+def without_reference_marks(text: str, points: Sequence[tuple[int, int]]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A line without the reference marks a wiki or journal page puts after a sentence or clause
+    ("Asia.[1] It", "cm,[2][3]", "[citation needed]"), with its points (as in `markdown_line`)
+    moved. Left in, a mark kept the sentence splitter from ending a sentence at "Asia." (it looks for
+    a space after the stop), and a quoted sentence showed "[2][3]" as if citing passages 2 and 3."""
+    marks = [m.span() for m in REFERENCE_MARK.finditer(text)]
+    if not marks:
+        return text, tuple(points)
+    where, index = [], 0  # each character's offset in the line
+    for at in range(len(text) + 1):
+        while index + 1 < len(points) and points[index + 1][0] <= at:
+            index += 1
+        where.append(points[index][1] + at - points[index][0])
+    kept, moved, dropped = "", [], {at for a, b in marks for at in range(a, b)}
+    for at in [*range(len(text)), len(text)]:
+        if at in dropped:
+            continue
+        if not moved or where[at] != moved[-1][1] + len(kept) - moved[-1][0]:
+            moved.append((len(kept), where[at]))
+        kept += text[at] if at < len(text) else ""
+    return kept, tuple(moved)
 
 
 def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:

@@ -249,6 +249,29 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     plt.close(fig)
 
 
+WIKI_PASTE = """Marsh harrier
+
+The marsh harrier is a bird of prey of wetlands.[1] It is about 50 cm long, with a wingspan of 120 cm.[2][3] \
+Most birds of the north winter in Africa,[4] a few in southern Spain.[citation needed]
+"""
+
+
+def test_a_wikis_reference_marks_are_dropped_so_its_sentences_end_where_they_do(tmp_path: Path) -> None:
+    for name in ("harrier.txt", "harrier.md"):
+        document = clean_article(WIKI_PASTE, doc_id=name, markdown=name.endswith(".md"))
+        assert "[" not in document.text and "wetlands. It is about 50 cm long" in document.text
+        for at, char in enumerate(document.text):
+            assert char.isspace() or WIKI_PASTE[document.original_offset(at)] == char
+    folder = tmp_path / "birds"
+    folder.mkdir()
+    (folder / "harrier.txt").write_text(WIKI_PASTE, encoding="utf-8")
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    answer = rag.ask("How long is the marsh harrier?")
+    assert answer.evidence[0].text == "It is about 50 cm long, with a wingspan of 120 cm.", answer.evidence[0].text
+    assert answer.text == "“It is about 50 cm long, with a wingspan of 120 cm.” [1]", answer.text
+
+
 REPORT_PAGES = [
     ["Annual report of the harbour trust", "The harbour trust was founded in 1911 by four fishing families."],
     ["The trust employs 58 people.", "The board approved a budget of 3.4 million crowns for dredging the"],
