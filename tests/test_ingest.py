@@ -249,6 +249,16 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     plt.close(fig)
 
 
+def one_file_store(tmp_path: Path, name: str, text: str) -> RAG:
+    """A store holding one file written with this text."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / name).write_text(text, encoding="utf-8")
+    rag = make_rag(tmp_path / ".rag", folder)
+    rag.ingest([folder])
+    return rag
+
+
 WIKI_PASTE = """Marsh harrier
 
 The marsh harrier is a bird of prey of wetlands.[1] It is about 50 cm long, with a wingspan of 120 cm.[2][3] \
@@ -262,12 +272,7 @@ def test_a_wikis_reference_marks_are_dropped_so_its_sentences_end_where_they_do(
         assert "[" not in document.text and "wetlands. It is about 50 cm long" in document.text
         for at, char in enumerate(document.text):
             assert char.isspace() or WIKI_PASTE[document.original_offset(at)] == char
-    folder = tmp_path / "birds"
-    folder.mkdir()
-    (folder / "harrier.txt").write_text(WIKI_PASTE, encoding="utf-8")
-    rag = make_rag(tmp_path / ".rag", folder)
-    rag.ingest([folder])
-    answer = rag.ask("How long is the marsh harrier?")
+    answer = one_file_store(tmp_path, "harrier.txt", WIKI_PASTE).ask("How long is the marsh harrier?")
     assert answer.evidence[0].text == "It is about 50 cm long, with a wingspan of 120 cm.", answer.evidence[0].text
     assert answer.text == "“It is about 50 cm long, with a wingspan of 120 cm.” [1]", answer.text
 
@@ -458,11 +463,7 @@ def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html(tmp_path
     page = "<h1>Logger</h1><table><tr><th>Setting</th><th>Default</th></tr><tr><td>keep</td><td>90</td></tr></table>"
     assert html_to_text(page).splitlines() == ["Logger", "Setting: keep; Default: 90"]
     # Asked in the column's words, the row answers, and its offsets span it in the file.
-    folder = tmp_path / "logger"
-    folder.mkdir()
-    (folder / "logger.md").write_text(TIDE_LOGGER, encoding="utf-8")
-    rag = make_rag(tmp_path / ".rag", folder)
-    rag.ingest([folder])
+    rag = one_file_store(tmp_path, "logger.md", TIDE_LOGGER)
     answer = rag.ask("How many minutes are there between two readings by default?")
     evidence = answer.evidence[0]
     assert answer.text == "10 [1].", answer.text
