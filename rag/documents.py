@@ -307,6 +307,11 @@ def html_to_text(html: str) -> str:
             row.string = table_row(names, cells)
         if names and len(rows) > 1:
             rows[0].decompose()
+    for term in soup.find_all("dt"):  # a glossary's term goes with its definition, as a row with its name
+        definition = term.find_next_sibling(["dd", "dt"])
+        if definition is not None and definition.name == "dd":
+            definition.insert(0, " ".join(term.get_text().split()) + NAME_JOIN)
+            term.decompose()
     for tag in soup.find_all("pre"):
         tag.string = tag.get_text().replace("\n", BLOCK_BREAK)
     for tag in soup.find_all(HTML_BLOCKS):

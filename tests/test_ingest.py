@@ -445,7 +445,9 @@ Readings are sent to the harbour office every night.
 """
 
 
-def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html(tmp_path: Path) -> None:
+def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html_and_a_term_with_its_definition(
+    tmp_path: Path,
+) -> None:
     document = clean_article(TIDE_LOGGER, doc_id="logger.md", markdown=True)
     assert document.text.split("\n\n") == [
         "Settings live in a file beside the logger.",
@@ -462,6 +464,8 @@ def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html(tmp_path
     assert bare.text == "Setting: keep; Default: 90"
     page = "<h1>Logger</h1><table><tr><th>Setting</th><th>Default</th></tr><tr><td>keep</td><td>90</td></tr></table>"
     assert html_to_text(page).splitlines() == ["Logger", "Setting: keep; Default: 90"]
+    glossary = "<h1>Logger</h1><dl><dt>keep</dt><dd>Days a <b>reading</b> is kept.</dd></dl>"
+    assert html_to_text(glossary).splitlines() == ["Logger", "keep: Days a reading is kept."]
     # Asked in the column's words, the row answers, and its offsets span it in the file.
     rag = one_file_store(tmp_path, "logger.md", TIDE_LOGGER)
     answer = rag.ask("How many minutes are there between two readings by default?")
