@@ -193,11 +193,12 @@ class Annotation:
 
 def counted(entity: Any) -> str:
     """An entity's text; a bare number (CARDINAL) with the nouns right after it, its unit or what it
-    counts ("400 m", "14 million crowns"), which spaCy leaves out and an answer needs."""
+    counts ("400 m", "14 million crowns", "2 GB", a unit the tagger calls a proper noun), which
+    spaCy leaves out and an answer needs."""
     if entity.label_ != "CARDINAL":
         return entity.text
     end = entity.end
-    while end < min(len(entity.doc), entity.end + 3) and entity.doc[end].pos_ == "NOUN":
+    while end < min(len(entity.doc), entity.end + 3) and entity.doc[end].pos_ in ("NOUN", "PROPN"):
         end += 1
     return entity.doc[entity.start : end].text
 

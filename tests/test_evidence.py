@@ -24,7 +24,7 @@ from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, kind_found, question_kind
 from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.retrieve import Passage, with_passages_for
-from rag.text import ANTONYMS, clause_windows, is_new
+from rag.text import ANTONYMS, Annotator, clause_windows, is_new
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -472,6 +472,11 @@ def test_an_answer_under_the_scorers_sure_level_is_marked_uncertain(
     monkeypatch.delenv("RAG_SCORER_PATH")
     plain = run_cli("ask", question, home=five_topics.settings.home, cwd=tmp_path)
     assert "9,000 tonnes" in plain.stdout and UNCERTAIN_NOTE not in plain.stdout
+
+
+def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
+    entities = Annotator().entities("The logger needs at least 2 GB of free space and 12 MW at peak.")
+    assert [text for text, label in entities if label == "CARDINAL"] == ["at least 2 GB", "12 MW"], entities
 
 
 @pytest.mark.parametrize(
