@@ -30,6 +30,11 @@ ARTICLE_LINES = st.lists(
     st.one_of(
         st.text(ODD_CHARS, max_size=80),
         st.sampled_from(["All news", "© Sergei Bobylev/TASS", "(c) Reuters", "Read more", "", "   "]),
+        # Table rows and rules, with and without outer bars, and a wiki's reference marks.
+        st.sampled_from(["| a | b |", "|---|:-:|", "a | `b` |", "--- | ---", "| | x |", "c \\| d", "|", "| - |"]),
+        st.lists(st.sampled_from(["Asia.", "[1]", "[2]", " It", "[citation needed]", ",", "a[1]", "[x](y)"])).map(
+            "".join
+        ),
         st.from_regex(DATELINE, fullmatch=False).map(lambda s: s.replace("\n", " ")),
     ),
     max_size=25,
