@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.errors import BadInput
 
@@ -46,7 +47,8 @@ CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines 
 # Bump for one type's reader, so that only files of that type are read again.
 READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}  # h2: a link or emphasis no
 # longer breaks the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its
-# columns; p2: a PDF's running headers, footers and page numbers are dropped
+# columns, and h3 drops a page's furniture (`furniture`); p2: a PDF's running headers, footers and page
+# numbers are dropped
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -279,7 +281,21 @@ HTML_BLOCKS = (
     "address article aside blockquote br caption dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
     "header hr li main nav ol p pre section table tbody td tfoot th thead title tr ul"
 ).split()
+# Words of the class or id names of a page's furniture (after Readability's `unlikelyCandidates`).
+PAGE_FURNITURE = set(
+    "cookie cookies consent gdpr share sharing social newsletter subscribe related promo advert "
+    "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar".split()
+)
 BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines
+
+
+def furniture(tag: Any, page_chars: int) -> bool:
+    """Whether an element is a page's furniture by its class or id (a cookie notice, share buttons,
+    related links), as Mozilla's Readability judges "unlikely candidates" by the same names: their
+    words ("Share on Facebook", "Accept all cookies") were read as sentences of the article. An
+    element holding a third of the page's text or more is the story, whatever its names."""
+    names = set(re.findall(r"[a-z]+", " ".join([*(tag.get("class") or []), tag.get("id") or ""]).lower()))
+    return bool(names & PAGE_FURNITURE) and len(tag.get_text()) * 3 < page_chars
 
 
 def html_to_text(html: str) -> str:
@@ -293,7 +309,10 @@ def html_to_text(html: str) -> str:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template"]):
+    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template", "aside"]):
+        tag.decompose()
+    page_chars = len(soup.get_text())
+    for tag in soup.find_all(lambda tag: furniture(tag, page_chars)):
         tag.decompose()
     title = soup.find("h1") or soup.find("title")
     title_text = " ".join(title.get_text().split()) if title else ""

@@ -322,6 +322,23 @@ by <em>four fishing families</em>.</p>
 </body></html>"""
 
 
+def test_a_pages_furniture_is_not_read_as_its_text() -> None:
+    page = (
+        '<body><div id="cookie-consent">We use cookies. <button>Accept all</button></div>'
+        "<h1>Night ferry returns</h1>"
+        '<div class="article-share"><a>Share on Facebook</a><a>Email</a></div>'
+        '<div class="story-body commentary"><p>The night ferry to the islands runs again from May.</p>'
+        "<aside><h3>Related stories</h3><a>Fares rise again</a></aside>"
+        '<div class="related-links"><a>Why ferries are back</a></div>'
+        "<p>Tickets go on sale in April.</p></div></body>"
+    )
+    assert html_to_text(page).splitlines() == [
+        "Night ferry returns",
+        "The night ferry to the islands runs again from May.",
+        "Tickets go on sale in April.",
+    ]
+
+
 def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
