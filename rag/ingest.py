@@ -87,7 +87,7 @@ def read_corpus(roots: Sequence[Path], settings: Settings) -> tuple[dict[str, tu
             try:
                 doc = read_document(path, doc_id, settings.max_file_bytes)
             except BadInput as exc:
-                log.warning("skipped %s: %s", path, exc)
+                log.info("skipped %s: %s", path, exc)  # the report names it to the caller (the CLI prints it)
                 skipped.append(Skipped(str(path), str(exc)))
                 continue
             if doc_id in docs:

@@ -219,6 +219,11 @@ def test_cli_ingest_prints_a_summary_and_fails_cleanly_on_a_missing_path(tmp_pat
     assert missing.returncode == 2
     assert "Error: no such file or folder" in missing.stderr
     assert "Traceback" not in missing.stderr
+    # A file it cannot read is named once, with the reason, after the progress bar.
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
+    skipping = run_cli("ingest", str(corpus), home=tmp_path / ".rag", cwd=tmp_path)
+    assert skipping.returncode == 0 and "1 skipped" in skipping.stdout
+    assert skipping.stderr.count("notes.docx") == 1 and "Warning: skipped" in skipping.stderr, skipping.stderr
 
 
 def test_cli_info_reports_the_store_without_loading_the_language_model(tmp_path: Path, corpus: Path) -> None:
