@@ -286,6 +286,7 @@ PAGE_FURNITURE = set(
     "cookie cookies consent gdpr share sharing social newsletter subscribe related promo advert "
     "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar".split()
 )
+LAYOUT_BLOCKS = [tag for tag in HTML_BLOCKS if tag not in ("br", "td", "th", "tr", "tbody", "thead", "tfoot")]
 BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines
 
 
@@ -321,9 +322,11 @@ def html_to_text(html: str) -> str:
         head = rows[0].find_all(["th", "td"], recursive=False) if rows and rows[0].find("th") else []
         names = [" ".join(cell.get_text().split()) for cell in head]
         for row in rows[1 if names else 0 :]:
-            cells = [" ".join(cell.get_text().split()) for cell in row.find_all(["th", "td"], recursive=False)]
+            found = row.find_all(["th", "td"], recursive=False)
+            if any(cell.find(LAYOUT_BLOCKS) for cell in found):
+                continue  # a layout table's cell holds paragraphs, not a value: it is read as they are
             row.clear()
-            row.string = table_row(names, cells)
+            row.string = table_row(names, [" ".join(cell.get_text(" ").split()) for cell in found])
         if names and len(rows) > 1:
             rows[0].decompose()
     for term in soup.find_all("dt"):  # a glossary's term goes with its definition, as a row with its name

@@ -486,6 +486,9 @@ def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html_and_a_te
     assert bare.text == "Setting: keep; Default: 90"
     page = "<h1>Logger</h1><table><tr><th>Setting</th><th>Default</th></tr><tr><td>keep</td><td>90</td></tr></table>"
     assert html_to_text(page).splitlines() == ["Logger", "Setting: keep; Default: 90"]
+    # A layout table, whose cells hold paragraphs, is read as the paragraphs.
+    layout = "<h1>Logger</h1><table><tr><td><p>It logs tides.</p><p>It runs on batteries.</p></td></tr></table>"
+    assert html_to_text(layout).splitlines() == ["Logger", "It logs tides.", "It runs on batteries."]
     glossary = "<h1>Logger</h1><dl><dt>keep</dt><dd>Days a <b>reading</b> is kept.</dd></dl>"
     assert html_to_text(glossary).splitlines() == ["Logger", "keep: Days a reading is kept."]
     # Asked in the column's words, the row answers, and its offsets span it in the file.
