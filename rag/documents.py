@@ -45,10 +45,11 @@ CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines 
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped
 # Bump for one type's reader, so that only files of that type are read again.
-READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}  # h2: a link or emphasis no
-# longer breaks the line; m2: Markdown's markup is not part of the text; h3, m3: a table row names its
-# columns, and h3 drops a page's furniture (`furniture`); p2: a PDF's running headers, footers and page
-# numbers are dropped
+# h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
+# h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
+# static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
+# and page numbers are dropped.
+READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -63,6 +64,12 @@ MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # he
 # underline, a table's header separator.
 MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
+# A static site's front matter: YAML between "---" lines or TOML between "+++" lines, first in the
+# file, and the page title it may set.
+FRONT_MATTER = re.compile(
+    r"\A\ufeff?(?P<fence>---|\+\+\+)[ \t]*\r?\n(?P<settings>[\w-]+[ \t]*[:=].*?)^(?P=fence)[ \t]*$", re.S | re.M
+)
+FRONT_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(\S.*?)[ \t]*$", re.M)
 # A wiki's or journal's reference mark after a stop, comma, quote or another mark: "[12]", "[b]",
 # "[note 3]", "[citation needed]" (a bracket after a letter, "a[1]", is left as code or a formula).
 REFERENCE_MARK = re.compile(
@@ -353,6 +360,10 @@ def clean_article(
     """Drop boilerplate lines, take the headline as title and parse the dateline; `markdown` reads
     the lines as the text Markdown shows."""
     raw = list(_lines_with_offsets(original))
+    front = FRONT_MATTER.match(original) if markdown else None
+    if front:  # a static site's page settings ("title: …", "date: …") are not its text
+        raw = [(start, line) for start, line in raw if start >= front.end()]
+    named = FRONT_TITLE.search(front["settings"]) if front else None
     rows = markdown_tables(raw) if markdown else {}
     if markdown:
         raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and rows.get(start, 1)]
@@ -372,7 +383,10 @@ def clean_article(
     kept = [item for item in lines if item[1] and not _is_boilerplate(item[1])]
     kept = _drop_repeated_captions(kept)
     title = ""
-    if kept:
+    if named:  # the page's title; its first line is text unless it says the same
+        title = named[1].strip().strip("\"'")
+        kept = kept[1:] if kept and kept[0][1].strip() == title else kept
+    elif kept:
         title = kept[0][1].strip().lstrip("#").strip()
         kept = kept[1:] or kept  # a one-line article keeps its line as text
     text_parts, segments, cursor = [], [], 0

@@ -425,6 +425,17 @@ def test_markdown_lines_that_say_nothing_are_dropped_and_stray_stars_kept() -> N
     assert "```sh" in clean_article(original, doc_id="setup.txt").text
 
 
+def test_a_static_sites_front_matter_gives_the_title_and_is_not_read_as_text() -> None:
+    page = '---\ntitle: "Tide logger"\ndate: 2024-01-02\n---\n\nThe logger reads the tide every ten minutes.\n'
+    document = clean_article(page, doc_id="logger.md", markdown=True)
+    assert (document.title, document.text) == ("Tide logger", "The logger reads the tide every ten minutes.")
+    toml = '+++\ntitle = "Tide logger"\n+++\n# Tide logger\n\nIt runs on batteries.\n'
+    assert clean_article(toml, doc_id="logger.md", markdown=True).text == "It runs on batteries."
+    # A file that opens with a rule and text is not taken for settings.
+    ruled = clean_article("---\n\nTide logger\n\n---\n\nIt runs on batteries.\n", doc_id="r.md", markdown=True)
+    assert (ruled.title, ruled.text) == ("Tide logger", "It runs on batteries.")
+
+
 def test_markdown_is_read_as_the_text_it_shows_with_offsets_into_the_file(tmp_path: Path) -> None:
     folder = tmp_path / "guide"
     folder.mkdir()
