@@ -30,8 +30,9 @@ ARTICLE_LINES = st.lists(
     st.one_of(
         st.text(ODD_CHARS, max_size=80),
         st.sampled_from(["All news", "© Sergei Bobylev/TASS", "(c) Reuters", "Read more", "", "   "]),
-        # Table rows and rules, with and without outer bars, and a wiki's reference marks.
+        # Table rows and rules, with and without outer bars, front matter, and a wiki's reference marks.
         st.sampled_from(["| a | b |", "|---|:-:|", "a | `b` |", "--- | ---", "| | x |", "c \\| d", "|", "| - |"]),
+        st.sampled_from(["---", "+++", "title: T", 'title = "T"', "date: 2024"]),  # front matter
         st.lists(st.sampled_from(["Asia.", "[1]", "[2]", " It", "[citation needed]", ",", "a[1]", "[x](y)"])).map(
             "".join
         ),
