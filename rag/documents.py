@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines 
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
-# and page numbers are dropped.
+# and page numbers are dropped, ligatures read as letters.
 READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
@@ -102,6 +103,10 @@ BOILERPLATE_LINES = {
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
 # rights reserved.", "Reporting by A in B; Editing by C". They are about the story, not in it.
 CREDIT = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})|(?:additional )?(?:reporting|writing|editing) by \S", re.I)
+# A PDF's typeset ligatures ("ﬁ" for "fi", "ﬂ", "ﬀ", …) as their letters, and its soft hyphens dropped:
+# "ﬁnancial" matched no "financial" in a question's words. The offsets of a PDF index its extracted
+# text, so the text may change length here.
+PDF_GLYPHS = {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)} | {0xAD: None}
 # Lines at each end of a PDF page where running headers, footers and page numbers are looked for.
 PAGE_EDGE = 2
 PAGE_NUMBER = re.compile(r"(?i)(?:page\s*)?[-–—(\[]?\s*\d{1,4}\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?")
@@ -257,7 +262,7 @@ def _read_pdf(data: bytes, max_chars: int) -> str:
         raise BadInput(f"the PDF unpacks to more than the {max_chars:,}-byte limit allows ({exc})") from exc
     except Exception as exc:  # pypdf raises many unrelated types for a damaged file
         raise BadInput(f"cannot read PDF: {exc}") from exc
-    return "\n".join(without_page_furniture(pages))
+    return "\n".join(without_page_furniture(pages)).translate(PDF_GLYPHS)
 
 
 def without_page_furniture(pages: Sequence[str]) -> list[str]:

@@ -283,7 +283,7 @@ def test_a_wikis_reference_marks_are_dropped_so_its_sentences_end_where_they_do(
 
 
 REPORT_PAGES = [
-    ["Annual report of the harbour trust", "The harbour trust was founded in 1911 by four fishing families."],
+    ["Annual report of the harbour trust", "The harbour trust was founded in 1911 by four ﬁshing families."],
     ["The trust employs 58 people.", "The board approved a budget of 3.4 million crowns for dredging the"],
     ["inner basin, which will take place in the spring.", "Fees for pleasure boats rose by 6 percent."],
 ]
@@ -309,6 +309,8 @@ def test_a_pdfs_running_header_footer_and_page_numbers_are_not_read_as_its_text(
             plt.close(fig)
     document = read_document(folder / "report.pdf", "report.pdf", 10**6)
     assert document.title == "Annual report of the harbour trust"
+    # Typeset ligatures are read as their letters, so "ﬁshing" is "fishing" to a question's words.
+    assert "ﬁ" in REPORT_PAGES[0][1] and "four fishing families" in document.text
     # The sentence cut by the page break is whole again.
     assert document.text.split("\n\n") == [
         "The harbour trust was founded in 1911 by four fishing families.",
