@@ -44,7 +44,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # stored metadata rewritten) on the next ingest.
 CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
-# 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped
+# 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
+# a word hyphenated by the layout over two lines read whole
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -373,6 +374,7 @@ def clean_article(
     if markdown:
         raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and rows.get(start, 1)]
     lines: list[Line] = []
+    spelling: Counter[str] | None = None  # counted when a hyphen first ends a wrapped line
     for number, (start, line) in enumerate(raw):
         text, points = rows.get(start) or (markdown_line(line) if markdown else (line, ((0, 0),)))
         text, points = without_reference_marks(text, points)
@@ -381,6 +383,9 @@ def clean_article(
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "
+            spelling = spelling if spelling is not None or glue else spellings(original)
+            if not glue and hyphenated_by_layout(before, text, spelling):
+                before = before[:-1]  # "infor-" and "mation" make "information"
             moved = tuple((len(before) + len(glue) + a, start - at + b) for a, b in points)
             text, points = before + glue + text, before_points + moved
             start = at
@@ -410,6 +415,24 @@ def clean_article(
         content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
         segments=tuple(segments),
     )
+
+
+def hyphenated_by_layout(before: str, after: str, spelling: Counter[str]) -> bool:
+    """Whether the hyphen that ends a line was put there by the layout, splitting one word: the
+    word whole ("information") is found elsewhere in the file and never with the hyphen. Otherwise
+    it is kept ("well-known", or a word the file does not use again). `spelling` counts the file's
+    words and hyphened pairs (`spellings`)."""
+    head, tail = re.search(r"(\w+)-$", before), re.match(r"[a-z]+", after)
+    if not head or not tail:
+        return False
+    return spelling[(head[1] + tail[0]).lower()] > 0 and spelling[f"{head[1]}-{tail[0]}".lower()] == 1
+
+
+def spellings(original: str) -> Counter[str]:
+    """How often a file writes each word, and each two words joined by a hyphen (over a line end too)."""
+    found = Counter(re.findall(r"\w+", original.lower()))
+    found.update(f"{a}-{b}" for a, b in re.findall(r"(\w+)-\s*(\w+)", original.lower()))
+    return found
 
 
 def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markdown: bool) -> bool:

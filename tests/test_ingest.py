@@ -412,6 +412,20 @@ def test_prose_wrapped_over_lines_is_read_as_whole_sentences_in_pdf_text_and_mar
     assert " ".join(original[answer.evidence[0].start : answer.evidence[0].end].split()) == sentence
 
 
+def test_a_word_the_layout_hyphenated_over_two_lines_is_read_whole() -> None:
+    original = (
+        "Harbour desk\n\nThe infor-\nmation desk opened on Monday, a well-\nknown spot.\n"
+        "The information desk is small, a well-known fact.\nA rare hyphen-\nation stays as printed.\n"
+    )
+    document = clean_article(original, doc_id="desk.txt")
+    assert document.text.split("\n\n") == [
+        "The information desk opened on Monday, a well-known spot.",  # the file says "information" elsewhere
+        "The information desk is small, a well-known fact.",
+        "A rare hyphen-ation stays as printed.",  # a word the file never writes whole keeps its hyphen
+    ]
+    assert all(c.isspace() or original[document.original_offset(i)] == c for i, c in enumerate(document.text))
+
+
 def test_a_dateline_that_ends_its_line_with_a_dash_is_joined_to_the_story_with_its_space() -> None:
     original = "Ship sinks near port\n\nLONDON (Reuters) -\nThe ship sank on Monday, a well-\nknown spokesman said.\n"
     document = clean_article(original, doc_id="ship.txt")
