@@ -33,6 +33,7 @@ ARTICLE_LINES = st.lists(
         # Table rows and rules, with and without outer bars, front matter, and a wiki's reference marks.
         st.sampled_from(["| a | b |", "|---|:-:|", "a | `b` |", "--- | ---", "| | x |", "c \\| d", "|", "| - |"]),
         st.sampled_from(["---", "+++", "title: T", 'title = "T"', "date: 2024"]),  # front matter
+        st.sampled_from(["The infor-", "mation", "information", "a well-", "known", "well-known"]),  # hyphens
         st.lists(st.sampled_from(["Asia.", "[1]", "[2]", " It", "[citation needed]", ",", "a[1]", "[x](y)"])).map(
             "".join
         ),
