@@ -500,8 +500,9 @@ def markdown_tables(lines: Sequence[tuple[int, str]]) -> dict[int, tuple[str, tu
                     points.append((len(text), bar))  # "; " stands where the bar before the cell was
                     text += CELL_JOIN
                 if name:
-                    points.append((len(text), start - row_start + name_at))
-                    text += name
+                    shown, inner = markdown_inline(name)
+                    points += [(len(text) + a, start - row_start + name_at + b) for a, b in inner]
+                    text += shown
                     points.append((len(text), bar))
                     text += NAME_JOIN
                 shown, inner = markdown_inline(cell)

@@ -485,8 +485,8 @@ TIDE_LOGGER = """# Configuring the tide logger
 
 Settings live in a file beside the logger.
 
-| Setting | Default | Meaning |
-|---------|:-------:|---------|
+| Setting | **Default** | Meaning |
+|---------|:-----------:|---------|
 | `interval` | 10 | Minutes between two readings |
 | `keep` | 90 | Days a reading is kept before it is deleted |
 
