@@ -297,7 +297,7 @@ HTML_BLOCKS = (
 # Words of the class or id names of a page's furniture (after Readability's `unlikelyCandidates`).
 PAGE_FURNITURE = set(
     "cookie cookies consent gdpr share sharing social newsletter subscribe related promo advert "
-    "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar".split()
+    "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar editsection navbox noprint".split()
 )
 LAYOUT_BLOCKS = [tag for tag in HTML_BLOCKS if tag not in ("br", "td", "th", "tr", "tbody", "thead", "tfoot")]
 BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines
@@ -332,14 +332,21 @@ def html_to_text(html: str) -> str:
     title_text = " ".join(title.get_text().split()) if title else ""
     for table in soup.find_all("table"):
         rows = table.find_all("tr")
-        head = rows[0].find_all(["th", "td"], recursive=False) if rows and rows[0].find("th") else []
-        names = [" ".join(cell.get_text().split()) for cell in head]
+        head = rows[0].find_all(["th", "td"], recursive=False) if rows else []
+        # Column names: a first row of two or more header cells (one spanning the table is its title).
+        names = [" ".join(c.get_text().split()) for c in head] if len(head) > 1 and head[0].name == "th" else []
+        names = names if all(c.name == "th" for c in head) else []
         for row in rows[1 if names else 0 :]:
             found = row.find_all(["th", "td"], recursive=False)
             if any(cell.find(LAYOUT_BLOCKS) for cell in found):
                 continue  # a layout table's cell holds paragraphs, not a value: it is read as they are
+            cells = [" ".join(cell.get_text(" ").split()) for cell in found]
+            if not names and len(found) > 1 and found[0].name == "th":  # a row named by its first cell
+                line = f"{cells[0]}{NAME_JOIN}{CELL_JOIN.join(c for c in cells[1:] if c)}"
+            else:
+                line = table_row(names, cells)
             row.clear()
-            row.string = table_row(names, [" ".join(cell.get_text(" ").split()) for cell in found])
+            row.string = line
         if names and len(rows) > 1:
             rows[0].decompose()
     for term in soup.find_all("dt"):  # a glossary's term goes with its definition, as a row with its name

@@ -513,6 +513,9 @@ def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html_and_a_te
     assert bare.text == "Setting: keep; Default: 90"
     page = "<h1>Logger</h1><table><tr><th>Setting</th><th>Default</th></tr><tr><td>keep</td><td>90</td></tr></table>"
     assert html_to_text(page).splitlines() == ["Logger", "Setting: keep; Default: 90"]
+    # A table whose rows are named by their first cell, under a title spanning it, reads each row by its name.
+    facts = "<h1>Logger</h1><table><tr><th colspan=2>Logger</th></tr><tr><th>Weight</th><td>2 kg</td></tr></table>"
+    assert html_to_text(facts).splitlines() == ["Logger", "Logger", "Weight: 2 kg"]
     # A layout table, whose cells hold paragraphs, is read as the paragraphs.
     layout = "<h1>Logger</h1><table><tr><td><p>It logs tides.</p><p>It runs on batteries.</p></td></tr></table>"
     assert html_to_text(layout).splitlines() == ["Logger", "It logs tides.", "It runs on batteries."]
