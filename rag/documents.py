@@ -102,8 +102,14 @@ BOILERPLATE_LINES = {
     "our standards: the thomson reuters trust principles.",
 }
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
-# rights reserved.", "Reporting by A in B; Editing by C". They are about the story, not in it.
-CREDIT = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})|(?:additional )?(?:reporting|writing|editing) by \S", re.I)
+# rights reserved.", "Reporting by Ana Lis in Kyiv; Editing by Tom Hale" (names and places only, so
+# "Reporting by the council showed delays" stays). They are about the story, not in it.
+RIGHTS = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})", re.I)
+_CREDIT_WORD = (
+    r"(?:[Aa]dditional )?(?:[Rr]eporting|[Ww]riting|[Ee]diting) by|and|in|[A-Z][\w.'’-]*|[;,]"
+    r"|de|van|von|der|den|da|di|du|del|la|le"  # the small words of names: "Pieter de Vries"
+)
+CREDIT = re.compile(rf"(?:[Aa]dditional )?(?:[Rr]eporting|[Ww]riting|[Ee]diting) by (?:\s*(?:{_CREDIT_WORD}))+\s*\.?")
 # A PDF's typeset ligatures ("ﬁ" for "fi", "ﬂ", "ﬀ", …) as their letters, and its soft hyphens dropped:
 # "ﬁnancial" matched no "financial" in a question's words. The offsets of a PDF index its extracted
 # text, so the text may change length here.
@@ -576,7 +582,9 @@ def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _is_boilerplate(line: str) -> bool:
-    return line.lower() in BOILERPLATE_LINES or bool(CREDIT.match(line))
+    if line.lower() in BOILERPLATE_LINES or RIGHTS.match(line):
+        return True
+    return bool(CREDIT.fullmatch(line))
 
 
 def _drop_repeated_captions(kept: list[Line]) -> list[Line]:

@@ -41,12 +41,14 @@ def test_a_wire_storys_credit_and_rights_lines_are_dropped() -> None:
         "Tram line extended\n\nKYIV, Ukraine (AP) — The tram line reached the river.\n\n"
         "Reporting by Ana Lis in Kyiv; Editing by Tom Hale\n\nAdditional reporting by Ivo Sand\n\n"
         "Copyright 2024 The Associated Press. All rights reserved.\n\n© 2024 AFP\n\n"
-        "Our Standards: The Thomson Reuters Trust Principles.\n\nCopyright law was not discussed.\n"
+        "Our Standards: The Thomson Reuters Trust Principles.\n\nCopyright law was not discussed.\n\n"
+        "Reporting by Pieter de Vries; Editing by Mark Potter\n\nReporting by the council showed delays.\n"
     )
     doc = clean_article(story, doc_id="tram.txt")
     assert doc.text.split("\n\n") == [
         "KYIV, Ukraine (AP) — The tram line reached the river.",
         "Copyright law was not discussed.",
+        "Reporting by the council showed delays.",  # not names: a sentence of the story
     ]
 
 
