@@ -340,15 +340,18 @@ def html_to_text(html: str) -> str:
         rows = table.find_all("tr")
         head = rows[0].find_all(["th", "td"], recursive=False) if rows else []
         # Column names: a first row of two or more header cells (one spanning the table is its title).
-        names = [" ".join(c.get_text().split()) for c in head] if len(head) > 1 and head[0].name == "th" else []
-        names = names if all(c.name == "th" for c in head) else []
+        names = (
+            [" ".join(c.get_text().split()) for c in head]
+            if len(head) > 1 and all(c.name == "th" for c in head)
+            else []
+        )
         for row in rows[1 if names else 0 :]:
             found = row.find_all(["th", "td"], recursive=False)
             if any(cell.find(LAYOUT_BLOCKS) for cell in found):
                 continue  # a layout table's cell holds paragraphs, not a value: it is read as they are
             cells = [" ".join(cell.get_text(" ").split()) for cell in found]
             if not names and len(found) > 1 and found[0].name == "th":  # a row named by its first cell
-                line = f"{cells[0]}{NAME_JOIN}{CELL_JOIN.join(c for c in cells[1:] if c)}"
+                line = f"{cells[0]}{NAME_JOIN}{table_row([], cells[1:])}"
             else:
                 line = table_row(names, cells)
             row.clear()
@@ -384,8 +387,9 @@ def clean_article(
         raw = [(start, line) for start, line in raw if start >= front.end()]
     named = FRONT_TITLE.search(front["settings"]) if front else None
     rows = markdown_tables(raw) if markdown else {}
+    headers = {start for start, row in rows.items() if row is None}  # each of their rows names the columns
     if markdown:
-        raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and rows.get(start, 1)]
+        raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and start not in headers]
     lines: list[Line] = []
     spelling: Counter[str] | None = None  # counted when a hyphen first ends a wrapped line
     for number, (start, line) in enumerate(raw):
@@ -396,9 +400,10 @@ def clean_article(
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "
-            spelling = spelling if spelling is not None or glue else spellings(original)
-            if not glue and hyphenated_by_layout(before, text, spelling):
-                before = before[:-1]  # "infor-" and "mation" make "information"
+            if not glue:
+                spelling = spelling if spelling is not None else spellings(original)
+                if hyphenated_by_layout(before, text, spelling):
+                    before = before[:-1]  # "infor-" and "mation" make "information"
             moved = tuple((len(before) + len(glue) + a, start - at + b) for a, b in points)
             text, points = before + glue + text, before_points + moved
             start = at
@@ -523,7 +528,7 @@ def markdown_tables(lines: Sequence[tuple[int, str]]) -> dict[int, tuple[str, tu
                 text += shown
             if text:
                 found[row_start] = (text, tuple(points))
-        if any(start2 in found for start2, _ in lines[number + 2 : number + 3]):
+        if lines[number + 2][0] in found:  # the header row, when its first row was read
             found[start] = None
     return found
 
