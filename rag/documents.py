@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "6"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
-# a word hyphenated by the layout over two lines read whole
+# a word hyphenated by the layout over two lines read whole; 7: a newspaper's "WASHINGTON — " dateline
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -88,9 +88,11 @@ _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d
 _SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?"
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
 # with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —".
+# A newspaper's own story names no agency: "WASHINGTON — ", "DENVER, Colo. -- " (the dash spaced,
+# so that "US-BASED" is no dateline).
 _BRACKETED = (
     rf"(?:,\s+(?P<wire_date>{_DATE})\.?|,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?"
-    rf"\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
+    rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}|\s+[-–—]{{1,2}}(?=\s))"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
 DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")

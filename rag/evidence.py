@@ -53,8 +53,10 @@ YEAR = re.compile(r"\b(?:1[0-9]|20)\d\d\b")
 ERA = re.compile(
     r"\b(?:AD|CE)\s+\d{1,4}\b|\b\d[\d,.]*\s*\(?(?:BP|BCE?|AD|CE)\b|\b\d[\d,.]*\s*(?:years?|yr)\s+(?:ago|BP)\b"
 )
+# A time of day ("5:30 am", "7 p.m.", "noon"): an answer to "when" and "what time".
+TIME = re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?i:[ap]m\b|[ap]\.m\.)|\b\d{1,2}:\d\d\b|\b(?i:noon|midnight)\b")
 DATE = re.compile(
-    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|{YEAR.pattern}|{ERA.pattern}|\b{MONTH}\b|"
+    rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|{YEAR.pattern}|{ERA.pattern}|\b{MONTH}\b|{TIME.pattern}|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b|"
     r"\b\d{3,4}s\b|\b\d{1,2}(?:st|nd|rd|th) (?i:century)\b"
 )
@@ -63,16 +65,17 @@ DAY = re.compile(
     rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"
 )
-# A span of time stated as such ("27 years", "two decades").
+# A span of time stated as such ("27 years", "two decades", "a ten-year lease").
 DURATION = re.compile(
-    r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many|\w+ty(?:-\w+)?)\s+"
+    r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many|\w+ty(?:-\w+)?)(?:\s+|-)"
     r"(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries|century)\b",
     re.IGNORECASE,
 )
-# A distance or size stated with its unit ("300 km", "12 feet"): the other answer to "how long".
+# A distance or size stated with its unit ("300 km", "12 feet", "a 6-kilometre spur"): the other
+# answer to "how long".
 LENGTH = re.compile(
-    r"(?:\b\d[\d,.]*\s*|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|\w+ty(?:-\w+)?|"
-    r"hundreds?|thousands?)\s+)(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
+    r"(?:\b\d[\d,.]*(?:\s*|-)|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|\w+ty(?:-\w+)?|"
+    r"hundreds?|thousands?)(?:\s+|-))(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
     re.IGNORECASE,
 )
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
@@ -257,7 +260,7 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         names = [(m.group(), m.start()) for m in NAME.finditer(sentence) if is_new(m.group(), question)]
         return max((1.0 if " " in n else 0.25 if at == 0 else 0.5 for n, at in names), default=0.0)
     if kind == "quantity":
-        sentence = DAY.sub(" ", sentence)  # the 3 of "March 3" counts nothing
+        sentence = TIME.sub(" ", DAY.sub(" ", sentence))  # the 3 of "March 3" or "3 pm" counts nothing
     return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(sentence)) else 0.0
 
 

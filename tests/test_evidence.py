@@ -126,6 +126,17 @@ def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case(
     assert kind_found("length", "The repairs took three weeks.", "How long did the repairs take?") == 1.0
     assert kind_found("length", "The bridge has five lanes.", asked) == 0.0
     assert kind_found("date", "The first bridge was built in the 19th Century.", "When was it built?") == 1.0
+    # Written as one word before a noun: "a 6-kilometre spur", "a ten-year lease".
+    assert kind_found("length", "A 6-kilometre spur to the airport is planned.", "How long is the spur?") == 1.0
+    assert kind_found("length", "The town signed a ten-year lease.", "How long is the lease?") == 1.0
+
+
+def test_a_time_of_day_answers_when_and_counts_nothing() -> None:
+    asked = "When does the last ferry leave?"
+    for said in ("The last ferry leaves at 11:40 pm.", "It leaves at 7 p.m.", "It leaves at noon.", "At 23:40."):
+        assert kind_found("date", said, asked) == 1.0, said
+    assert kind_found("date", "The ferry carries 200 passengers.", asked) == 0.0
+    assert kind_found("quantity", "The last ferry leaves at 11:40 pm.", "How many ferries are there?") == 0.0
 
 
 def test_a_time_counted_from_an_era_or_back_from_now_is_a_date() -> None:
@@ -290,6 +301,10 @@ Bicycles travel free on every crossing, but only on the lower deck.
 ## Can I buy a ticket on board?
 
 Tickets are sold only at the harbour office and in the ferry app.
+
+## When does the last ferry leave?
+
+The first ferry leaves the harbour at 6:15 am, and the last one at 11:40 pm.
 """
 
 
@@ -304,6 +319,9 @@ def test_a_question_in_the_text_is_not_the_answer_but_what_follows_it_is(
     assert answer.evidence[0].text == "Tickets are sold only at the harbour office and in the ferry app."
     # The heading it answers is the sentence before it, so the question's words are not missing.
     assert answer.evidence[0].before == "Can I buy a ticket on board?"
+    # A time of day answers "when".
+    answer = rag.ask("When does the last ferry leave?")
+    assert not answer.abstained and "11:40 pm" in answer.text, answer.text
 
 
 LIGHTHOUSE = """\

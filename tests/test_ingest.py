@@ -73,6 +73,8 @@ WIRE_DATELINES = {
     "SEATTLE, June 2, 2019 (Associated Press) - The ferry fleet grew.": ("SEATTLE", "June 2, 2019", "Associated Press"),
     "SALEM, Ore. (AP) — The state fair opened early.": ("SALEM, Ore.", "", "AP"),
     "KYIV, Ukraine (AP) — The tram network was extended.": ("KYIV, Ukraine", "", "AP"),
+    "WASHINGTON — The ferry fleet grew.": ("WASHINGTON", "", ""),  # a newspaper's own story
+    "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),
 }
 
 
@@ -94,6 +96,7 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "The night ferry to the islands ran late again on Sunday.",
         "Portvale (a small harbour town) - the ferry ran late.",  # a place not in capitals is no dateline
         "OSLO, May 4. The ferry ran late.",  # a date but no agency
+        "US-BASED ferries ran late.",  # capitals joined to a word by a hyphen
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
