@@ -259,9 +259,13 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         # A one-word name that opens the sentence may be any capitalised word ("Residents").
         names = [(m.group(), m.start()) for m in NAME.finditer(sentence) if is_new(m.group(), question)]
         return max((1.0 if " " in n else 0.25 if at == 0 else 0.5 for n, at in names), default=0.0)
-    if kind == "quantity":
-        sentence = TIME.sub(" ", DAY.sub(" ", sentence))  # the 3 of "March 3" or "3 pm" counts nothing
-    return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(sentence)) else 0.0
+    return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(as_read(kind, sentence))) else 0.0
+
+
+def as_read(kind: str, sentence: str) -> str:
+    """The sentence as the pattern of a kind reads it: for a count, without its days and times (the
+    3 of "March 3" or of "3 pm" counts nothing)."""
+    return TIME.sub(" ", DAY.sub(" ", sentence)) if kind == "quantity" else sentence
 
 
 def holds_asked_kind(signals: dict[str, float]) -> bool:

@@ -26,7 +26,16 @@ from collections.abc import Generator, Iterator, Sequence
 from rag.answer import Answer, How, Piece, cited_first
 from rag.citations import citations_for, copied_from, marker_for, model_abstained, split_sentences, with_markers
 from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
-from rag.evidence import KIND_LABELS, KIND_PATTERNS, NAME, Evidence, holds_asked_kind, kind_found, question_kind
+from rag.evidence import (
+    KIND_LABELS,
+    KIND_PATTERNS,
+    NAME,
+    Evidence,
+    as_read,
+    holds_asked_kind,
+    kind_found,
+    question_kind,
+)
 from rag.followup import Standalone, joined_question
 from rag.retrieve import Passage
 from rag.safety import sanitize
@@ -209,7 +218,7 @@ def rivals(chosen: str, sentence: str, question: str, kind: str) -> bool:
     pattern = NAME if kind in ("name", "place", "entity") else KIND_PATTERNS.get(kind)
     if pattern is None:
         return False
-    for match in pattern.finditer(sentence):
+    for match in pattern.finditer(as_read(kind, sentence)):
         item = match.group().strip(" ,;:")
         if match.start() == 0 and " " not in item:
             continue  # a capitalised first word is no name ("Residents")

@@ -672,3 +672,6 @@ def test_a_short_answer_is_not_cut_when_the_sentence_names_another_candidate(
     flows = "The ferry carries 300 people a day, while the bridge carries about 2,000 cars."
     assert rivals("300 people", flows, "How many people does the ferry carry a day?", "quantity")
     assert not rivals("300 people", "The ferry carries 300 people a day.", "How many does the ferry carry?", "quantity")
+    # A day of the month or a time of day is no rival count, as it is no count for the kind.
+    picked = "Sep 20, 2025 — Farmers picked 9,000 tonnes of apples by 6 pm."
+    assert not rivals("9,000 tonnes", picked, "How many tonnes of apples did the farmers pick?", "quantity")
