@@ -20,6 +20,8 @@ The signals of a sentence, each in about 0..1 (`signals`):
 - missing: the rarity of the rarest question word that neither the sentence nor the one before
   has, over the rarest question word's (a question about something the text does not say often
   names the text's words but one);
+  the words of the headings above a sentence count as its own in both ("What was fixed in 2.1?"
+  of a list item under "Version 2.1" and "Fixed");
 - kind: whether it holds the kind of answer the question asks for (a date for "when", a number
   for "how many", a name for "who") that the question does not already give;
 - new: the share of the sentence's content words the question lacks (an answer adds something);
@@ -40,7 +42,17 @@ from pathlib import Path
 
 from rag.documents import DATELINE
 from rag.retrieve import Passage
-from rag.text import Annotator, clause_windows, content_terms, idf, is_new, rarity, sentence_spans, word_overlap
+from rag.text import (
+    Annotator,
+    clause_windows,
+    content_terms,
+    idf,
+    is_heading,
+    is_new,
+    rarity,
+    sentence_spans,
+    word_overlap,
+)
 
 Similarity = Callable[[list[str], list[str]], list[list[float]]]
 
@@ -159,6 +171,7 @@ class Sentence:
     end: int
     text: str
     before: str
+    headings: str = ""  # the headings above it in the passage (`is_heading`), innermost last
 
 
 @dataclass(frozen=True)
@@ -229,6 +242,8 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     found = []
     for index, passage in enumerate(passages):
         before, cut = "", 0  # `cut`: where a dateline ends, which may be past a sentence end ("Ore.")
+        above: list[str] = []  # the headings over the sentence, outermost first
+        heading_before = False
         for start, end in sentence_spans(passage.text):
             dateline = DATELINE.match(passage.text[start:])  # its ^ would not match at a `pos`
             cut = start + dateline.end() if dateline else cut
@@ -237,9 +252,31 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             asks = text.rstrip(" \"'\u201d\u2019)]").endswith("?")
             if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not asks:
                 seen.add(text)
-                found.append(Sentence(index, start, end, text, before))
+                found.append(Sentence(index, start, end, text, before, " ".join(above)))
             before = text
+            heading_before, above = heading_below(passage.text, start, end, heading_before, above)
     return found
+
+
+HEADING_DEPTH = 3  # headings kept over a sentence: a document, its section, the section's part
+
+
+def heading_below(text: str, start: int, end: int, heading_before: bool, above: list[str]) -> tuple[bool, list[str]]:
+    """(whether the sentence is a heading, the headings over what follows it). Once a heading's
+    marks are gone its level is not known: one that opens with the word of a heading above is its
+    sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
+    it ("Version 2.1", then "Fixed"), and one after text takes the place of the innermost ("Added"
+    after the fixes)."""
+    if not is_heading(text, start, end):
+        return False, above
+    heading = text[start:end]
+    first = heading.split()[0].lower()
+    level = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
+    if level is not None:
+        kept = above[:level]
+    else:
+        kept = above if heading_before else above[:-1]
+    return True, [*kept, heading][-HEADING_DEPTH:]
 
 
 def question_kind(question: str) -> str:
@@ -309,19 +346,20 @@ def signals(
     """Every signal of every candidate sentence for the question (see the module's docstring)."""
     meaning = sentence_meaning(question, sentences, similarity)
     terms = [content_terms(s.text) for s in sentences]
+    headings = [content_terms(s.headings) for s in sentences]
     weight, unseen = rarity(terms), idf(0, len(sentences))
     wanted = content_terms(question)
     rows = [
         {
             "meaning": cosine,
-            "words": word_overlap(wanted, have, weight, unseen),
-            "missing": missing_rarity(wanted, have | content_terms(sentence.before), weight, unseen),
+            "words": word_overlap(wanted, have | above, weight, unseen),
+            "missing": missing_rarity(wanted, have | above | content_terms(sentence.before), weight, unseen),
             "kind": kind_found(kind, sentence.text, question),
             "new": len(have - wanted) / len(have) if have else 0.0,
             "rank": 1.0 / (sentence.passage + 1),
             "passage": max(passages[sentence.passage].similarity or 0.0, 0.0),
         }
-        for sentence, have, cosine in zip(sentences, terms, meaning)
+        for sentence, have, above, cosine in zip(sentences, terms, headings, meaning)
     ]
     best_meaning, best_words = max(meaning), max(r["words"] for r in rows)
     for row in rows:
