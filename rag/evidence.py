@@ -272,11 +272,9 @@ def heading_below(text: str, start: int, end: int, heading_before: bool, above: 
     heading = text[start:end]
     first = heading.split()[0].lower()
     level = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
-    if level is not None:
-        kept = above[:level]
-    else:
-        kept = above if heading_before else above[:-1]
-    return True, [*kept, heading][-HEADING_DEPTH:]
+    if level is None:
+        level = len(above) if heading_before else len(above) - 1
+    return True, [*above[:level], heading][-HEADING_DEPTH:]
 
 
 def question_kind(question: str) -> str:
