@@ -110,15 +110,15 @@ HEADING_WORDS = 8  # a longer line without a full stop is a sentence whose stop 
 
 
 def is_heading(text: str, start: int, end: int) -> bool:
-    """Whether `text[start:end]` is a heading: a whole short line with no closing punctuation,
-    followed by more text ("Version 2.1", "Fixed", a news story's crosshead). Markdown's marks are
-    gone by now, so this reads the line as a person sees it; a table row (its cells joined by "; ")
-    is none."""
+    """Whether `text[start:end]` is a heading: a whole short line with no closing punctuation but a
+    question mark, followed by more text ("Version 2.1", "Fixed", a news story's crosshead, an
+    FAQ's "Who runs the ferry?"). Markdown's marks are gone by now, so this reads the line as a
+    person sees it; a table row (its cells joined by "; ") is none."""
     line = text[start:end]
     return (
         (start == 0 or text[start - 1] == "\n")
         and text[end : end + 1] == "\n"
-        and line[-1:] not in ".!?:;,\"'”’"
+        and line[-1:] not in ".!:;,\"'”’"
         and len(line.split()) <= HEADING_WORDS
         and "; " not in line
     )

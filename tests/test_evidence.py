@@ -305,6 +305,14 @@ Tickets are sold only at the harbour office and in the ferry app.
 ## When does the last ferry leave?
 
 The first ferry leaves the harbour at 6:15 am, and the last one at 11:40 pm.
+
+## How often does it sail?
+
+The ferry runs every 40 minutes, and every 20 minutes in summer.
+
+## Who runs the ferry?
+
+Tidewater Lines operates all crossings under a contract with the town.
 """
 
 
@@ -322,6 +330,9 @@ def test_a_question_in_the_text_is_not_the_answer_but_what_follows_it_is(
     # A time of day answers "when".
     answer = rag.ask("When does the last ferry leave?")
     assert not answer.abstained and "11:40 pm" in answer.text, answer.text
+    # The question it answers reads as its heading: "runs" and "ferry" are its words too.
+    answer = rag.ask("Who runs the ferry?")
+    assert not answer.abstained and "Tidewater Lines" in answer.text, answer.text
 
 
 LIGHTHOUSE = """\
