@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from rag.answer import NOT_COVERED, Answer, Event, How, Piece, final_answer
 from rag.chunking import chunk_id
-from rag.evidence import Evidence, Scorer, opening, question_kind, select
+from rag.evidence import Evidence, Scorer, follow_up_kind, opening, select
 from rag.extractive import Extractive
 from rag.followup import Standalone
 from rag.ingest import IngestReport, Progress
@@ -258,7 +258,7 @@ class RAG:
         turn.whole_article = lead is not None
         refusal = self.refusal(turn, retrieval)
         if refusal is None:
-            turn.kind = question_kind(standalone.asking)
+            turn.kind = follow_up_kind(standalone.asking, standalone.previous)
             if lead is None:
                 turn.evidence = self.find_evidence(standalone.asking, turn.passages, turn.kind)
             else:

@@ -285,6 +285,18 @@ def question_kind(question: str) -> str:
     return min(found)[2] if found else ""
 
 
+# A follow-up that asks nothing of its own, only names what to ask it of: "And the last one?",
+# "What about a monthly pass?" (not "Is it open on Sundays?", a question of its own).
+ONLY_NAMES = re.compile(rf"^(?!.*\b(?:{ASKING}|when)\b)(?!\W*{AUXILIARY}\b)|^\W*(?:and )?(?:what|how) about\b", re.I)
+
+
+def follow_up_kind(asking: str, previous: str) -> str:
+    """The kind of answer a follow-up wants: its own, or the previous question's when it only names
+    what to ask it of ("How much is a ticket?", then "And a monthly pass?" wants an amount)."""
+    own = question_kind(asking)
+    return question_kind(previous) if not own and previous and ONLY_NAMES.search(asking) else own
+
+
 def kind_found(kind: str, sentence: str, question: str) -> float:
     """1 when the sentence holds an answer of that kind that the question does not already give,
     else 0; 0.5 when the question asks for no particular kind; a one-word name counts less."""

@@ -46,6 +46,11 @@ class Standalone:
         """Whether the follow-up was joined to the previous question (and is also searched alone)."""
         return self.text != self.asking
 
+    @property
+    def previous(self) -> str:
+        """The question before, that a joined follow-up leans on ("" when not joined)."""
+        return self.text.removesuffix(self.asking).strip() if self.joined else ""
+
 
 def previous_question(history: Sequence[dict] | None) -> str:
     """The last question the user asked before this one."""

@@ -36,7 +36,7 @@ class Turn:
     question: str
     standalone: Standalone
     passages: list[Passage]
-    kind: str = ""  # the kind of answer asked for (rag.evidence.question_kind of `standalone.asking`)
+    kind: str = ""  # the kind of answer asked for (rag.evidence.follow_up_kind of `standalone`)
     evidence: list[Evidence] = field(default_factory=list)
     k: int | None = None
     doc_ids: frozenset[str] | None = None  # the articles a scope allows (None: all)

@@ -21,7 +21,7 @@ from test_ingest import run_cli
 from rag import RAG
 from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
-from rag.evidence import SCORER, Scorer, candidates, kind_found, question_kind
+from rag.evidence import SCORER, Scorer, candidates, follow_up_kind, kind_found, question_kind
 from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.retrieve import Passage, with_passages_for
 from rag.text import ANTONYMS, Annotator, clause_windows, is_heading, is_new
@@ -205,6 +205,29 @@ def test_a_follow_up_is_answered_for_what_it_asks_not_what_was_asked_before(othe
     ]
     answer = rag.ask("And on which day did it reopen?", history=history)
     assert not answer.abstained and "Monday" in answer.text and "Solberg" not in answer.text
+
+
+FARES = """\
+Ferry fares rise in spring
+
+PORTVALE, April 2. A single ferry ticket will cost 4 crowns from May.
+A monthly pass for the ferry will cost 60 crowns, while children will still travel free.
+"""
+
+
+def test_a_follow_up_that_only_names_what_to_ask_it_of_wants_the_kind_asked_before(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    rag, _ = store_of(tmp_path_factory, {"fares.txt": FARES, "bridge.txt": HARBOUR})
+    asked = "How much will a single ferry ticket cost?"
+    first = rag.ask(asked)
+    assert first.how == "short" and first.text.startswith("4 crowns"), first.text
+    history = [{"role": "user", "content": asked}, {"role": "assistant", "content": first.text}]
+    answer = rag.ask("And a monthly pass?", history=history)
+    assert answer.how == "short" and answer.text.startswith("60 crowns"), answer.text
+    assert follow_up_kind("What about children?", asked) == "quantity"
+    assert follow_up_kind("Is it free for children?", asked) == ""  # a question of its own
+    assert follow_up_kind("And when does it rise?", asked) == "date"
 
 
 def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
