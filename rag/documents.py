@@ -45,7 +45,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
-# a word hyphenated by the layout over two lines read whole; 7: a newspaper's "WASHINGTON — " dateline
+# a word hyphenated by the layout over two lines read whole; 7: a newspaper's "WASHINGTON — " dateline,
+# a bracketed credit line
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -104,14 +105,16 @@ BOILERPLATE_LINES = {
     "our standards: the thomson reuters trust principles.",
 }
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
-# rights reserved.", "Reporting by Ana Lis in Kyiv; Editing by Tom Hale" (names and places only, so
+# rights reserved.", "(Reporting by Ana Lis in Kyiv; Editing by Tom Hale)", bracketed or not (names and places only, so
 # "Reporting by the council showed delays" stays). They are about the story, not in it.
 RIGHTS = re.compile(r"©|\(c\) |copyright (?:©|\(c\)|\d{4})", re.I)
 _CREDIT_WORD = (
     r"(?:[Aa]dditional )?(?:[Rr]eporting|[Ww]riting|[Ee]diting) by|and|in|[A-Z][\w.'’-]*|[;,]"
     r"|de|van|von|der|den|da|di|du|del|la|le"  # the small words of names: "Pieter de Vries"
 )
-CREDIT = re.compile(rf"(?:[Aa]dditional )?(?:[Rr]eporting|[Ww]riting|[Ee]diting) by (?:\s*(?:{_CREDIT_WORD}))+\s*\.?")
+CREDIT = re.compile(
+    rf"\(?(?:[Aa]dditional )?(?:[Rr]eporting|[Ww]riting|[Ee]diting) by (?:\s*(?:{_CREDIT_WORD}))+\s*\.?\s*\)?\.?"
+)
 # A PDF's typeset ligatures ("ﬁ" for "fi", "ﬂ", "ﬀ", …) as their letters, and its soft hyphens dropped:
 # "ﬁnancial" matched no "financial" in a question's words. The offsets of a PDF index its extracted
 # text, so the text may change length here.

@@ -277,10 +277,16 @@ def heading_below(text: str, start: int, end: int, heading_before: bool, above: 
     return True, [*above[:level], heading][-HEADING_DEPTH:]
 
 
+# "Who is Ada Lind?" names whom it asks about and wants what she is, not another name.
+WHO_IS_NAMED = re.compile(rf"^\W*(?i:who(?:'s|\s+(?:is|was|are|were)))\s+{NAME.pattern}\W*$")
+
+
 def question_kind(question: str) -> str:
     """The kind of answer a question wants: year, day, date, duration, quantity, name, place,
     entity, or "" (any). The question word that comes first decides; at one place the more
     specific kind wins ("what year" over "what")."""
+    if WHO_IS_NAMED.match(question):
+        return ""
     found = [(m.start(), order, kind) for order, (kind, pattern) in enumerate(KINDS) if (m := pattern.search(question))]
     return min(found)[2] if found else ""
 

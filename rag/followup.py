@@ -52,13 +52,21 @@ class Standalone:
         return self.text.removesuffix(self.asking).strip() if self.joined else ""
 
 
+CHAIN = 3  # questions a follow-up is joined to at most: a follow-up of a follow-up of a question
+
+
 def previous_question(history: Sequence[dict] | None) -> str:
-    """The last question the user asked before this one."""
+    """The last question the user asked before this one, led by the ones it leaned on in turn:
+    "Who is the mayor?", "What did she say?", then "Where did she say it?" is joined to both, or
+    it would lose whom it is about."""
+    chain: list[str] = []
     for turn in reversed(history or []):
         content = printable(str(turn.get("content", ""))).strip()
         if turn.get("role") == "user" and content:
-            return content
-    return ""
+            chain.insert(0, content)
+            if len(chain) == CHAIN or not looks_dependent(content):
+                break
+    return " ".join(chain)
 
 
 def looks_dependent(question: str) -> bool:

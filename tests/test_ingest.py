@@ -42,7 +42,8 @@ def test_a_wire_storys_credit_and_rights_lines_are_dropped() -> None:
         "Reporting by Ana Lis in Kyiv; Editing by Tom Hale\n\nAdditional reporting by Ivo Sand\n\n"
         "Copyright 2024 The Associated Press. All rights reserved.\n\n© 2024 AFP\n\n"
         "Our Standards: The Thomson Reuters Trust Principles.\n\nCopyright law was not discussed.\n\n"
-        "Reporting by Pieter de Vries; Editing by Mark Potter\n\nReporting by the council showed delays.\n"
+        "Reporting by Pieter de Vries; Editing by Mark Potter\n\nReporting by the council showed delays.\n\n"
+        "(Reporting by Lena Berg; Editing by Ana Ruiz)\n"  # in brackets, as Reuters prints it
     )
     doc = clean_article(story, doc_id="tram.txt")
     assert doc.text.split("\n\n") == [
