@@ -23,6 +23,7 @@ from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
 from rag.evidence import SCORER, Scorer, candidates, follow_up_kind, kind_found, question_kind
 from rag.extractive import reply_from_evidence, rivals, span_grammar
+from rag.followup import joined_question
 from rag.retrieve import Passage, with_passages_for
 from rag.text import ANTONYMS, Annotator, clause_windows, is_heading, is_new
 
@@ -117,6 +118,22 @@ def test_the_question_word_not_a_clause_decides_the_kind_of_answer() -> None:
     # A clause that opens with "when" and is followed by the question proper: the question word decides.
     assert question_kind("When the ferry stopped, who carried the mail?") == "name"
     assert question_kind("How long did the repairs take?") == "length"
+    # "Who is" a name asks what the one named is, not for another name.
+    assert question_kind("Who is Marta Solberg?") == "" and question_kind("who was Oskar Lind") == ""
+    assert question_kind("Who is the engineer?") == "name" and question_kind("Who is Lind's deputy?") == "name"
+
+
+PIER = """\
+New pier for Portvale
+
+PORTVALE, June 3. Harbour Lines said the contractor, Kessler Marine, would build the new pier by autumn.
+"""
+
+
+def test_who_is_a_name_gets_the_sentence_that_says_what_they_are(tmp_path_factory: pytest.TempPathFactory) -> None:
+    rag, _ = store_of(tmp_path_factory, {"pier.txt": PIER, "bridge.txt": HARBOUR})
+    answer = rag.ask("Who is Kessler Marine?")  # not "Harbour Lines", the other name in its sentence
+    assert answer.how == "quote" and "the contractor, Kessler Marine" in answer.text, answer.text
 
 
 def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case() -> None:
@@ -228,6 +245,16 @@ def test_a_follow_up_that_only_names_what_to_ask_it_of_wants_the_kind_asked_befo
     assert follow_up_kind("What about children?", asked) == "quantity"
     assert follow_up_kind("Is it free for children?", asked) == ""  # a question of its own
     assert follow_up_kind("And when does it rise?", asked) == "date"
+
+
+def test_a_follow_up_of_a_follow_up_is_searched_with_the_question_they_lean_on() -> None:
+    def turns(*questions: str) -> list[dict]:
+        return [t for q in questions for t in ({"role": "user", "content": q}, {"role": "assistant", "content": "…"})]
+
+    led, designed = "Who led the repairs of the harbour bridge?", "What did she design?"
+    joined = joined_question("Where is it?", turns("How many tonnes were picked?", led, designed))
+    assert joined.text == f"{led} {designed} Where is it?" and joined.asking == "Where is it?"
+    assert joined_question("Where is it?", turns(led)).text == f"{led} Where is it?"
 
 
 def test_the_grammar_only_lets_the_model_copy_a_run_of_words() -> None:
