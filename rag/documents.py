@@ -45,7 +45,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
-# a word hyphenated by the layout over two lines read whole; 7: a newspaper's "WASHINGTON — " dateline,
+# a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
 # a bracketed credit line
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
@@ -89,11 +89,13 @@ _DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d
 _SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?"
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
 # with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —".
-# A newspaper's own story names no agency: "WASHINGTON — ", "DENVER, Colo. -- " (the dash spaced,
-# so that "US-BASED" is no dateline).
+# A newspaper's own story names no agency, but then a state or date follows the place: "DENVER,
+# Colo. -- ", "BOSTON, March 3 — " (the dash spaced). A word in capitals and a dash alone is no
+# dateline: "FILE - " opens an AP photo caption, "ANALYSIS - " a kind of story.
 _BRACKETED = (
     rf"(?:,\s+(?P<wire_date>{_DATE})\.?|,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?"
-    rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}|\s+[-–—]{{1,2}}(?=\s))"
+    rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
+    rf"|(?(wire_date)|(?(region)|(?!)))\s+[-–—]{{1,2}}(?=\s))"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
 DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")

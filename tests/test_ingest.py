@@ -74,8 +74,8 @@ WIRE_DATELINES = {
     "SEATTLE, June 2, 2019 (Associated Press) - The ferry fleet grew.": ("SEATTLE", "June 2, 2019", "Associated Press"),
     "SALEM, Ore. (AP) — The state fair opened early.": ("SALEM, Ore.", "", "AP"),
     "KYIV, Ukraine (AP) — The tram network was extended.": ("KYIV, Ukraine", "", "AP"),
-    "WASHINGTON — The ferry fleet grew.": ("WASHINGTON", "", ""),  # a newspaper's own story
-    "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),
+    "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),  # a newspaper's own story
+    "BOSTON, March 3 — The ferry fleet grew.": ("BOSTON", "March 3", ""),
 }
 
 
@@ -98,6 +98,8 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "Portvale (a small harbour town) - the ferry ran late.",  # a place not in capitals is no dateline
         "OSLO, May 4. The ferry ran late.",  # a date but no agency
         "US-BASED ferries ran late.",  # capitals joined to a word by a hyphen
+        "FILE - Ferries wait in the harbour, Jan. 12, 2025. (AP Photo/Ana Lis, File)",  # a photo caption
+        "ANALYSIS - The ferry ran late.",  # the kind of story, not a place
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
