@@ -115,7 +115,11 @@ KINDS = (
     ("length", re.compile(r"\bhow long\b", re.I)),  # a time or a distance
     (
         "quantity",
-        re.compile(r"\bhow (?:many|much|far|old|big|large|high|tall|deep|wide)\b|\bwhat (?:number|percentage)\b", re.I),
+        re.compile(
+            r"\bhow (?:many|much|far|old|big|large|high|tall|deep|wide|fast|quickly|heavy|hot|cold|warm|strong|steep|thick"
+            r"|expensive)\b|\bwhat (?:number|percentage)\b",
+            re.I,
+        ),
     ),
     ("name", re.compile(r"\bwho(?:m|se|'s)?\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|town|place|state|region)\b", re.I)),

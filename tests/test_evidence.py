@@ -118,6 +118,7 @@ def test_the_question_word_not_a_clause_decides_the_kind_of_answer() -> None:
     # A clause that opens with "when" and is followed by the question proper: the question word decides.
     assert question_kind("When the ferry stopped, who carried the mail?") == "name"
     assert question_kind("How long did the repairs take?") == "length"
+    assert question_kind("How fast were the winds?") == "quantity" == question_kind("How heavy is the bell?")
     # "Who is" a name asks what the one named is, not for another name.
     assert question_kind("Who is Marta Solberg?") == "" and question_kind("who was Oskar Lind") == ""
     assert question_kind("Who is the engineer?") == "name" and question_kind("Who is Lind's deputy?") == "name"
@@ -502,9 +503,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3231 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3244 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4059),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4062),
 }
 
 
@@ -572,7 +573,7 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.3035, is under its threshold, 0.3231; Snowball "
+                reason="refused (measured): the check's confidence, 0.3038, is under its threshold, 0.3244; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -701,8 +702,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.2361, is under its threshold, "
-    "0.3231; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.234, is under its threshold, "
+    "0.3244; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:
