@@ -46,7 +46,7 @@ CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines 
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
-# a bracketed credit line
+# a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read")
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -99,13 +99,32 @@ _BRACKETED = (
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
 DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")
+# A news page's own lines, as a copy of the page into a text file keeps them: its links to the
+# site ("Skip to content"), its buttons ("Share", "Save", "Listen to this article") and the
+# headings of its link lists ("Related topics", "More on this story"). The first was the title.
 BOILERPLATE_LINES = {
     "all news",
     "all news ›",
     "read more",
     "advertisement",
     "our standards: the thomson reuters trust principles.",
+    "skip to content",
+    "skip to main content",
+    "share",
+    "save",
+    "share this article",
+    "listen to this article",
+    "related topics",
+    "related",
+    "more on this story",
+    "explore more on these topics",
+    "reuse this content",
 }
+# "4 min read", "Image source, Getty Images", "Sign up to our daily newsletter": a page's reading
+# time, a photo's credit, a form's heading.
+PAGE_NOTE = re.compile(
+    r"\d{1,3} min(?:ute)?s? read|image source, .{1,60}|sign up (?:to|for) .{0,40}newsletters?\.?", re.I
+)
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
 # rights reserved.", "(Reporting by Ana Lis in Kyiv; Editing by Tom Hale)", bracketed or not (names and places only, so
 # "Reporting by the council showed delays" stays). They are about the story, not in it.
@@ -594,7 +613,7 @@ def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _is_boilerplate(line: str) -> bool:
-    if line.lower() in BOILERPLATE_LINES or RIGHTS.match(line):
+    if line.lower() in BOILERPLATE_LINES or RIGHTS.match(line) or PAGE_NOTE.fullmatch(line):
         return True
     return bool(CREDIT.fullmatch(line))
 

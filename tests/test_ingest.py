@@ -36,6 +36,22 @@ def test_news_page_boilerplate_is_dropped_and_caption_kept_once() -> None:
     assert doc.title.startswith("Japan’s position on peace treaty")
 
 
+def test_a_news_page_copied_into_a_text_file_loses_its_buttons_and_links() -> None:
+    page = (
+        "Skip to content\nFerry fares rise in spring\n4 min read\nShare\nSave\n"
+        "Image source, Harbour Photos\nImage caption, The night ferry leaves Portvale\n"
+        "A single ferry ticket will cost 4 crowns from May, the harbour office said.\n"
+        "Sign up to our daily newsletter\nRelated topics\nPortvale\nMore on this story\n"
+    )
+    doc = clean_article(page, doc_id="fares.txt")
+    assert doc.title == "Ferry fares rise in spring"
+    assert doc.text.split("\n\n") == [
+        "Image caption, The night ferry leaves Portvale",
+        "A single ferry ticket will cost 4 crowns from May, the harbour office said.",
+        "Portvale",
+    ]
+
+
 def test_a_wire_storys_credit_and_rights_lines_are_dropped() -> None:
     story = (
         "Tram line extended\n\nKYIV, Ukraine (AP) — The tram line reached the river.\n\n"
