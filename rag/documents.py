@@ -5,9 +5,10 @@ photo caption printed twice (once with the credit glued on), "©" credit lines. 
 those lines, takes the headline as title and parses the dateline into place, date text and agency,
 without ever adding a year the article does not state. The wire styles read are
 "OSLO, May 4. /NTB/.", "LONDON (Reuters) -" and "PARIS, March 3, 2021 (AFP) –" (a hyphen,
-en dash or em dash); any other opening leaves the dateline empty. The place must be in capitals,
-as wire services print it ("RIO DE JANEIRO"): a capitalised first word of an ordinary sentence
-is not mistaken for one.
+en dash or em dash), a newspaper's "DENVER, Colo. — " and an agency website's "Paris (AFP) –";
+any other opening leaves the dateline empty. The place must be in capitals, as wire services
+print it ("RIO DE JANEIRO"), unless an agency in brackets follows it: a capitalised first word
+of an ordinary sentence is not mistaken for one.
 A Markdown file is read as the text it shows: heading marks, list bullets and quote marks at a
 line's start, emphasis and code marks, and link targets go, and a link's reference definition is
 no text at all, nor are code fences, rules and a table's separator row; "[1]" of a reference link would otherwise be quoted as if it were a citation.
@@ -46,7 +47,8 @@ CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines 
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
-# a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read")
+# a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read"),
+# an agency website's "Paris (AFP) –"
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -97,8 +99,15 @@ _BRACKETED = (
     rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
     rf"|(?(wire_date)|(?(region)|(?!)))\s+[-–—]{{1,2}}(?=\s))"
 )
+# An agency's website writes the place as a name, not in capitals: "Paris (AFP) –", "Berlin (dpa) -".
+# Then the agency must be a name or a short word, and the story must start after the dash with a
+# capital, so that "Portvale (a small harbour town) - the ferry" is none.
+_NAMED_PLACE = (
+    r"(?P<named_place>[A-Z][a-zà-ÿ'’\-]+(?: (?:(?:de|da|do|del|la|le|van|von|am|upon) )?[A-Z][a-zà-ÿ'’\-]+){0,2})"
+)
+_NAMED_AGENCY = r"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{0,30}?|[a-z]{2,4})\s*\)\s*[-–—]{1,2}(?=\s+[A-Z\"“‘'])"
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
-DATELINE = re.compile(rf"^{_PLACE}(?:{_SLASHED}|{_BRACKETED})\s*")
+DATELINE = re.compile(rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY})\s*")
 # A news page's own lines, as a copy of the page into a text file keeps them: its links to the
 # site ("Skip to content"), its buttons ("Share", "Save", "Listen to this article") and the
 # headings of its link lists ("Related topics", "More on this story"). The first was the title.
@@ -639,7 +648,8 @@ def parse_dateline(text: str) -> Dateline:
         match = DATELINE.match(paragraph)
         if match:
             date = match["date"] or match["wire_date"] or ""
-            agency = match["agency"] or match["wire_agency"] or ""
-            place = match["place"].strip() + (f", {match['region']}" if match["region"] else "")
+            agency = match["agency"] or match["wire_agency"] or match["named_agency"] or ""
+            place = (match["place"] or match["named_place"]).strip()
+            place += f", {match['region']}" if match["region"] else ""
             return Dateline(place, date.strip(), agency.strip())
     return Dateline()

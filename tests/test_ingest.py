@@ -92,6 +92,10 @@ WIRE_DATELINES = {
     "KYIV, Ukraine (AP) — The tram network was extended.": ("KYIV, Ukraine", "", "AP"),
     "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),  # a newspaper's own story
     "BOSTON, March 3 — The ferry fleet grew.": ("BOSTON", "March 3", ""),
+    # An agency's website writes the place as a name.
+    "Paris (AFP) – The bakers' guild crowned a new champion.": ("Paris", "", "AFP"),
+    "Berlin (dpa) - A night train line reopened.": ("Berlin", "", "dpa"),
+    "Rio de Janeiro (Reuters) - Samba schools began rehearsals.": ("Rio de Janeiro", "", "Reuters"),
 }
 
 
@@ -111,11 +115,12 @@ def test_datelines_of_the_common_wire_styles_are_parsed(opening: str, expected: 
 def test_an_article_without_a_dateline_has_an_empty_one() -> None:
     for opening in (
         "The night ferry to the islands ran late again on Sunday.",
-        "Portvale (a small harbour town) - the ferry ran late.",  # a place not in capitals is no dateline
+        "Portvale (a small harbour town) - the ferry ran late.",  # no agency, and the story in lower case
         "OSLO, May 4. The ferry ran late.",  # a date but no agency
         "US-BASED ferries ran late.",  # capitals joined to a word by a hyphen
         "FILE - Ferries wait in the harbour, Jan. 12, 2025. (AP Photo/Ana Lis, File)",  # a photo caption
         "ANALYSIS - The ferry ran late.",  # the kind of story, not a place
+        "Ferries (left) - and the old tug - lay in the harbour.",  # a caption's note, the story lower case
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
