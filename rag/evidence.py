@@ -46,10 +46,11 @@ from rag.text import (
     Annotator,
     clause_windows,
     content_terms,
+    heading_at,
     idf,
-    is_heading,
     is_new,
     rarity,
+    section_level,
     sentence_spans,
     word_overlap,
 )
@@ -175,7 +176,7 @@ class Sentence:
     end: int
     text: str
     before: str
-    headings: str = ""  # the headings above it in the passage (`is_heading`), innermost last
+    headings: str = ""  # the headings above it in the passage (`heading_at`), innermost last
 
 
 @dataclass(frozen=True)
@@ -266,19 +267,24 @@ HEADING_DEPTH = 3  # headings kept over a sentence: a document, its section, the
 
 
 def heading_below(text: str, start: int, end: int, heading_before: bool, above: list[str]) -> tuple[bool, list[str]]:
-    """(whether the sentence is a heading, the headings over what follows it). Once a heading's
-    marks are gone its level is not known: one that opens with the word of a heading above is its
-    sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
+    """(whether the sentence is a heading, the headings over what follows it). A numbered heading
+    goes under the ones of fewer numbers ("2.1 Cargo" under "2. Operations"). Once the marks of
+    another are gone its level is not known: one that opens with the word of a heading above is
+    its sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
     it ("Version 2.1", then "Fixed"), and one after text takes the place of the innermost ("Added"
     after the fixes)."""
-    if not is_heading(text, start, end):
+    heading = heading_at(text, start, end)
+    if not heading:
         return False, above
-    heading = text[start:end]
-    first = heading.split()[0].lower()
-    level = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
-    if level is None:
-        level = len(above) if heading_before else len(above) - 1
-    return True, [*above[:level], heading][-HEADING_DEPTH:]
+    if level := section_level(heading):
+        kept = [h for h in above if 0 < section_level(h) < level]
+    else:
+        first = heading.split()[0].lower()
+        at = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
+        if at is None:
+            at = len(above) if heading_before else len(above) - 1
+        kept = above[:at]
+    return True, [*kept, heading][-HEADING_DEPTH:]
 
 
 # "Who is Ada Lind?" names whom it asks about and wants what she is, not another name.

@@ -107,21 +107,33 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 HEADING_WORDS = 8  # a longer line without a full stop is a sentence whose stop was lost, not a heading
+# A report's section number before its heading: "3. Finances", "2.1 Cargo".
+SECTION_NUMBER = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?\s+(?=\S)")
 
 
-def is_heading(text: str, start: int, end: int) -> bool:
-    """Whether `text[start:end]` is a heading: a whole short line with no closing punctuation but a
-    question mark, followed by more text ("Version 2.1", "Fixed", a news story's crosshead, an
-    FAQ's "Who runs the ferry?"). Markdown's marks are gone by now, so this reads the line as a
-    person sees it; a table row (its cells joined by "; ") is none."""
-    line = text[start:end]
-    return (
-        (start == 0 or text[start - 1] == "\n")
-        and text[end : end + 1] == "\n"
+def heading_at(text: str, start: int, end: int) -> str:
+    """The heading that the sentence `text[start:end]` ends, else "": a whole short line with no
+    closing punctuation but a question mark, followed by more text ("Version 2.1", "Fixed", a news
+    story's crosshead, an FAQ's "Who runs the ferry?", a report's "3. Finances", whose number the
+    splitter cuts off as a sentence of its own). Markdown's marks are gone by now, so this reads the
+    line as a person sees it; a table row (its cells joined by "; ") is none."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line = text[line_start:end]
+    number = SECTION_NUMBER.match(line)
+    heading = (
+        text[end : end + 1] == "\n"
+        and start - line_start in (0, number.end() if number else 0)
         and line[-1:] not in ".!:;,\"'”’"
         and len(line.split()) <= HEADING_WORDS
         and "; " not in line
     )
+    return line if heading else ""
+
+
+def section_level(heading: str) -> int:
+    """How deep a numbered heading sits ("3. Finances" 1, "2.1 Cargo" 2); 0 for one not numbered."""
+    number = SECTION_NUMBER.match(heading)
+    return number[1].count(".") + 1 if number else 0
 
 
 def idf(count: int, total: int) -> float:
@@ -283,12 +295,15 @@ class Annotator:
     def contrary(self, question: str, sentence: str) -> list[tuple[str, str]]:
         """(question's word, sentence's word) for each word the question asks about that the sentence
         lacks and whose antonym it has: "the newest bridge" against "the oldest bridge" gives
-        ("new", "old"). A sentence that says the opposite of what is asked does not answer it."""
+        ("new", "old"). A sentence that says the opposite of what is asked does not answer it. The
+        word after "how" only asks for a measure: "how many" is not opposed by "fewer", nor "how
+        long" by "short"."""
         asked, said = self.annotate(question), self.annotate(sentence)
         have, opposable = said.lemmas, said.opposable
+        measure = {word for (how, _), (word, _) in itertools.pairwise(asked.words) if how == "how"}
         return sorted(
             (word, other)
-            for word in asked.opposable - have
+            for word in asked.opposable - have - measure
             for other in self._antonyms.get(word, ())
             if other in opposable
         )
