@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.documents import Document
+from rag.text import headings_over
 
 # [CLS] and [SEP] take two of the model's pieces, and the "title: ..." line a few more.
 SPECIAL_PIECES = 2
@@ -31,6 +32,10 @@ class Chunk:
     # (offset in `text`, offset in the original) where each of its lines starts: cleaning drops
     # lines between them, so one offset for the chunk cannot place a sentence inside it.
     lines: tuple[tuple[int, int], ...] = ()
+    # The headings over its first line ("Version 2.1", "Fixed"), which an earlier chunk holds, and
+    # whether one ends right before it (a heading it opens with goes inside that one).
+    headings: tuple[str, ...] = ()
+    after_heading: bool = False
 
 
 def embed_text(title: str, text: str) -> str:
@@ -47,10 +52,14 @@ def chunk_document(
     budget = chunk_tokens - SPECIAL_PIECES
     splitter = SentenceSplitter(chunk_size=budget, chunk_overlap=min(overlap, budget // 4), tokenizer=count_pieces)
     texts = splitter.split_text_metadata_aware(doc.text, embed_text(doc.title, ""))
-    chunks, cursor = [], 0
-    for index, text in enumerate(texts):
-        start = _locate(doc.text, text, cursor)
-        cursor = start + 1
+    starts, cursor = [], 0
+    for text in texts:
+        starts.append(_locate(doc.text, text, cursor))
+        cursor = starts[-1] + 1
+    chunks = []
+    for index, (text, start, (headings, after_heading)) in enumerate(
+        zip(texts, starts, headings_over(doc.text, starts))
+    ):
         chunks.append(
             Chunk(
                 chunk_id=chunk_id(doc.doc_id, doc.content_hash, index),
@@ -60,6 +69,8 @@ def chunk_document(
                 start=doc.original_offset(start),
                 end=doc.original_offset(start + len(text) - 1) + 1,
                 lines=line_map(doc, start, start + len(text)),
+                headings=headings,
+                after_heading=after_heading,
             )
         )
     return chunks

@@ -43,12 +43,12 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "7"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "8"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
 # a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read"),
-# an agency website's "Paris (AFP) –"
+# an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a

@@ -46,11 +46,10 @@ from rag.text import (
     Annotator,
     clause_windows,
     content_terms,
-    heading_at,
+    heading_below,
     idf,
     is_new,
     rarity,
-    section_level,
     sentence_spans,
     word_overlap,
 )
@@ -176,7 +175,7 @@ class Sentence:
     end: int
     text: str
     before: str
-    headings: str = ""  # the headings above it in the passage (`heading_at`), innermost last
+    headings: str = ""  # the headings above it, innermost last (`rag.text.heading_below`)
 
 
 @dataclass(frozen=True)
@@ -247,8 +246,8 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     found = []
     for index, passage in enumerate(passages):
         before, cut = "", 0  # `cut`: where a dateline ends, which may be past a sentence end ("Ore.")
-        above: list[str] = []  # the headings over the sentence, outermost first
-        heading_before = False
+        above = list(passage.headings)  # the headings over the sentence, outermost first
+        heading_before = passage.after_heading
         for start, end in sentence_spans(passage.text):
             dateline = DATELINE.match(passage.text[start:])  # its ^ would not match at a `pos`
             cut = start + dateline.end() if dateline else cut
@@ -261,30 +260,6 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             before = text
             heading_before, above = heading_below(passage.text, start, end, heading_before, above)
     return found
-
-
-HEADING_DEPTH = 3  # headings kept over a sentence: a document, its section, the section's part
-
-
-def heading_below(text: str, start: int, end: int, heading_before: bool, above: list[str]) -> tuple[bool, list[str]]:
-    """(whether the sentence is a heading, the headings over what follows it). A numbered heading
-    goes under the ones of fewer numbers ("2.1 Cargo" under "2. Operations"). Once the marks of
-    another are gone its level is not known: one that opens with the word of a heading above is
-    its sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
-    it ("Version 2.1", then "Fixed"), and one after text takes the place of the innermost ("Added"
-    after the fixes)."""
-    heading = heading_at(text, start, end)
-    if not heading:
-        return False, above
-    if level := section_level(heading):
-        kept = [h for h in above if 0 < section_level(h) < level]
-    else:
-        first = heading.split()[0].lower()
-        at = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
-        if at is None:
-            at = len(above) if heading_before else len(above) - 1
-        kept = above[:at]
-    return True, [*kept, heading][-HEADING_DEPTH:]
 
 
 # "Who is Ada Lind?" names whom it asks about and wants what she is, not another name.

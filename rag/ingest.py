@@ -147,6 +147,8 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
         "start",
         "end",
         "lines",
+        "headings",
+        "after_heading",
     ]
     nodes = []
     for chunk in chunks:
@@ -165,6 +167,8 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
             "start": chunk.start,
             "end": chunk.end,
             "lines": json.dumps(chunk.lines, separators=(",", ":")),  # Chroma keeps only flat values
+            "headings": "\n".join(chunk.headings),
+            "after_heading": chunk.after_heading,
         }
         nodes.append(
             TextNode(

@@ -48,6 +48,8 @@ class Passage:
     similarity: float | None = None  # dense cosine, when the dense search found it
     found_by: tuple[str, ...] = ()  # which searches found it: "dense" (meaning), "bm25" (words)
     lines: tuple[tuple[int, int], ...] = ()  # (offset in text, offset in the original) of each line
+    headings: tuple[str, ...] = ()  # the headings over its first line, outermost first
+    after_heading: bool = False  # whether one of them ends right before it
 
     @cached_property
     def terms(self) -> frozenset[str]:
@@ -102,6 +104,8 @@ def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found
         similarity=similarity,
         found_by=found_by,
         lines=_line_map(meta.get("lines")),
+        headings=tuple(h for h in str(meta.get("headings") or "").split("\n") if h),
+        after_heading=bool(meta.get("after_heading", False)),
     )
 
 

@@ -136,6 +136,44 @@ def section_level(heading: str) -> int:
     return number[1].count(".") + 1 if number else 0
 
 
+HEADING_DEPTH = 3  # headings kept over a sentence: a document, its section, the section's part
+
+
+def heading_below(text: str, start: int, end: int, heading_before: bool, above: list[str]) -> tuple[bool, list[str]]:
+    """(whether the sentence is a heading, the headings over what follows it). A numbered heading
+    goes under the ones of fewer numbers ("2.1 Cargo" under "2. Operations"). Once the marks of
+    another are gone its level is not known: one that opens with the word of a heading above is
+    its sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
+    it ("Version 2.1", then "Fixed"), and one after text takes the place of the innermost ("Added"
+    after the fixes)."""
+    heading = heading_at(text, start, end)
+    if not heading:
+        return False, above
+    if level := section_level(heading):
+        kept = [h for h in above if 0 < section_level(h) < level]
+    else:
+        first = heading.split()[0].lower()
+        at = next((i for i, h in enumerate(above) if h.split()[0].lower() == first), None)
+        if at is None:
+            at = len(above) if heading_before else len(above) - 1
+        kept = above[:at]
+    return True, [*kept, heading][-HEADING_DEPTH:]
+
+
+def headings_over(text: str, offsets: Sequence[int]) -> list[tuple[tuple[str, ...], bool]]:
+    """The headings over `text` at each offset (ascending), outermost first, and whether a heading
+    ends right before it: what a chunk that starts there is under, though its own text holds none
+    of them (`heading_below` reads on from there). One pass over the text."""
+    spans, found = sentence_spans(text), []
+    heading_before, above, i = False, [], 0
+    for offset in offsets:
+        while i < len(spans) and spans[i][1] <= offset:
+            heading_before, above = heading_below(text, *spans[i], heading_before, above)
+            i += 1
+        found.append((tuple(above), heading_before))
+    return found
+
+
 def idf(count: int, total: int) -> float:
     """BM25's inverse document frequency, floored above zero."""
     return max(math.log(1 + (total - count + 0.5) / (count + 0.5)), 0.05)

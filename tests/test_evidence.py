@@ -503,9 +503,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3244 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3245 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4062),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4061),
 }
 
 
@@ -573,7 +573,7 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.3038, is under its threshold, 0.3244; Snowball "
+                reason="refused (measured): the check's confidence, 0.3041, is under its threshold, 0.3245; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -702,8 +702,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.234, is under its threshold, "
-    "0.3244; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.2343, is under its threshold, "
+    "0.3245; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:
@@ -811,3 +811,15 @@ def test_a_numbered_heading_goes_under_the_ones_of_fewer_numbers(tmp_path_factor
     # "How many" asks for a count: "fewer" in the answer does not oppose it.
     carried = rag.ask("How many passengers did the ferry carry?")
     assert not carried.abstained and "412,000 passengers" in carried.text, carried.text
+
+
+def test_a_chunk_knows_the_headings_an_earlier_chunk_holds(tmp_path_factory: pytest.TempPathFactory) -> None:
+    fixed = [f"- Tide table number {n} printed from the app no longer loses its last column." for n in range(12)]
+    removed = [f"- The old fax export number {n} of the berth schedule was dropped for good." for n in range(12)]
+    notes = "\n".join(["# Harbourlog releases", "", "## Version 3.2", "", "### Fixed", "", *fixed])
+    notes += "\n\n" + "\n".join(["## Version 3.1", "", "### Removed", "", *removed]) + "\n"
+    rag, _ = store_of(tmp_path_factory, {"releases.md": notes})
+    last = [p for p in rag.retrieve("fax export number 11") if "number 11" in p.text and "Version 3.1" not in p.text]
+    assert last, "the last removed item should sit in a chunk without its headings"
+    by_text = {s.text: s.headings for s in candidates(last[:1])}
+    assert by_text["The old fax export number 11 of the berth schedule was dropped for good."] == "Version 3.1 Removed"
