@@ -622,9 +622,9 @@ def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _is_boilerplate(line: str) -> bool:
-    if line.lower() in BOILERPLATE_LINES or RIGHTS.match(line) or PAGE_NOTE.fullmatch(line):
-        return True
-    return bool(CREDIT.fullmatch(line))
+    return line.lower() in BOILERPLATE_LINES or bool(
+        RIGHTS.match(line) or PAGE_NOTE.fullmatch(line) or CREDIT.fullmatch(line)
+    )
 
 
 def _drop_repeated_captions(kept: list[Line]) -> list[Line]:

@@ -347,7 +347,8 @@ def signals(
     """Every signal of every candidate sentence for the question (see the module's docstring)."""
     meaning = sentence_meaning(question, sentences, similarity)
     terms = [content_terms(s.text) for s in sentences]
-    headings = [content_terms(s.headings) for s in sentences]
+    heading_terms = {h: content_terms(h) for h in {s.headings for s in sentences}}  # a passage's share them
+    headings = [heading_terms[s.headings] for s in sentences]
     weight, unseen = rarity(terms), idf(0, len(sentences))
     wanted = content_terms(question)
     rows = [
