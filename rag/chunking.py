@@ -36,6 +36,8 @@ class Chunk:
     # whether one ends right before it (a heading it opens with goes inside that one).
     headings: tuple[str, ...] = ()
     after_heading: bool = False
+    # The levels its file marks for those headings and the ones in its text (`Document.heading_levels`).
+    heading_levels: tuple[tuple[str, int], ...] = ()
 
 
 def embed_text(title: str, text: str) -> str:
@@ -56,9 +58,9 @@ def chunk_document(
     for text in texts:
         starts.append(_locate(doc.text, text, cursor))
         cursor = starts[-1] + 1
-    chunks = []
+    chunks, levels = [], dict(doc.heading_levels)
     for index, (text, start, (headings, after_heading)) in enumerate(
-        zip(texts, starts, headings_over(doc.text, starts))
+        zip(texts, starts, headings_over(doc.text, starts, levels))
     ):
         chunks.append(
             Chunk(
@@ -71,6 +73,7 @@ def chunk_document(
                 lines=line_map(doc, start, start + len(text)),
                 headings=headings,
                 after_heading=after_heading,
+                heading_levels=tuple((h, n) for h, n in levels.items() if h in headings or h in text),
             )
         )
     return chunks

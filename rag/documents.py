@@ -31,7 +31,7 @@ import re
 import stat
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ CLEANER_VERSION = "8"  # 2: chunks record where their lines start; 3: datelines 
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
-# and page numbers are dropped, ligatures read as letters.
-READER_VERSIONS = {".html": "h3", ".htm": "h3", ".md": "m3", ".pdf": "p2"}
+# and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept.
+READER_VERSIONS = {".html": "h4", ".htm": "h4", ".md": "m4", ".pdf": "p2"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -65,6 +65,9 @@ MD_INLINE = re.compile(
     r"|(?<!\w)[*_](?P<em>[^\s*_](?:[^\n*_]*[^\s*_])?)[*_](?!\w)"
 )
 MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # heading, quote, list marks
+# A heading's level: "## Fees" is 2; a line underlined with "===" is 1, with "---" 2.
+MD_HEADING = re.compile(r"(#{1,6})\s+\S")
+MD_UNDERLINE = {"=": 1, "-": 2}
 # Lines that say nothing: a link's definition ("[1]: https://..."), a code fence, a rule or heading
 # underline, a table's header separator.
 MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
@@ -190,6 +193,10 @@ class Document:
     content_hash: str
     # (start in text, start in original) of each kept line, in order.
     segments: tuple[tuple[int, int], ...] = field(repr=False, default=())
+    # The level of each heading its file marks (Markdown's "##", HTML's <h2>: 2), by the heading's
+    # line as it reads in `text`; a plain text file marks none, and its levels are guessed
+    # (`rag.text.heading_below`).
+    heading_levels: tuple[tuple[str, int], ...] = ()
 
     def original_offset(self, clean_offset: int) -> int:
         """Character offset in `original` of a character offset in the cleaned `text`."""
@@ -248,27 +255,35 @@ def read_document(path: Path, doc_id: str, max_bytes: int) -> Document:
         raise BadInput(f"file is over the {max_bytes:,}-byte limit")
     if not data.strip():
         raise BadInput("file is empty")
-    original = _extract_text(path, suffix, data, max_bytes)  # a PDF's text is held to the same limit
+    original, levels = _extract_text(path, suffix, data, max_bytes)  # a PDF's text is held to the same limit
     if not original.strip():
         raise BadInput("no text could be extracted")
     version = CLEANER_VERSION + READER_VERSIONS.get(suffix, "")
     content_hash = hashlib.sha256(data + version.encode()).hexdigest()
-    return clean_article(original, doc_id=doc_id, source=str(path), content_hash=content_hash, markdown=suffix == ".md")
+    return clean_article(
+        original,
+        doc_id=doc_id,
+        source=str(path),
+        content_hash=content_hash,
+        markdown=suffix == ".md",
+        heading_levels=levels,
+    )
 
 
-def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> str:
-    """Raw text of a file, by type: pypdf for PDF, at most `max_chars` of it. Text, Markdown and HTML
-    are decoded here rather than by a reader, to warn about undecodable bytes and keep offsets exact."""
+def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> tuple[str, dict[str, int]]:
+    """Raw text of a file, by type: pypdf for PDF, at most `max_chars` of it, and the levels of an
+    HTML page's headings (`html_text`). Text, Markdown and HTML are decoded here rather than by a
+    reader, to warn about undecodable bytes and keep offsets exact."""
     if suffix == ".pdf":
-        return _read_pdf(data, max_chars)
+        return _read_pdf(data, max_chars), {}
     if b"\x00" in data[:8192]:
         raise BadInput("file looks binary (NUL bytes), not text")
     text = _decode(data, path)
     if text.count("\ufffd") > MAX_UNDECODABLE * len(text):
         raise BadInput("file is not text: over a quarter of its bytes are not UTF-8")
     if suffix in (".html", ".htm"):
-        return html_to_text(text)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        return html_text(text)
+    return text.replace("\r\n", "\n").replace("\r", "\n"), {}
 
 
 def _decode(data: bytes, path: Path) -> str:
@@ -354,7 +369,13 @@ def furniture(tag: Any, page_chars: int) -> bool:
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML page, one block element a line, scripts and styles dropped.
+    """Visible text of an HTML page, one block element a line, scripts and styles dropped (`html_text`)."""
+    return html_text(html)[0]
+
+
+def html_text(html: str) -> tuple[str, dict[str, int]]:
+    """Visible text of an HTML page, one block element a line, scripts and styles dropped, and the
+    level of each of its headings by its text (<h2> is 2; the first of two the same wins).
 
     LlamaIndex's `HTMLTagReader` returns the text of one tag type, and BeautifulSoup's
     `get_text("\n")` breaks a line at every tag, so that a link or an italic word inside a
@@ -371,6 +392,9 @@ def html_to_text(html: str) -> str:
         tag.decompose()
     title = soup.find("h1") or soup.find("title")
     title_text = " ".join(title.get_text().split()) if title else ""
+    levels: dict[str, int] = {}
+    for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        levels.setdefault(" ".join(heading.get_text().split()), int(heading.name[1]))
     for table in soup.find_all("table"):
         rows = table.find_all("tr")
         head = rows[0].find_all(["th", "td"], recursive=False) if rows else []
@@ -408,15 +432,24 @@ def html_to_text(html: str) -> str:
     text = "\n".join(line for line in lines if line)
     if title_text and not text.startswith(title_text):
         text = title_text + "\n" + text
-    return text
+    return text, levels
 
 
 def clean_article(
-    original: str, *, doc_id: str, source: str = "", content_hash: str = "", markdown: bool = False
+    original: str,
+    *,
+    doc_id: str,
+    source: str = "",
+    content_hash: str = "",
+    markdown: bool = False,
+    heading_levels: Mapping[str, int] | None = None,
 ) -> Document:
     """Drop boilerplate lines, take the headline as title and parse the dateline; `markdown` reads
-    the lines as the text Markdown shows."""
+    the lines as the text Markdown shows, its headings' levels with them; `heading_levels` are those
+    an HTML page marks (`html_text`)."""
     raw = list(_lines_with_offsets(original))
+    marked = markdown_heading_levels(original, raw) if markdown else {}
+    levels = dict(heading_levels or {})
     front = FRONT_MATTER.match(original) if markdown else None
     if front:  # a static site's page settings ("title: …", "date: …") are not its text
         raw = [(start, line) for start, line in raw if start >= front.end()]
@@ -430,6 +463,8 @@ def clean_article(
     for number, (start, line) in enumerate(raw):
         text, points = rows.get(start) or (markdown_line(line) if markdown else (line, ((0, 0),)))
         text, points = without_reference_marks(text, points)
+        if start in marked:
+            levels.setdefault(text.strip(), marked[start])
         table = start in rows or (number and raw[number - 1][0] in rows)
         if number and not table and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
@@ -467,7 +502,27 @@ def clean_article(
         dateline=parse_dateline(text),
         content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
         segments=tuple(segments),
+        heading_levels=tuple((line, level) for line, level in levels.items() if line in text_parts),
     )
+
+
+def markdown_heading_levels(original: str, raw: Sequence[tuple[int, str]]) -> dict[int, int]:
+    """The level of each Markdown heading, by where its line starts: "## Fees" is 2, a line
+    underlined with "===" 1 and with "---" 2 (the underline right below it, no blank line between)."""
+    levels = {}
+    for (start, line), (next_start, below) in zip(raw, [*raw[1:], (len(original), "")]):
+        if heading := MD_HEADING.match(line):
+            levels[start] = len(heading[1])
+        elif (
+            below[:1] in MD_UNDERLINE
+            and len(below) >= 3
+            and set(below) == {below[0]}
+            and original.count("\n", start, next_start) == 1
+            and not MD_LINE_START.match(line)
+            and not line.startswith("|")
+        ):
+            levels[start] = MD_UNDERLINE[below[0]]
+    return levels
 
 
 def hyphenated_by_layout(before: str, after: str, spelling: Counter[str]) -> bool:

@@ -247,7 +247,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     for index, passage in enumerate(passages):
         before, cut = "", 0  # `cut`: where a dateline ends, which may be past a sentence end ("Ore.")
         above = list(passage.headings)  # the headings over the sentence, outermost first
-        heading_before = passage.after_heading
+        heading_before, levels = passage.after_heading, dict(passage.heading_levels)
         for start, end in sentence_spans(passage.text):
             dateline = DATELINE.match(passage.text[start:])  # its ^ would not match at a `pos`
             cut = start + dateline.end() if dateline else cut
@@ -258,7 +258,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
                 seen.add(text)
                 found.append(Sentence(index, start, end, text, before, " ".join(above)))
             before = text
-            heading_before, above = heading_below(passage.text, start, end, heading_before, above)
+            heading_before, above = heading_below(passage.text, start, end, heading_before, above, levels)
     return found
 
 

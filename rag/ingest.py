@@ -149,6 +149,7 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
         "lines",
         "headings",
         "after_heading",
+        "heading_levels",
     ]
     nodes = []
     for chunk in chunks:
@@ -169,6 +170,7 @@ def to_nodes(doc: Document, chunks: Sequence[Chunk], root: str) -> list[TextNode
             "lines": json.dumps(chunk.lines, separators=(",", ":")),  # Chroma keeps only flat values
             "headings": "\n".join(chunk.headings),
             "after_heading": chunk.after_heading,
+            "heading_levels": json.dumps(chunk.heading_levels, separators=(",", ":")),
         }
         nodes.append(
             TextNode(

@@ -50,6 +50,8 @@ class Passage:
     lines: tuple[tuple[int, int], ...] = ()  # (offset in text, offset in the original) of each line
     headings: tuple[str, ...] = ()  # the headings over its first line, outermost first
     after_heading: bool = False  # whether one of them ends right before it
+    # The levels its file marks for its headings ("Fees", 2), by which `rag.evidence` places them.
+    heading_levels: tuple[tuple[str, int], ...] = ()
 
     @cached_property
     def terms(self) -> frozenset[str]:
@@ -106,6 +108,7 @@ def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found
         lines=_line_map(meta.get("lines")),
         headings=tuple(h for h in str(meta.get("headings") or "").split("\n") if h),
         after_heading=bool(meta.get("after_heading", False)),
+        heading_levels=_heading_levels(meta.get("heading_levels")),
     )
 
 
@@ -119,6 +122,15 @@ def _line_map(value: object) -> tuple[tuple[int, int], ...]:
     """The chunk's line map from its metadata; empty for chunks stored before it was recorded."""
     try:
         return tuple((int(a), int(b)) for a, b in json.loads(str(value)))
+    except (TypeError, ValueError):
+        return ()
+
+
+def _heading_levels(value: object) -> tuple[tuple[str, int], ...]:
+    """The levels of the chunk's marked headings from its metadata; empty for chunks stored before
+    they were recorded, or from a file that marks none."""
+    try:
+        return tuple((str(h), int(n)) for h, n in json.loads(str(value)))
     except (TypeError, ValueError):
         return ()
 

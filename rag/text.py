@@ -24,7 +24,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,17 +141,25 @@ def section_level(heading: str) -> int:
 HEADING_DEPTH = 3  # headings kept over a sentence: a document, its section, the section's part
 
 
-def heading_below(text: str, start: int, end: int, heading_before: bool, above: list[str]) -> tuple[bool, list[str]]:
-    """(whether the sentence is a heading, the headings over what follows it). A numbered heading
-    goes under the ones of fewer numbers ("2.1 Cargo" under "2. Operations"). Once the marks of
-    another are gone its level is not known: one that opens with the word of a heading above is
-    its sibling ("Version 2.0" after "Version 2.1"), else a heading right under another goes inside
-    it ("Version 2.1", then "Fixed"), and one after text takes the place of the innermost ("Added"
-    after the fixes)."""
+def heading_below(
+    text: str, start: int, end: int, heading_before: bool, above: list[str], levels: Mapping[str, int]
+) -> tuple[bool, list[str]]:
+    """(whether the sentence is a heading, the headings over what follows it). A heading whose
+    level its file marks (`levels`: Markdown's "##", HTML's <h2>) goes under the marked ones of
+    fewer levels. Else a numbered heading goes under the ones of fewer numbers ("2.1 Cargo" under
+    "2. Operations"). Else its level is not known: in a file that marks others, it goes inside the
+    heading right before it or the innermost marked one; in a file that marks none, one that opens
+    with the word of a heading above is its sibling ("Version 2.0" after "Version 2.1"), else a
+    heading right under another goes inside it ("Version 2.1", then "Fixed"), and one after text
+    takes the place of the innermost ("Added" after the fixes)."""
     heading = heading_at(text, start, end)
     if not heading:
         return False, above
-    if level := section_level(heading):
+    if level := levels.get(heading, 0):
+        kept = [h for h in above if 0 < levels.get(h, 0) < level]
+    elif levels:
+        kept = above if heading_before else above[: max((i + 1 for i, h in enumerate(above) if h in levels), default=0)]
+    elif level := section_level(heading):
         kept = [h for h in above if 0 < section_level(h) < level]
     else:
         first = heading.split()[0].lower()
@@ -162,15 +170,15 @@ def heading_below(text: str, start: int, end: int, heading_before: bool, above: 
     return True, [*kept, heading][-HEADING_DEPTH:]
 
 
-def headings_over(text: str, offsets: Sequence[int]) -> list[tuple[tuple[str, ...], bool]]:
+def headings_over(text: str, offsets: Sequence[int], levels: Mapping[str, int]) -> list[tuple[tuple[str, ...], bool]]:
     """The headings over `text` at each offset (ascending), outermost first, and whether a heading
     ends right before it: what a chunk that starts there is under, though its own text holds none
-    of them (`heading_below` reads on from there). One pass over the text."""
+    of them (`heading_below` reads on from there, with the file's marked `levels`). One pass."""
     spans, found = sentence_spans(text), []
     heading_before, above, i = False, [], 0
     for offset in offsets:
         while i < len(spans) and spans[i][1] <= offset:
-            heading_before, above = heading_below(text, *spans[i], heading_before, above)
+            heading_before, above = heading_below(text, *spans[i], heading_before, above, levels)
             i += 1
         found.append((tuple(above), heading_before))
     return found

@@ -785,6 +785,53 @@ def test_a_heading_is_a_whole_short_line_without_a_stop() -> None:
     assert [section_level(h) for h in ("3. Finances", "2.1 Cargo", "Fixed")] == [1, 2, 0]
 
 
+HANDBOOK = """\
+# Member handbook
+
+## Borrowing
+
+### Loan periods
+
+Books can be borrowed for three weeks.
+
+### Renewals
+
+A loan can be renewed twice, online or at the desk.
+
+## Fees
+
+### Late fees
+
+Late books cost 20 cents a day, up to 5 dollars per item.
+
+## Opening hours
+
+| Day | Hours |
+|---|---|
+| Sunday | closed |
+"""
+
+HANDBOOK_PAGE = """\
+<html><body><h1>Member handbook</h1>
+<h2>Borrowing</h2><h3>Loan periods</h3><p>Books can be borrowed for three weeks.</p>
+<h3>Renewals</h3><p>A loan can be renewed twice, online or at the desk.</p>
+<h2>Fees</h2><h3>Late fees</h3><p>Late books cost 20 cents a day, up to 5 dollars per item.</p>
+<h2>Opening hours</h2><table><tr><th>Day</th><th>Hours</th></tr><tr><td>Sunday</td><td>closed</td></tr></table>
+</body></html>
+"""
+
+
+def test_a_heading_goes_where_its_file_marks_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Guessed, "Fees" (after text) took the place of "Renewals" and stayed under "Borrowing", and
+    # "Opening hours" under that: Markdown's "##" and HTML's <h2> say they are sections of their own.
+    for name, text in (("handbook.md", HANDBOOK), ("handbook.html", HANDBOOK_PAGE)):
+        rag, _ = store_of(tmp_path_factory, {name: text})
+        by_text = {s.text: s.headings for s in candidates(rag.retrieve("late books renewed Sunday"))}
+        assert by_text["A loan can be renewed twice, online or at the desk."] == "Borrowing Renewals", name
+        assert by_text["Late books cost 20 cents a day, up to 5 dollars per item."] == "Fees Late fees", name
+        assert by_text["Day: Sunday; Hours: closed"] == "Opening hours", name
+
+
 REPORT = """\
 Harbour Trust annual report
 

@@ -470,6 +470,24 @@ def test_markdown_lines_that_say_nothing_are_dropped_and_stray_stars_kept() -> N
     assert "```sh" in clean_article(original, doc_id="setup.txt").text
 
 
+def test_the_level_of_each_heading_a_file_marks_is_kept() -> None:
+    notes = "Tern\n====\n\nIt logs tides.\n\nInstall\n-------\n\nRun pip.\n\n### On macOS\n\nUse brew.\n\n## Usage\n\nRun it.\n"
+    document = clean_article(notes, doc_id="tern.md", markdown=True)
+    assert document.title == "Tern"
+    assert document.heading_levels == (("Install", 2), ("On macOS", 3), ("Usage", 2))
+    # A list item, a table row or a paragraph above a rule is no heading; a rule after a blank line neither.
+    assert clean_article("Intro\n\n- item one\n---\n\ntext\n\n---\n", doc_id="r.md", markdown=True).heading_levels == ()
+    page = "<h1>Tern</h1><p>It logs tides.</p><h2>Install</h2><h3>On <em>macOS</em></h3><p>Use brew.</p>"
+    assert read_html(page).heading_levels == (("Install", 2), ("On macOS", 3))
+    # Plain text marks none: its headings' levels are guessed.
+    assert clean_article(notes.replace("#", ""), doc_id="tern.txt").heading_levels == ()
+
+
+def read_html(page: str) -> documents.Document:
+    text, levels = documents.html_text(page)
+    return clean_article(text, doc_id="tern.html", heading_levels=levels)
+
+
 def test_a_static_sites_front_matter_gives_the_title_and_is_not_read_as_text() -> None:
     page = '---\ntitle: "Tide logger"\ndate: 2024-01-02\n---\n\nThe logger reads the tide every ten minutes.\n'
     document = clean_article(page, doc_id="logger.md", markdown=True)
