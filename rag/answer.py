@@ -30,6 +30,7 @@ class How(StrEnum):
     SHORT = "short"  # the one name, date or number of the asked kind in the best sentence
     QUOTE = "quote"  # the best evidence sentence quoted
     OPENING = "opening"  # the opening sentence of the article the question names, quoted (rag/scope.py)
+    BYLINE = "byline"  # the byline of the article the question asks who wrote, quoted (rag/scope.py)
     RECKON = "reckon"  # the years between two events, each cited (rag/compose.py)
     NAMES = "names"  # two names, each cited (rag/compose.py)
     ABSTAIN = "abstain"  # the articles don't say, or don't cover the question

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from rag.answer import NOT_COVERED, Answer, Event, How, Piece, final_answer
 from rag.chunking import chunk_id
-from rag.evidence import Evidence, Scorer, follow_up_kind, opening, select
+from rag.evidence import Evidence, Scorer, follow_up_kind, opening, select, written_by
 from rag.extractive import Extractive
 from rag.followup import Standalone
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval, led_by, to_passage
 from rag.safety import REFUSAL_TEXT, checked_question, is_override_attempt
-from rag.scope import NOT_IN_SCOPE, Where, asks_what_it_says, named_articles, scope_of
+from rag.scope import NOT_IN_SCOPE, Where, asks_what_it_says, asks_who_wrote, named_articles, scope_of
 from rag.settings import Settings
 from rag.strategy import Strategy, Tools, Turn, timed
 from rag.text import Annotator
@@ -251,18 +251,21 @@ class RAG:
         standalone = self.standalone_question(question, history, usage)
         doc_ids, lead = self.named_scope(standalone, doc_ids)
         retrieval = self.lookup(standalone, k, doc_ids)
+        writer = lead is None and asks_who_wrote(standalone.asking)
+        lead = self.written_of(retrieval, doc_ids) if writer else lead
+        writer = writer and lead is not None
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages if lead is None else led_by(lead, retrieval.passages, k or self.settings.top_k)
         turn = Turn(question, standalone, passages, k=k, doc_ids=doc_ids, temperature=temperature)
         turn.usage, turn.timings = usage, timings  # a rewrite's tokens, the time so far: the answer's own
-        turn.whole_article = lead is not None
+        turn.whole_article = "" if lead is None else "byline" if writer else "opening"
         refusal = self.refusal(turn, retrieval)
         if refusal is None:
             turn.kind = follow_up_kind(standalone.asking, standalone.previous)
             if lead is None:
                 turn.evidence = self.find_evidence(standalone.asking, turn.passages, turn.kind)
             else:
-                turn.evidence = opening(lead, self.settings.evidence_sentences)
+                turn.evidence = written_by(lead) if writer else opening(lead, self.settings.evidence_sentences)
             timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]
             answer = yield from timed(self.strategy.answer(turn), timings, started)
         else:
@@ -297,6 +300,21 @@ class RAG:
         if len(named) > 1 or not asks_what_it_says(rest):
             return named, None
         return named, self.first_passage(next(iter(named)))
+
+    def written_of(self, retrieval: Retrieval, doc_ids: frozenset[str] | None) -> Passage | None:
+        """The first passage of the article a question asks who wrote, whose byline answers it (or
+        its lack: the article does not say): the one article in the scope or the store, else the
+        one retrieval ranks first, if what was found is about the question at all. None when there
+        is no such article, and the question is answered as any other (or refused)."""
+        documents = self._named_documents()
+        articles = [d.doc_id for d in documents if doc_ids is None or d.doc_id in doc_ids]
+        if len(articles) == 1:
+            article = articles[0]
+        elif retrieval.passages and retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+            article = retrieval.passages[0].doc_id
+        else:
+            return None
+        return self.first_passage(article)
 
     def _named_documents(self) -> list[StoredDocument]:
         self.ensure_corpus()

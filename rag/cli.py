@@ -91,7 +91,11 @@ def _print_answer(answer: Any) -> None:
     if used := answer.used_evidence:
         best = used[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"
-        if answer.how in (How.QUOTE, How.OPENING):  # the answer is that sentence already: say only where it stands
+        if answer.how in (
+            How.QUOTE,
+            How.OPENING,
+            How.BYLINE,
+        ):  # the answer is that sentence already: say only where it stands
             click.echo(f"\nEvidence [{best.passage}]: {where}")
         else:
             click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}” ({where})")

@@ -111,6 +111,23 @@ _NAMED_PLACE = (
 _NAMED_AGENCY = r"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{0,30}?|[a-z]{2,4})\s*\)\s*[-–—]{1,2}(?=\s+[A-Z\"“‘'])"
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
 DATELINE = re.compile(rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY})\s*")
+# A story's byline, on a line of its own among its first lines: "By Dana Whitfield", "BY JOHN
+# SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026". The name
+# after "By" is two capitalised words or more, so that "By car, the trip takes an hour" is none.
+BYLINE = re.compile(r"^(?:[Bb]y|BY|Written by)\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s][^\n]{0,80})?$")
+BYLINE_LINES = 3  # the lines of a story's text, after its title, where its byline is looked for
+
+
+def find_byline(text: str) -> tuple[int, int] | None:
+    """Where the byline is in a story's text (the start and end of its line), or None."""
+    at = 0
+    for line in text.split("\n")[: BYLINE_LINES * 2]:  # paragraphs are parted by a blank line
+        if BYLINE.match(line.strip()) and len(line.split()) <= 16:
+            return at, at + len(line)
+        at += len(line) + 1
+    return None
+
+
 # A news page's own lines, as a copy of the page into a text file keeps them: its links to the
 # site ("Skip to content"), its buttons ("Share", "Save", "Listen to this article") and the
 # headings of its link lists ("Related topics", "More on this story"). The first was the title.

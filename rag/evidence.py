@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.documents import DATELINE
+from rag.documents import DATELINE, find_byline
 from rag.retrieve import Passage
 from rag.text import (
     Annotator,
@@ -400,6 +400,17 @@ def opening(passage: Passage, count: int = 3) -> list[Evidence]:
     the article says, when that is what a question asks (rag/scope.py). Score and confidence are 1:
     they are the article's own opening, not a guess at an answer."""
     return [as_evidence(sentence, 1.0, 1.0, {}, [passage]) for sentence in candidates([passage])[:count]]
+
+
+def written_by(passage: Passage) -> list[Evidence]:
+    """The byline of an article's first passage (passage 1 of the answer), as the evidence of who
+    wrote it (rag/scope.py); none when the article has none. Score and confidence are 1: it is the
+    article's own line, not a guess at an answer."""
+    found = find_byline(passage.text)
+    if found is None:
+        return []
+    start, end = found
+    return [as_evidence(Sentence(0, start, end, passage.text[start:end], ""), 1.0, 1.0, {}, [passage])]
 
 
 def as_evidence(

@@ -75,13 +75,15 @@ class Extractive(Strategy):
         return answer
 
     def opening(self, turn: Turn) -> Answer:
-        """What a named article says: its opening sentence quoted (rag/scope.py); an article with no
-        sentence long enough to state anything says nothing."""
+        """What a named article says: its opening sentence quoted (rag/scope.py), or who wrote an
+        article: its byline quoted; an article with no sentence long enough to state anything says
+        nothing."""
         if not turn.evidence:
             return self.abstain(turn)
         text = quote(turn.evidence[0])
         citations = citations_for(text, turn.passages)
-        return turn.answer(self.backend, text=text, how=How.OPENING, citations=citations, evidence=turn.evidence)
+        how = How.BYLINE if turn.whole_article == "byline" else How.OPENING
+        return turn.answer(self.backend, text=text, how=how, citations=citations, evidence=turn.evidence)
 
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it

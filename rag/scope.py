@@ -32,6 +32,16 @@ WHOLE_ARTICLE = content_terms(
     "point points describe describes cover covers"
 )
 NOT_IN_SCOPE = "The chosen articles don't cover this: none of their passages is about it."
+# A question for who wrote an article ("Who wrote the story about the bridge?", "Who is the
+# author?"), not for who wrote something the article tells of ("Who wrote the letter?").
+# A report or text the story tells of may have its own authors: only "this report" is the article.
+_PIECE = r"(?:(?:the |this |that )?(?:articles?|story|stories|pieces?|posts?|columns?)|this (?:report|text|page))\b"
+WHO_WROTE = re.compile(
+    rf"\bwho\s+(?:wrote|writes|has written|authored|penned)\s+(?:this\b|{_PIECE})"
+    rf"|\bwho\s+(?:is|was|are|were)\s+the\s+(?:author|writer|reporter)s?\b(?!\s+of\s+(?!{_PIECE}))"
+    rf"|\b(?:author|writer)s?\s+of\s+{_PIECE}|\bwritten\s+by\s+whom\b|\bwhose\s+{_PIECE}",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,11 @@ def asks_what_it_says(rest: str) -> bool:
     """Whether a question that names an article, its title taken out, asks for nothing in particular:
     "What does the article ... say?", "What is ... about?", "Summarise ..."."""
     return content_terms(rest) <= WHOLE_ARTICLE
+
+
+def asks_who_wrote(question: str) -> bool:
+    """Whether a question asks who wrote an article: its byline answers (rag/evidence.py `written_by`)."""
+    return bool(WHO_WROTE.search(question))
 
 
 def _folded_title(title: str) -> str:

@@ -40,7 +40,9 @@ class Turn:
     evidence: list[Evidence] = field(default_factory=list)
     k: int | None = None
     doc_ids: frozenset[str] | None = None  # the articles a scope allows (None: all)
-    whole_article: bool = False  # what one article says is asked: the evidence is its opening
+    # What one article's own lines answer: "opening" (what it says) or "byline" (who wrote it), the
+    # evidence then being those lines; "" for any other question.
+    whole_article: str = ""
     temperature: float | None = None
     usage: dict[str, int] = field(default_factory=dict)  # the model's tokens so far, a rewrite included
     timings: dict[str, float] = field(default_factory=dict)

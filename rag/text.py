@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.documents import CELL_JOIN
+from rag.documents import BYLINE, CELL_JOIN
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def heading_at(text: str, start: int, end: int) -> str:
     closing punctuation but a question mark, followed by more text ("Version 2.1", "Fixed", a news
     story's crosshead, an FAQ's "Who runs the ferry?", a report's "3. Finances", whose number the
     splitter cuts off as a sentence of its own). Markdown's marks are gone by now, so this reads the
-    line as a person sees it; a table row (its cells joined by `CELL_JOIN`) is none."""
+    line as a person sees it; a table row (its cells joined by `CELL_JOIN`) or a byline is none."""
     line_start = text.rfind("\n", 0, start) + 1
     line = text[line_start:end]
     number = SECTION_NUMBER.match(line)
@@ -128,6 +128,7 @@ def heading_at(text: str, start: int, end: int) -> str:
         and line[-1:] not in ".!:;,\"'”’"
         and len(line.split()) <= HEADING_WORDS
         and CELL_JOIN not in line
+        and not BYLINE.match(line)
     )
     return line if heading else ""
 

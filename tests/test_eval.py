@@ -340,7 +340,16 @@ def test_generation_subset_meets_the_minimums(out: Path) -> None:
     assert answered and all("SmolLM2" in r["model"] for r in answered)
     # The default leads with the one name, date or number of the asked kind in the best evidence
     # sentence, else quotes that sentence, or puts an answer together from two facts, or abstains.
-    assert {r["how"] for r in answered} <= {"short", "quote", "opening", "model", "abstain", "reckon", "names"}
+    assert {r["how"] for r in answered} <= {
+        "short",
+        "quote",
+        "opening",
+        "byline",
+        "model",
+        "abstain",
+        "reckon",
+        "names",
+    }
     quoted = [r for r in answered if r["how"] == "quote"]
     assert all(r["evidence"] and r["answer"].startswith("“") for r in quoted)
     short = [r for r in answered if r["how"] == "short"]

@@ -242,3 +242,67 @@ def test_a_model_that_writes_reads_the_named_articles_opening_first(manual_rag: 
     assert answer.passages[0].text.startswith(OPENINGS["moorings.md"])
     prompt = ollama.requests_to("/api/chat")[-1]["messages"][-1]["content"]
     assert f'[1] "{OPENINGS["moorings.md"]}"' in prompt  # the opening named as the evidence
+
+
+STORIES = {
+    "ferry.md": (
+        "# Ferry timetable cut for the winter\n\n*By Ana Lis, Harbour Courier — 3 November 2026*\n\n"
+        "The Portvale ferry will run four times a day instead of six from December, the harbour trust said "
+        "on Monday. The trust blamed the cost of fuel.\n\n"
+        "A letter of protest was written by Tomas Berg, who chairs the islanders' association.\n"
+    ),
+    "bakery.txt": (
+        "Bakery wins regional prize\n\nBY JONAS WEBER, Valley News\n\n"
+        "The Mill Lane bakery won the regional bread prize on Saturday with a rye loaf baked in a wood oven.\n"
+    ),
+    "council.txt": (
+        "Council agrees new bus routes\n\n"
+        "The town council agreed three new bus routes on Tuesday, to start in March after a public vote.\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def stories_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """Three made-up news stories: two with a byline, one without."""
+    folder = tmp_path_factory.mktemp("stories")
+    for name, text in STORIES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    rag = make_rag(folder / ".rag", folder, backend="embedded")
+    rag.ingest([folder])
+    return rag
+
+
+def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> None:
+    ferry = stories_rag.ask("Who wrote the story about the ferry timetable?")
+    assert ferry.how == "byline" and "Ana Lis" in ferry.text and ferry.text.endswith("[1]"), ferry.text
+    cited = ferry.evidence[0]
+    assert cited.doc_id == "ferry.md" and ferry.citations[0].passage.doc_id == "ferry.md"
+    line = "By Ana Lis, Harbour Courier — 3 November 2026"
+    assert STORIES["ferry.md"][cited.start : cited.end] == line  # its place in the file, inside the emphasis
+    bakery = stories_rag.ask("Who wrote the article about the bakery prize?")
+    assert bakery.how == "byline" and "JONAS WEBER" in bakery.text, bakery.text
+    # A follow-up asks of the article the conversation is about.
+    history = [
+        {"role": "user", "content": "When will the ferry run less often?"},
+        {"role": "assistant", "content": "December [1]."},
+    ]
+    follow = stories_rag.ask("Who wrote that story?", history=history)
+    assert follow.how == "byline" and "Ana Lis" in follow.text, follow.text
+    # In a filter of one article, no topic is needed.
+    assert "JONAS WEBER" in stories_rag.ask("Who is the author?", where="bakery.txt").text
+    # An article without a byline does not say who wrote it: no other article's byline is given.
+    council = stories_rag.ask("Who wrote the article about the new bus routes?")
+    assert council.abstained and not council.citations, council.text
+    # Who wrote something the story tells of is in the story, not its byline.
+    letter = stories_rag.ask("Who wrote the letter of protest?")
+    assert letter.how != "byline" and "Tomas Berg" in letter.text, letter.text
+
+
+def test_a_byline_is_no_heading_over_the_story() -> None:
+    from rag.documents import clean_article
+    from rag.text import headings_over
+
+    story = clean_article(STORIES["ferry.md"], doc_id="ferry.md", markdown=True)
+    assert story.text.startswith("By Ana Lis")
+    assert headings_over(story.text, [len(story.text) - 1], dict(story.heading_levels)) == [((), False)]
