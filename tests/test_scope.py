@@ -173,14 +173,19 @@ OPENINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def manual_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
-    folder = tmp_path_factory.mktemp("manual")
-    for name, text in MANUAL.items():
+def folder_rag(tmp_path_factory: pytest.TempPathFactory, files: dict[str, str]) -> RAG:
+    """A fresh store holding just these files (name: text), read from a folder of their own."""
+    folder = tmp_path_factory.mktemp("folder")
+    for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     rag = make_rag(folder / ".rag", folder, backend="embedded")
     rag.ingest([folder])
     return rag
+
+
+@pytest.fixture(scope="module")
+def manual_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    return folder_rag(tmp_path_factory, MANUAL)
 
 
 def test_a_title_in_quotes_is_found_whatever_its_case_quotes_and_end_mark() -> None:
@@ -265,12 +270,7 @@ STORIES = {
 @pytest.fixture(scope="module")
 def stories_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
     """Three made-up news stories: two with a byline, one without."""
-    folder = tmp_path_factory.mktemp("stories")
-    for name, text in STORIES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    rag = make_rag(folder / ".rag", folder, backend="embedded")
-    rag.ingest([folder])
-    return rag
+    return folder_rag(tmp_path_factory, STORIES)
 
 
 def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> None:
