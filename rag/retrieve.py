@@ -210,11 +210,14 @@ def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
 
 
 def diverse(passages: Iterable[Passage], k: int, max_overlap: float) -> list[Passage]:
-    """The first k passages, skipping any whose shingles are mostly inside one already chosen."""
+    """The first k passages, skipping any whose shingles are mostly inside one already chosen. A
+    passage that holds a chosen one and more is kept: measured against the smaller of the two, an
+    article's opening chunk was dropped for its short last chunk, which the chunk overlap puts
+    mostly inside it, and with it the sentence that answered (eval/README.md)."""
     chosen: list[tuple[Passage, set]] = []
     for passage in passages:
         grams = shingles(passage.text)
-        if all(len(grams & other) / max(min(len(grams), len(other)), 1) <= max_overlap for _, other in chosen):
+        if all(len(grams & other) / max(len(grams), 1) <= max_overlap for _, other in chosen):
             chosen.append((passage, grams))
         if len(chosen) == k:
             break
