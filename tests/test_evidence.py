@@ -503,9 +503,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3244 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3271 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.406),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4065),
 }
 
 
@@ -573,7 +573,7 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.304, is under its threshold, 0.3244; Snowball "
+                reason="refused (measured): the check's confidence, 0.3031, is under its threshold, 0.3271; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -702,8 +702,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.2349, is under its threshold, "
-    "0.3244; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.237, is under its threshold, "
+    "0.3271; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:
@@ -870,3 +870,14 @@ def test_a_chunk_knows_the_headings_an_earlier_chunk_holds(tmp_path_factory: pyt
     assert last, "the last removed item should sit in a chunk without its headings"
     by_text = {s.text: s.headings for s in candidates(last[:1])}
     assert by_text["The old fax export number 11 of the berth schedule was dropped for good."] == "Version 3.1 Removed"
+
+
+def test_what_happened_asks_for_an_event_not_the_word(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "happened" is in no sentence: it asks what the sentence says, as "do" does.
+    from test_retrieve import ERUPTION, FERRY_NOTICE
+
+    rag, _ = store_of(tmp_path_factory, {"eruption.txt": ERUPTION, "ferry.txt": FERRY_NOTICE})
+    spa = rag.ask("What happened to the spa?")
+    assert not spa.abstained and "closed its doors" in spa.text, spa.text
+    flights = rag.ask("What happened to the flights?")
+    assert not flights.abstained and "flights continued as scheduled" in flights.text, flights.text
