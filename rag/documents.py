@@ -43,12 +43,13 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "8"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "9"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
 # a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read"),
-# an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds
+# an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds;
+# 9: a newspaper's place alone before a long dash ("RIVERTON — ")
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -95,8 +96,8 @@ _SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
 # with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —".
 # A newspaper's own story names no agency, but then a state or date follows the place: "DENVER,
-# Colo. -- ", "BOSTON, March 3 — " (the dash spaced). A word in capitals and a dash alone is no
-# dateline: "FILE - " opens an AP photo caption, "ANALYSIS - " a kind of story.
+# Colo. -- ", "BOSTON, March 3 - " (the dash spaced); or the place stands alone before a long dash
+# (`_BARE_PLACE`).
 _BRACKETED = (
     rf"(?:,\s+(?P<wire_date>{_DATE})\.?|,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?"
     rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
@@ -109,8 +110,18 @@ _NAMED_PLACE = (
     r"(?P<named_place>[A-Z][a-zà-ÿ'’\-]+(?: (?:(?:de|da|do|del|la|le|van|von|am|upon) )?[A-Z][a-zà-ÿ'’\-]+){0,2})"
 )
 _NAMED_AGENCY = r"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{0,30}?|[a-z]{2,4})\s*\)\s*[-–—]{1,2}(?=\s+[A-Z\"“‘'])"
+# A newspaper's place alone, in capitals, before a long dash: "RIVERTON — ", "NORTHFIELD -- ". A
+# hyphen is not enough ("FILE - " opens an AP photo caption), and the words newsrooms put first to
+# label a story are no place.
+_LABELS = "FILE|ANALYSIS|EXCLUSIVE|UPDATE|UPDATED|BREAKING|OPINION|EDITORIAL|COMMENTARY|CORRECTION|WATCH|LIVE|NOTE|WARNING"
+_BARE_PLACE = (
+    rf"(?P<bare_place>(?!(?:{_LABELS})\b)[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}(?: [A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}){{0,2}})"
+    r"\s+(?:—|–|--)(?=\s+[A-Z\"“‘'])"
+)
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
-DATELINE = re.compile(rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY})\s*")
+DATELINE = re.compile(
+    rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE})\s*"
+)
 # A story's byline, on a line of its own among its first lines: "By Dana Whitfield", "BY JOHN
 # SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026". The name
 # after "By" is two capitalised words or more, so that "By car, the trip takes an hour" is none.
@@ -721,7 +732,7 @@ def parse_dateline(text: str) -> Dateline:
         if match:
             date = match["date"] or match["wire_date"] or ""
             agency = match["agency"] or match["wire_agency"] or match["named_agency"] or ""
-            place = (match["place"] or match["named_place"]).strip()
+            place = (match["place"] or match["named_place"] or match["bare_place"]).strip()
             place += f", {match['region']}" if match["region"] else ""
             return Dateline(place, date.strip(), agency.strip())
     return Dateline()

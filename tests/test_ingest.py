@@ -92,6 +92,8 @@ WIRE_DATELINES = {
     "KYIV, Ukraine (AP) — The tram network was extended.": ("KYIV, Ukraine", "", "AP"),
     "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),  # a newspaper's own story
     "BOSTON, March 3 — The ferry fleet grew.": ("BOSTON", "March 3", ""),
+    "RIVERTON — The council voted to keep the ferry.": ("RIVERTON", "", ""),  # the place alone, a long dash
+    "ST. PAUL -- The tram network was extended.": ("ST. PAUL", "", ""),
     # An agency's website writes the place as a name.
     "Paris (AFP) – The bakers' guild crowned a new champion.": ("Paris", "", "AFP"),
     "Berlin (dpa) - A night train line reopened.": ("Berlin", "", "dpa"),
@@ -120,6 +122,9 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "US-BASED ferries ran late.",  # capitals joined to a word by a hyphen
         "FILE - Ferries wait in the harbour, Jan. 12, 2025. (AP Photo/Ana Lis, File)",  # a photo caption
         "ANALYSIS - The ferry ran late.",  # the kind of story, not a place
+        "ANALYSIS — The ferry ran late.",  # with a long dash too
+        "FILE — Ferries wait in the harbour.",
+        "RIVERTON - The ferry ran late.",  # a place alone needs a long dash
         "Ferries (left) - and the old tug - lay in the harbour.",  # a caption's note, the story lower case
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
