@@ -113,15 +113,15 @@ _NAMED_AGENCY = r"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{0,30}?|[a-z]{2,4}
 # A newspaper's place alone, in capitals, before a long dash: "RIVERTON — ", "NORTHFIELD -- ". A
 # hyphen is not enough ("FILE - " opens an AP photo caption), and the words newsrooms put first to
 # label a story are no place.
-_LABELS = "FILE|ANALYSIS|EXCLUSIVE|UPDATE|UPDATED|BREAKING|OPINION|EDITORIAL|COMMENTARY|CORRECTION|WATCH|LIVE|NOTE|WARNING"
+_LABELS = (
+    "FILE|ANALYSIS|EXCLUSIVE|UPDATE|UPDATED|BREAKING|OPINION|EDITORIAL|COMMENTARY|CORRECTION|WATCH|LIVE|NOTE|WARNING"
+)
 _BARE_PLACE = (
     rf"(?P<bare_place>(?!(?:{_LABELS})\b)[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}(?: [A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}){{0,2}})"
     r"\s+(?:—|–|--)(?=\s+[A-Z\"“‘'])"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
-DATELINE = re.compile(
-    rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE})\s*"
-)
+DATELINE = re.compile(rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE})\s*")
 # A story's byline, on a line of its own among its first lines: "By Dana Whitfield", "BY JOHN
 # SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026". The name
 # after "By" is two capitalised words or more, so that "By car, the trip takes an hour" is none.
