@@ -22,7 +22,16 @@ from rag.followup import Standalone
 from rag.ingest import IngestReport, Progress
 from rag.retrieve import HybridRetriever, Passage, Retrieval, led_by, to_passage
 from rag.safety import REFUSAL_TEXT, checked_question, is_override_attempt
-from rag.scope import NOT_IN_SCOPE, Where, asks_what_it_says, asks_who_wrote, named_articles, scope_of
+from rag.scope import (
+    NOT_IN_SCOPE,
+    WHICH_ARTICLE,
+    Where,
+    asks_what_it_says,
+    asks_who_wrote,
+    named_articles,
+    names_no_article,
+    scope_of,
+)
 from rag.settings import Settings
 from rag.strategy import Strategy, Tools, Turn, timed
 from rag.text import Annotator
@@ -277,9 +286,12 @@ class RAG:
     def refusal(self, turn: Turn, retrieval: Retrieval) -> Answer | None:
         """The answer when the question gets none from the backend: an instruction override, or
         nothing relevant in the articles (or in the chosen ones); an article asked for as a whole
-        is relevant by being named."""
+        is relevant by being named. Who wrote "the article", of several and none named, is asked back."""
         if is_override_attempt(turn.question):
             return turn.answer(None, text=REFUSAL_TEXT, how=How.REFUSE)
+        standalone = turn.standalone
+        if not turn.whole_article and asks_who_wrote(standalone.asking) and names_no_article(standalone.text):
+            return turn.answer(None, text=WHICH_ARTICLE, how=How.ABSTAIN)
         if not turn.whole_article and not retrieval.is_relevant(
             self.settings.min_relevance, self.settings.min_coverage
         ):

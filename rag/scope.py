@@ -32,6 +32,9 @@ WHOLE_ARTICLE = content_terms(
     "point points describe describes cover covers"
 )
 NOT_IN_SCOPE = "The chosen articles don't cover this: none of their passages is about it."
+WHICH_ARTICLE = "Which article do you mean? Name it by its title in quotes, or choose it with a filter, and its byline says who wrote it."
+# The words of a question for who wrote an article that name no article ("Who is the author?").
+WRITER_WORDS = content_terms("wrote write writes written author authors writer writers byline")
 # A question for who wrote an article ("Who wrote the story about the bridge?", "Who is the
 # author?"), not for who wrote something the article tells of ("Who wrote the letter?").
 # A report or text the story tells of may have its own authors: only "this report" is the article.
@@ -143,6 +146,11 @@ def asks_what_it_says(rest: str) -> bool:
 def asks_who_wrote(question: str) -> bool:
     """Whether a question asks who wrote an article: its byline answers (rag/evidence.py `written_by`)."""
     return bool(WHO_WROTE.search(question))
+
+
+def names_no_article(question: str) -> bool:
+    """Whether a question for who wrote an article says nothing of which ("Who is the author?")."""
+    return content_terms(question) <= WHOLE_ARTICLE | WRITER_WORDS
 
 
 def _folded_title(title: str) -> str:

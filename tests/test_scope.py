@@ -18,7 +18,7 @@ from ollama_server import OllamaServer
 import rag.store as store_module
 from rag import RAG, BadInput, ui
 from rag.cli import main as rag_command
-from rag.scope import NOT_IN_SCOPE, Scope, asks_what_it_says, named_articles, scope_of
+from rag.scope import NOT_IN_SCOPE, WHICH_ARTICLE, Scope, asks_what_it_says, named_articles, scope_of
 from rag.store import StoredDocument, scoped_search_way
 
 TOKYO, MORI = "002_5c202a017dd63dc4.txt", "003_4d11091f11b44f0d.txt"
@@ -289,13 +289,15 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
     ]
     follow = stories_rag.ask("Who wrote that story?", history=history)
     assert follow.how == "byline" and "Ana Lis" in follow.text, follow.text
-    # In a filter of one article, no topic is needed.
+    # In a filter of one article, no topic is needed; of several, which one is asked back.
     assert "JONAS WEBER" in stories_rag.ask("Who is the author?", where="bakery.txt").text
+    which = stories_rag.ask("Who is the author?")
+    assert which.abstained and which.text == WHICH_ARTICLE and not which.citations, which.text
     # An article without a byline does not say who wrote it: no other article's byline is given.
     council = stories_rag.ask("Who wrote the article about the new bus routes?")
     assert council.abstained and not council.citations, council.text
     # Who wrote something the story tells of is in the story, not its byline.
-    letter = stories_rag.ask("Who wrote the letter of protest?")
+    letter = stories_rag.ask("Who has written a letter of protest?")
     assert letter.how != "byline" and "Tomas Berg" in letter.text, letter.text
 
 
