@@ -43,13 +43,14 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "9"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "10"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
 # a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read"),
 # an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds;
-# 9: a newspaper's place alone before a long dash ("RIVERTON — ")
+# 9: a newspaper's place alone before a long dash ("RIVERTON — "); 10: a press release's datelines
+# ("/PRNewswire/ --", "(GLOBE NEWSWIRE) --", "--(BUSINESS WIRE)--"), a date written day first
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -90,16 +91,22 @@ TABLE_BAR = re.compile(r"(?<!\\)\|")
 CELL_JOIN, NAME_JOIN = "; ", ": "  # a table row read as a line: "Setting: retries; Default: 3"
 
 _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
-_DATE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+# "March 3", "Dec. 5, 2026", and day first: "5 December", "5 Dec 2026".
+_DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+{_MONTH}(?:,?\s*\d{{4}})?)"
 # "OSLO, May 4. /NTB/." (the opening slash is sometimes lost): a date is required.
-_SLASHED = rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?"
+# A press release's "NEW YORK, Dec. 5, 2026 /PRNewswire/ --" is the same, its dash after.
+_SLASHED = (
+    rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?(?:\s*[-–—]{{1,2}}(?=\s))?"
+)
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
-# with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —".
+# with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —",
+# or both: "OSLO, Norway, Dec. 5, 2026 (GLOBE NEWSWIRE) --"; "SAN FRANCISCO--(BUSINESS WIRE)--".
 # A newspaper's own story names no agency, but then a state or date follows the place: "DENVER,
 # Colo. -- ", "BOSTON, March 3 - " (the dash spaced); or the place stands alone before a long dash
 # (`_BARE_PLACE`).
 _BRACKETED = (
-    rf"(?:,\s+(?P<wire_date>{_DATE})\.?|,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?"
+    rf"(?:,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?(?:,\s+(?P<wire_date>{_DATE})\.?)?"
     rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
     rf"|(?(wire_date)|(?(region)|(?!)))\s+[-–—]{{1,2}}(?=\s))"
 )
@@ -732,7 +739,8 @@ def parse_dateline(text: str) -> Dateline:
         if match:
             date = match["date"] or match["wire_date"] or ""
             agency = match["agency"] or match["wire_agency"] or match["named_agency"] or ""
-            place = (match["place"] or match["named_place"] or match["bare_place"]).strip()
+            # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.
+            place = (match["place"] or match["named_place"] or match["bare_place"]).strip(" -–—")
             place += f", {match['region']}" if match["region"] else ""
             return Dateline(place, date.strip(), agency.strip())
     return Dateline()

@@ -93,6 +93,15 @@ WIRE_DATELINES = {
     "DENVER, Colo. -- The tram network was extended.": ("DENVER, Colo.", "", ""),  # a newspaper's own story
     "BOSTON, March 3 — The ferry fleet grew.": ("BOSTON", "March 3", ""),
     "RIVERTON — The council voted to keep the ferry.": ("RIVERTON", "", ""),  # the place alone, a long dash
+    # A press release's, as the wire services that carry them write it; a date day first.
+    "NEW YORK, Dec. 5, 2026 /PRNewswire/ -- The ferry line opened.": ("NEW YORK", "Dec. 5, 2026", "PRNewswire"),
+    "SAN FRANCISCO--(BUSINESS WIRE)--The ferry line opened.": ("SAN FRANCISCO", "", "BUSINESS WIRE"),
+    "OSLO, Norway, Dec. 5, 2026 (GLOBE NEWSWIRE) -- The ferry line opened.": (
+        "OSLO, Norway",
+        "Dec. 5, 2026",
+        "GLOBE NEWSWIRE",
+    ),
+    "LONDON, 5 December (Reuters) - Tea auction prices rose.": ("LONDON", "5 December", "Reuters"),
     "ST. PAUL -- The tram network was extended.": ("ST. PAUL", "", ""),
     # An agency's website writes the place as a name.
     "Paris (AFP) – The bakers' guild crowned a new champion.": ("Paris", "", "AFP"),
