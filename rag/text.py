@@ -11,7 +11,8 @@ speech, which with WordNet's antonyms (`antonyms.txt`) tell a sentence that says
 what a question asks.
 
 Not handled: languages other than English (stems and stop words are English), and sentence ends
-after abbreviations that are followed by a capital ("Gen. Smith" is split in two).
+after abbreviations other than the titles and company suffixes of `ABBREVIATIONS` ("Calif. Gov."
+is split in two).
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ QUESTION_STOPWORDS = frozenset(
     "said say says tell me about can could would should many much any some i you we us our my your its from "
     "than been being so also please happen happened happens".split()
 )
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
+# Abbreviations that a capital follows inside a sentence: titles before a name ("Gen. Lind"), a
+# company's suffix before its ticker ("Acme Inc. (NASDAQ: ACME)"), "U.S. Navy". A sentence that
+# truly ends with one is read on into the next, which costs less than a sentence cut in two.
+ABBREVIATIONS = (
+    "Mr Mrs Ms Dr Prof Sr Jr St Mt Gen Gov Sen Rep Lt Col Capt Sgt Adm Rev Inc Corp Ltd Co Nos No U.S U.K U.N"
+).split()
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])" + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS) + r"\s+(?=[A-Z\"“(])"
+)
 CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
 
 _STEMMERS = threading.local()  # a PyStemmer object is not safe to share between threads

@@ -25,7 +25,7 @@ from rag.evidence import SCORER, Scorer, candidates, follow_up_kind, kind_found,
 from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.followup import joined_question
 from rag.retrieve import Passage, with_passages_for
-from rag.text import ANTONYMS, Annotator, clause_windows, heading_at, is_new, section_level
+from rag.text import ANTONYMS, Annotator, clause_windows, heading_at, is_new, section_level, sentence_spans
 
 HARBOUR = """\
 Harbour bridge reopens after two years of repairs
@@ -503,9 +503,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3271 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3269 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4065),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4085),
 }
 
 
@@ -573,7 +573,7 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.3031, is under its threshold, 0.3271; Snowball "
+                reason="refused (measured): the check's confidence, 0.2985, is under its threshold, 0.3269; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -702,8 +702,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.237, is under its threshold, "
-    "0.3271; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.2371, is under its threshold, "
+    "0.3269; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:
@@ -881,3 +881,30 @@ def test_what_happened_asks_for_an_event_not_the_word(tmp_path_factory: pytest.T
     assert not spa.abstained and "closed its doors" in spa.text, spa.text
     flights = rag.ask("What happened to the flights?")
     assert not flights.abstained and "flights continued as scheduled" in flights.text, flights.text
+
+
+PRESS_RELEASE = """\
+Tern Robotics to Acquire Lumen Sensors
+
+NEW YORK, Dec. 5, 2026 /PRNewswire/ -- Tern Robotics Inc. (NASDAQ: TERN), a maker of warehouse robots, \
+today announced that it will acquire Lumen Sensors, a developer of lidar sensors, for $240 million in cash.
+
+The deal is expected to close in the first quarter of 2027. Gen. Ada Lind, a board member, called it a good fit.
+
+Lumen Sensors was founded in 2019 by Daniel Okoro and employs 85 people in Austin.
+"""
+
+
+def test_a_title_or_a_companys_suffix_does_not_end_a_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
+    text = "Tern Robotics Inc. (NASDAQ: TERN) bought a firm. Gen. Lind met Mr. Okoro. The U.S. Navy sailed."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Tern Robotics Inc. (NASDAQ: TERN) bought a firm.",
+        "Gen. Lind met Mr. Okoro.",
+        "The U.S. Navy sailed.",
+    ]
+    # Cut after "Inc.", the quote lost its subject; cut after "Gen.", the sentence lost its name.
+    rag, _ = store_of(tmp_path_factory, {"deal.txt": PRESS_RELEASE, "bridge.txt": HARBOUR})
+    announced = rag.ask("What did Tern Robotics announce?")
+    assert announced.text.startswith("“Tern Robotics Inc. (NASDAQ: TERN), a maker"), announced.text
+    fit = rag.ask("Who called the deal a good fit?")
+    assert not fit.abstained and "Ada Lind" in fit.text, fit.text
