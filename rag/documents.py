@@ -43,14 +43,15 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "10"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "11"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
 # a bracketed credit line, a news page's own lines copied with it ("Skip to content", "4 min read"),
 # an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds;
 # 9: a newspaper's place alone before a long dash ("RIVERTON — "); 10: a press release's datelines
-# ("/PRNewswire/ --", "(GLOBE NEWSWIRE) --", "--(BUSINESS WIRE)--"), a date written day first
+# ("/PRNewswire/ --", "(GLOBE NEWSWIRE) --", "--(BUSINESS WIRE)--"), a date written day first;
+# 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe")
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -583,13 +584,14 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
     width (a PDF's layout, a hard-wrapped text or Markdown file) rather than starting anew: read
     as lines of their own, its sentences were cut in two. In Markdown, any line next to the one
     before is the same paragraph unless it opens a block (heading, list item, quote, table row);
-    elsewhere only one that starts in lower case, or follows a comma or hyphen, goes on."""
+    elsewhere only one that starts in lower case, or follows a comma, hyphen or colon, goes on (a
+    label on a line of its own names the line after it: "Media contact:", then "Jane Roe")."""
     (before_start, before_text), (start, text) = before, line
     if original.count("\n", before_start + len(before_text), start) != 1:
         return False  # a blank line, or a line taken out, lies between
     if markdown:
         return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
-    return text[:1].islower() or before_text.endswith((",", "-"))
+    return text[:1].islower() or before_text.endswith((",", "-", ":"))
 
 
 def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:

@@ -892,10 +892,14 @@ today announced that it will acquire Lumen Sensors, a developer of lidar sensors
 The deal is expected to close in the first quarter of 2027. Gen. Ada Lind, a board member, called it a good fit.
 
 Lumen Sensors was founded in 2019 by Daniel Okoro and employs 85 people in Austin.
+
+Media contact:
+Jane Roe
+press@tern.example
 """
 
 
-def test_a_title_or_a_companys_suffix_does_not_end_a_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_press_release_reads_as_its_reader_would(tmp_path_factory: pytest.TempPathFactory) -> None:
     text = "Tern Robotics Inc. (NASDAQ: TERN) bought a firm. Gen. Lind met Mr. Okoro. The U.S. Navy sailed."
     assert [text[a:b] for a, b in sentence_spans(text)] == [
         "Tern Robotics Inc. (NASDAQ: TERN) bought a firm.",
@@ -908,3 +912,6 @@ def test_a_title_or_a_companys_suffix_does_not_end_a_sentence(tmp_path_factory: 
     assert announced.text.startswith("“Tern Robotics Inc. (NASDAQ: TERN), a maker"), announced.text
     fit = rag.ask("Who called the deal a good fit?")
     assert not fit.abstained and "Ada Lind" in fit.text, fit.text
+    # A label on a line of its own names the line after it.
+    contact = rag.ask("Who is the media contact?")
+    assert not contact.abstained and "Jane Roe" in contact.text, contact.text
