@@ -186,8 +186,10 @@ def check_support(
 
 
 def with_markers(sentence: str, numbers: list[int]) -> str:
-    """Put the markers before the closing punctuation: "... Portvale [2]." """
-    stripped = re.sub(r"\s+([.,;:!?])", r"\1", sentence.rstrip())
+    """Put the markers before the closing punctuation: "... Portvale [2]." A space before a mark
+    that ends a word is dropped ("Portvale ."); one before a mark that opens a word is the text's
+    own ("the .deb package", "run ./setup")."""
+    stripped = re.sub(r"\s+([.,;:!?])(?=\s|$)", r"\1", sentence.rstrip())
     markers = "".join(f"[{n}]" for n in numbers)
     if stripped and stripped[-1] in ".!?":
         return f"{stripped[:-1]} {markers}{stripped[-1]}"

@@ -12,7 +12,7 @@ from test_ingest import run_cli
 
 from rag import RAG, Answer, BadInput
 from rag.answer import ABSTAIN_TEXT
-from rag.citations import check_support, citations_for, clean_markers, model_abstained, strip_markers
+from rag.citations import check_support, citations_for, clean_markers, model_abstained, strip_markers, with_markers
 from rag.engines import Engines
 from rag.evidence import Scorer, select
 from rag.extractive import evidence_text
@@ -136,6 +136,13 @@ def test_markers_that_point_at_no_passage_are_dropped() -> None:
     assert text == "Tokyo hosted the talks [1]. The treaty dates from 1956 [2]. Nothing."
     cited = citations_for(text, [passage(1, "a"), passage(2, "b")])
     assert [c.marker for c in cited] == [1, 2]
+
+
+def test_a_marker_goes_before_the_closing_stop_and_a_quote_keeps_its_words() -> None:
+    assert with_markers("The ferry left from Portvale .", [2]) == "The ferry left from Portvale [2]."
+    # A stop that opens a word is the text's own: the quote is not changed.
+    assert with_markers("Users can install the .deb package.", [1]) == "Users can install the .deb package [1]."
+    assert with_markers("Run ./setup first , then start it.", [3]) == "Run ./setup first, then start it [3]."
 
 
 def test_unsupported_sentences_are_dropped_and_uncited_ones_get_their_source(seeded_rag: RAG) -> None:
