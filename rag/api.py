@@ -261,7 +261,7 @@ class RAG:
         doc_ids, lead = self.named_scope(standalone, doc_ids)
         retrieval = self.lookup(standalone, k, doc_ids)
         writer = lead is None and asks_who_wrote(standalone.asking)
-        lead = self.written_of(retrieval, doc_ids) if writer else lead
+        lead = self.written_of(standalone, retrieval, doc_ids) if writer else lead
         writer = writer and lead is not None
         timings = {"retrieval_ms": (time.perf_counter() - started) * 1000}
         passages = retrieval.passages if lead is None else led_by(lead, retrieval.passages, k or self.settings.top_k)
@@ -313,15 +313,20 @@ class RAG:
             return named, None
         return named, self.first_passage(next(iter(named)))
 
-    def written_of(self, retrieval: Retrieval, doc_ids: frozenset[str] | None) -> Passage | None:
+    def written_of(
+        self, standalone: Standalone, retrieval: Retrieval, doc_ids: frozenset[str] | None
+    ) -> Passage | None:
         """The first passage of the article a question asks who wrote, whose byline answers it (or
         its lack: the article does not say): the one article in the scope or the store, else the
-        one retrieval ranks first, if what was found is about the question at all. None when there
-        is no such article, and the question is answered as any other (or refused)."""
+        one retrieval ranks first, if the question says what it is about and what was found is
+        about that at all. None when there is no such article, and the question is answered as any
+        other, refused, or asked back (`refusal`)."""
         documents = self._named_documents()
         articles = [d.doc_id for d in documents if doc_ids is None or d.doc_id in doc_ids]
         if len(articles) == 1:
             article = articles[0]
+        elif names_no_article(standalone.text):
+            return None
         elif retrieval.passages and retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
             article = retrieval.passages[0].doc_id
         else:
