@@ -528,7 +528,7 @@ def clean_article(
         segments += [(cursor + at_text, start + at_line) for at_text, at_line in points]
         text_parts.append(line)
         cursor += len(line) + 2
-    text = "\n\n".join(text_parts)
+    text, lines_kept = "\n\n".join(text_parts), set(text_parts)
     return Document(
         doc_id=doc_id,
         title=title or doc_id,
@@ -538,7 +538,7 @@ def clean_article(
         dateline=parse_dateline(text),
         content_hash=content_hash or hashlib.sha256(original.encode()).hexdigest(),
         segments=tuple(segments),
-        heading_levels=tuple((line, level) for line, level in levels.items() if line in text_parts),
+        heading_levels=tuple((line, level) for line, level in levels.items() if line in lines_kept),
     )
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain, groupby
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.lexical import LexicalIndex, Scoped, index_path
 from rag.settings import Settings
@@ -105,10 +105,10 @@ def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found
         chunk_id=chunk.chunk_id,
         similarity=similarity,
         found_by=found_by,
-        lines=_line_map(meta.get("lines")),
+        lines=_stored_pairs(meta.get("lines"), int, int),
         headings=tuple(h for h in str(meta.get("headings") or "").split("\n") if h),
         after_heading=bool(meta.get("after_heading", False)),
-        heading_levels=_heading_levels(meta.get("heading_levels")),
+        heading_levels=_stored_pairs(meta.get("heading_levels"), str, int),
     )
 
 
@@ -118,19 +118,15 @@ def led_by(lead: Passage, passages: Sequence[Passage], k: int) -> list[Passage]:
     return [lead, *[p for p in passages if p.chunk_id != lead.chunk_id][: k - 1]]
 
 
-def _line_map(value: object) -> tuple[tuple[int, int], ...]:
-    """The chunk's line map from its metadata; empty for chunks stored before it was recorded."""
-    try:
-        return tuple((int(a), int(b)) for a, b in json.loads(str(value)))
-    except (TypeError, ValueError):
-        return ()
+A = TypeVar("A")
+B = TypeVar("B")
 
 
-def _heading_levels(value: object) -> tuple[tuple[str, int], ...]:
-    """The levels of the chunk's marked headings from its metadata; empty for chunks stored before
-    they were recorded, or from a file that marks none."""
+def _stored_pairs(value: object, first: Callable[[Any], A], second: Callable[[Any], B]) -> tuple[tuple[A, B], ...]:
+    """Pairs a chunk's metadata holds as JSON (its line map, its headings' levels); empty for a
+    chunk stored before they were recorded, or a value that is not such a list."""
     try:
-        return tuple((str(h), int(n)) for h, n in json.loads(str(value)))
+        return tuple((first(a), second(b)) for a, b in json.loads(str(value)))
     except (TypeError, ValueError):
         return ()
 
