@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "11"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "12"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -51,13 +51,15 @@ CLEANER_VERSION = "11"  # 2: chunks record where their lines start; 3: datelines
 # an agency website's "Paris (AFP) –"; 8: a chunk records the headings over it, which an earlier chunk holds;
 # 9: a newspaper's place alone before a long dash ("RIVERTON — "); 10: a press release's datelines
 # ("/PRNewswire/ --", "(GLOBE NEWSWIRE) --", "--(BUSINESS WIRE)--"), a date written day first;
-# 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe")
+# 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe"); 12: a heading the file
+# marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
-# and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept.
-READER_VERSIONS = {".html": "h4", ".htm": "h4", ".md": "m4", ".pdf": "p2"}
+# and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
+# browser prints on a page saved as PDF is dropped.
+READER_VERSIONS = {".html": "h4", ".htm": "h4", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -67,6 +69,8 @@ MD_INLINE = re.compile(
     r"|(?P<mark>\*\*|__|`)(?P<marked>[^\n]+?)(?P=mark)"
     r"|(?<!\w)[*_](?P<em>[^\s*_](?:[^\n*_]*[^\s*_])?)[*_](?!\w)"
 )
+# A list item's mark where the text keeps it (plain text, PDF): "- ", "• ", "2. ", "b) ".
+LIST_MARK = re.compile(r"(?:[-*•●▪◦‣∙·–]|\d{1,2}[.)]|[a-z][.)])\s+")
 MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # heading, quote, list marks
 # A heading's level: "## Fees" is 2; a line underlined with "===" is 1, with "---" 2.
 MD_HEADING = re.compile(r"(#{1,6})\s+\S")
@@ -106,9 +110,13 @@ _SLASHED = (
 # A newspaper's own story names no agency, but then a state or date follows the place: "DENVER,
 # Colo. -- ", "BOSTON, March 3 - " (the dash spaced); or the place stands alone before a long dash
 # (`_BARE_PLACE`).
+# What parts the agency from the story: a dash or two ("(AP) —", "(Kyodo)--"), Spanish wires' ".-"
+# ("(EFE).-"), South Asian ones' colon after a place in capitals ("ISLAMABAD, Dec 4 (APP):"); a
+# place written as a name takes no colon ("Settings (Advanced): Choose a port" is none).
+_AFTER_AGENCY = r"(?:\.?[-–—]{1,2}|:)"
 _BRACKETED = (
     rf"(?:,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?(?:,\s+(?P<wire_date>{_DATE})\.?)?"
-    rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
+    rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*{_AFTER_AGENCY}"
     rf"|(?(wire_date)|(?(region)|(?!)))\s+[-–—]{{1,2}}(?=\s))"
 )
 # An agency's website writes the place as a name, not in capitals: "Paris (AFP) –", "Berlin (dpa) -".
@@ -117,23 +125,38 @@ _BRACKETED = (
 _NAMED_PLACE = (
     r"(?P<named_place>[A-Z][a-zà-ÿ'’\-]+(?: (?:(?:de|da|do|del|la|le|van|von|am|upon) )?[A-Z][a-zà-ÿ'’\-]+){0,2})"
 )
-_NAMED_AGENCY = r"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{0,30}?|[a-z]{2,4})\s*\)\s*[-–—]{1,2}(?=\s+[A-Z\"“‘'])"
-# A newspaper's place alone, in capitals, before a long dash: "RIVERTON — ", "NORTHFIELD -- ". A
-# hyphen is not enough ("FILE - " opens an AP photo caption), and the words newsrooms put first to
-# label a story are no place.
+_NAMED_AGENCY = (
+    rf"(?:,\s+(?P<named_date>{_DATE})\.?)?"
+    rf"\s*\(\s*(?P<named_agency>[A-Z][A-Za-z.&' \-]{{0,30}}?|[a-z]{{2,4}})\s*\)\s*\.?[-–—]{{1,2}}(?=\s*[A-Z\"“‘'])"
+)
+# A newspaper's place alone, in capitals, before a long dash: "RIVERTON — ", "NORTHFIELD -- ", or
+# before a colon, as Indian papers write it: "NEW DELHI: ". A hyphen is not enough ("FILE - " opens
+# an AP photo caption), and the words newsrooms and manuals put first to label a text are no place.
 _LABELS = (
     "FILE|ANALYSIS|EXCLUSIVE|UPDATE|UPDATED|BREAKING|OPINION|EDITORIAL|COMMENTARY|CORRECTION|WATCH|LIVE|NOTE|WARNING"
+    "|NB|PS|TIP|TIPS|HINT|IMPORTANT|CAUTION|DANGER|NOTICE|ATTENTION|REMINDER|DISCLAIMER|SUMMARY|BACKGROUND|ABSTRACT"
+    "|FAQ|TODO|FIXME|EDIT|EXAMPLE|NOTES"
 )
 _BARE_PLACE = (
     rf"(?P<bare_place>(?!(?:{_LABELS})\b)[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}(?: [A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ.'\-]{{1,25}}){{0,2}})"
-    r"\s+(?:—|–|--)(?=\s+[A-Z\"“‘'])"
+    r"(?:\s+(?:—|–|--)|:)(?=\s+[A-Z\"“‘'])"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
-DATELINE = re.compile(rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE})\s*")
+# A date and agency with no place, as UPI writes it: "Dec. 4 (UPI) -- ".
+_UNPLACED = (
+    rf"(?P<unplaced_date>{_DATE})\s*\(\s*(?P<unplaced_agency>[A-Z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}(?=\s)"
+)
+DATELINE = re.compile(
+    rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE}|{_UNPLACED})\s*"
+)
 # A story's byline, on a line of its own among its first lines: "By Dana Whitfield", "BY JOHN
-# SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026". The name
-# after "By" is two capitalised words or more, so that "By car, the trip takes an hour" is none.
-BYLINE = re.compile(r"^(?:[Bb]y|BY|Written by)\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s][^\n]{0,80})?$")
+# SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026", "Interview
+# by Ana Lis", "Author: Ana Lis". The name is two capitalised words or more, so that "By car, the
+# trip takes an hour" is none.
+BYLINE = re.compile(
+    r"^(?:(?:(?:Written|Story|Text|Words|Interview|Interviewed|Reported|Reporting|Posted)\s+)?(?:[Bb]y|BY)|Author:)"
+    r"\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s][^\n]{0,80})?$"
+)
 BYLINE_LINES = 3  # the lines of a story's text, after its title, where its byline is looked for
 
 
@@ -191,6 +214,13 @@ PDF_GLYPHS = {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0
 # Lines at each end of a PDF page where running headers, footers and page numbers are looked for.
 PAGE_EDGE = 2
 PAGE_NUMBER = re.compile(r"(?i)(?:page\s*)?[-–—(\[]?\s*\d{1,4}\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?")
+# What a browser prints on every page of a web page saved as PDF, found on a page of its own too:
+# the time it was printed with the page's title ("12/7/26, 6:42 AM Ferry timetable"), and its
+# address with the page count ("https://example.org/ferry 1/3").
+BROWSER_PRINT = re.compile(
+    r"(?i)\d{1,2}/\d{1,2}/\d{2,4},?\s+\d{1,2}:\d{2}(?:\s*[ap]m)?(?:\s.*)?"
+    r"|(?:https?|file)://\S+(?:\s+\d{1,4}\s*(?:/|of)\s*\d{1,4})?"
+)
 # Above this share of undecodable characters a file is not text in any encoding worth reading.
 MAX_UNDECODABLE = 0.25
 # pypdf's caps on how far one stream may unpack (75 MB each), lowered to the file limit when it is lower.
@@ -355,13 +385,14 @@ def _read_pdf(data: bytes, max_chars: int) -> str:
         raise BadInput(f"the PDF unpacks to more than the {max_chars:,}-byte limit allows ({exc})") from exc
     except Exception as exc:  # pypdf raises many unrelated types for a damaged file
         raise BadInput(f"cannot read PDF: {exc}") from exc
-    return "\n".join(without_page_furniture(pages)).translate(PDF_GLYPHS)
+    return "\n".join(without_page_furniture([page.translate(PDF_GLYPHS) for page in pages]))
 
 
 def without_page_furniture(pages: Sequence[str]) -> list[str]:
     """The pages without their running headers and footers, nor their page numbers: lines at a
     page's top or bottom (`PAGE_EDGE` lines each) that recur at the edges of half the pages or
-    more (digits aside: "Report 2023 · page 4"), or that are only a page number. Left in, they
+    more (digits aside: "Report 2023 · page 4"), or that are only a page number or what a browser
+    prints on each page (`BROWSER_PRINT`), which a one-page file does not repeat. Left in, they
     were read as sentences of the text (a footer "Page 2 of 9" quoted as an answer) and cut a
     sentence that runs over a page break in two; without them, `wrapped` joins it again."""
     split = [[line.strip() for line in page.splitlines() if line.strip()] for page in pages]
@@ -370,7 +401,11 @@ def without_page_furniture(pages: Sequence[str]) -> list[str]:
     recurring = {shape for shape, count in counts.items() if count >= 2 and count * 2 >= len(pages)}
     kept = []
     for lines, edge in zip(split, edges):
-        dropped = {line for line in edge if PAGE_NUMBER.fullmatch(line) or page_line_shape(line) in recurring}
+        dropped = {
+            line
+            for line in edge
+            if PAGE_NUMBER.fullmatch(line) or BROWSER_PRINT.fullmatch(line) or page_line_shape(line) in recurring
+        }
         kept.append("\n".join(line for line in lines if line not in dropped))
     return kept
 
@@ -591,6 +626,8 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
         return False  # a blank line, or a line taken out, lies between
     if markdown:
         return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
+    if LIST_MARK.match(text):
+        return False  # a list's item: "Bring:", then "- a passport"
     return text[:1].islower() or before_text.endswith((",", "-", ":"))
 
 
@@ -739,10 +776,10 @@ def parse_dateline(text: str) -> Dateline:
     for paragraph in text.split("\n\n")[:8]:
         match = DATELINE.match(paragraph)
         if match:
-            date = match["date"] or match["wire_date"] or ""
-            agency = match["agency"] or match["wire_agency"] or match["named_agency"] or ""
+            date = match["date"] or match["wire_date"] or match["named_date"] or match["unplaced_date"] or ""
+            agency = match["agency"] or match["wire_agency"] or match["named_agency"] or match["unplaced_agency"] or ""
             # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.
-            place = (match["place"] or match["named_place"] or match["bare_place"]).strip(" -–—")
+            place = (match["place"] or match["named_place"] or match["bare_place"] or "").strip(" -–—")
             place += f", {match['region']}" if match["region"] else ""
             return Dateline(place, date.strip(), agency.strip())
     return Dateline()

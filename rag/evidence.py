@@ -36,11 +36,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.documents import DATELINE, find_byline
+from rag.documents import DATELINE, LIST_MARK, find_byline
 from rag.retrieve import Passage
 from rag.text import (
     Annotator,
@@ -176,6 +176,7 @@ class Sentence:
     text: str
     before: str
     headings: str = ""  # the headings above it, innermost last (`rag.text.heading_below`)
+    asked: str = ""  # the question the text asks right before it, which it answers (an FAQ's)
 
 
 @dataclass(frozen=True)
@@ -235,31 +236,77 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
+# An interview's "Q:" and "A:" before what is asked and answered: not part of what is quoted.
+INTERVIEW_LABEL = re.compile(r"[QA]:\s+")
+
+
 def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     """Every sentence of the passages long enough to state a fact, each once (chunks overlap). A
     dateline is not part of one: alone ("OSLO, May 4. /NTB/.") it is no sentence, and one that opens
     a sentence ("PARIS, March 3 (AFP) - The ...") is cut off, so that its place, date and agency are
-    neither quoted as the answer nor taken for the name or date a question asks for. A question in
+    neither quoted as the answer nor taken for the name or date a question asks for; nor is an
+    interview's "A:". A question in
     the text (an FAQ's heading, a rhetorical one) states nothing: it is not a candidate, but it is
-    the sentence before the one that answers it."""
+    what the sentences under it (its heading's) or right after it answer (`Sentence.asked`)."""
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
         before, cut = "", 0  # `cut`: where a dateline ends, which may be past a sentence end ("Ore.")
         above = list(passage.headings)  # the headings over the sentence, outermost first
         heading_before, levels = passage.after_heading, dict(passage.heading_levels)
-        for start, end in sentence_spans(passage.text):
-            dateline = DATELINE.match(passage.text[start:])  # its ^ would not match at a `pos`
-            cut = start + dateline.end() if dateline else cut
-            start = max(start, cut)
+        spans, at = sentence_spans(passage.text), 0
+        while at < len(spans):
+            span_start, end = spans[at]
+            dateline = DATELINE.match(passage.text[span_start:])  # its ^ would not match at a `pos`
+            cut = span_start + dateline.end() if dateline else cut
+            start = max(span_start, cut)
+            if label := INTERVIEW_LABEL.match(passage.text, start, end):
+                start = label.end()
             text = passage.text[start:end]
-            asks = text.rstrip(" \"'\u201d\u2019)]").endswith("?")
-            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not asks:
+            items = list_items(passage.text, spans[at + 1 :], levels) if text.endswith(":") else []
+            if items:  # the list is what the sentence says: "Bring: a passport; a photo"
+                text = f"{text} {'; '.join(item for item, _ in items)}"
+                end, at = items[-1][1], at + len(items)
+            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not is_question(text):
                 seen.add(text)
-                found.append(Sentence(index, start, end, text, before, " ".join(above)))
+                innermost = above[-1] if above else ""
+                asked = innermost if is_question(innermost) else before if is_question(before) else ""
+                found.append(Sentence(index, start, end, text, before, " ".join(above), asked))
             before = text
-            heading_before, above = heading_below(passage.text, start, end, heading_before, above, levels)
+            if not items:  # a list's items are none of them headings
+                heading_before, above = heading_below(passage.text, span_start, end, heading_before, above, levels)
+            at += 1
     return found
+
+
+MAX_LIST_ITEMS = 12
+LIST_ITEM_WORDS = 15  # an unmarked line longer than this, or ending with a stop, is prose after the list
+
+
+def list_items(text: str, spans: Sequence[tuple[int, int]], levels: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The items (their text, without the mark, and where each ends) of the list that the lines
+    starting at `spans` hold, which a sentence ending with a colon leads into ("To apply, bring:"):
+    whole lines, each with a list mark or, in a file that marks its headings (Markdown, HTML, which
+    drop the marks of lists too), short and unstopped and no heading. Alone, the sentence that leads
+    in was quoted as the answer ("To apply, bring the following:") and its items were no candidates,
+    too short to state a fact."""
+    items = []
+    for start, end in spans[:MAX_LIST_ITEMS]:
+        line = text[start:end]
+        whole = text.rfind("\n", 0, start) + 1 == start and text[end : end + 1] in ("\n", "")
+        mark = LIST_MARK.match(line)
+        unmarked = (
+            bool(levels) and line not in levels and len(line.split()) <= LIST_ITEM_WORDS and line[-1:] not in ".!?:"
+        )
+        if not whole or not (mark or unmarked):
+            break
+        items.append((line[mark.end() :] if mark else line, end))
+    return items
+
+
+def is_question(text: str) -> bool:
+    """Whether a sentence or heading of the text asks, ending with "?" (before a closing quote)."""
+    return text.rstrip(" \"'\u201d\u2019)]").endswith("?")
 
 
 # "Who is Ada Lind?" names whom it asks about and wants what she is, not another name.
@@ -334,8 +381,10 @@ def missing_rarity(wanted: set[str], have: set[str], weight: dict[str, float], u
 def sentence_meaning(question: str, sentences: Sequence[Sentence], similarity: Similarity) -> list[float]:
     """Each sentence's cosine with the question, read as the best of the whole sentence, its
     clauses and its pairs of neighbouring clauses (`clause_windows`): a long sentence's other
-    facts dilute its cosine with a question about one of them (eval/README.md)."""
-    windows = [clause_windows(s.text) for s in sentences]
+    facts dilute its cosine with a question about one of them (eval/README.md). A sentence that
+    answers a question the text asks (an FAQ's) is read with that question too: "Rides over the
+    time are charged $3" means, under "What if I keep a bike too long?", what a reader asks."""
+    windows = [clause_windows(s.text) + ([f"{s.asked} {s.text}"] if s.asked else []) for s in sentences]
     texts = list(dict.fromkeys(w for group in windows for w in group))
     cosine = dict(zip(texts, similarity([question], texts)[0]))
     return [max(max(float(cosine[w]) for w in group), 0.0) for group in windows]

@@ -25,7 +25,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,22 +122,29 @@ HEADING_WORDS = 8  # a longer line without a full stop is a sentence whose stop 
 SECTION_NUMBER = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?\s+(?=\S)")
 
 
-def heading_at(text: str, start: int, end: int) -> str:
-    """The heading that the sentence `text[start:end]` ends, else "": a whole short line with no
-    closing punctuation but a question mark, followed by more text ("Version 2.1", "Fixed", a news
-    story's crosshead, an FAQ's "Who runs the ferry?", a report's "3. Finances", whose number the
-    splitter cuts off as a sentence of its own). Markdown's marks are gone by now, so this reads the
-    line as a person sees it; a table row (its cells joined by `CELL_JOIN`) or a byline is none."""
+def heading_at(text: str, start: int, end: int, marked: Container[str] = ()) -> str:
+    """The heading that the sentence `text[start:end]` ends, else "": a whole line the file marks
+    as a heading (`marked`: Markdown's "##", HTML's <h2>, however long: an FAQ's "Can I bring my
+    dog on the ferry if it is small?"), or a whole short line with no closing punctuation but a
+    question mark, followed by more text ("Version 2.1", "Fixed", a news story's crosshead, an
+    FAQ's "Who runs the ferry?", a report's "3. Finances", whose number the splitter cuts off as a
+    sentence of its own). Markdown's marks are gone by now, so this reads the line as a person sees
+    it; a table row (its cells joined by `CELL_JOIN`) or a byline is none."""
     line_start = text.rfind("\n", 0, start) + 1
     line = text[line_start:end]
     number = SECTION_NUMBER.match(line)
     heading = (
         text[end : end + 1] == "\n"
         and start - line_start in (0, number.end() if number else 0)
-        and line[-1:] not in ".!:;,\"'”’"
-        and len(line.split()) <= HEADING_WORDS
-        and CELL_JOIN not in line
-        and not BYLINE.match(line)
+        and (
+            line in marked
+            or (
+                line[-1:] not in ".!:;,\"'”’"
+                and len(line.split()) <= HEADING_WORDS
+                and CELL_JOIN not in line
+                and not BYLINE.match(line)
+            )
+        )
     )
     return line if heading else ""
 
@@ -162,7 +169,7 @@ def heading_below(
     with the word of a heading above is its sibling ("Version 2.0" after "Version 2.1"), else a
     heading right under another goes inside it ("Version 2.1", then "Fixed"), and one after text
     takes the place of the innermost ("Added" after the fixes)."""
-    heading = heading_at(text, start, end)
+    heading = heading_at(text, start, end, levels)
     if not heading:
         return False, above
     if level := levels.get(heading, 0):

@@ -364,6 +364,15 @@ The ferry runs every 40 minutes, and every 20 minutes in summer.
 ## Who runs the ferry?
 
 Tidewater Lines operates all crossings under a contract with the town.
+
+## What happens if my car is longer than the parking space I booked?
+
+Vehicles over the booked length pay a surcharge of 15 euros at the gate.
+
+## Is there a discount for residents?
+
+Yes.
+People living on the island pay half fare on presenting their resident card.
 """
 
 
@@ -384,6 +393,14 @@ def test_a_question_in_the_text_is_not_the_answer_but_what_follows_it_is(
     # The question it answers reads as its heading: "runs" and "ferry" are its words too.
     answer = rag.ask("Who runs the ferry?")
     assert not answer.abstained and "Tidewater Lines" in answer.text, answer.text
+    # A question the file marks as a heading is one however long, and its answer is read with it:
+    # the answer alone shares no word with the question but "surcharge".
+    stored = [p for p in rag.retrieve("car longer than the booked space") if p.doc_id == "faq.md"]
+    asked = {s.text: s.asked for s in candidates(stored)}
+    surcharge = "Vehicles over the booked length pay a surcharge of 15 euros at the gate."
+    assert asked[surcharge] == "What happens if my car is longer than the parking space I booked?", asked
+    answer = rag.ask("Is there a surcharge for long cars?")
+    assert not answer.abstained and answer.evidence[0].text == surcharge, answer.text
 
 
 LIGHTHOUSE = """\
@@ -915,3 +932,43 @@ def test_a_press_release_reads_as_its_reader_would(tmp_path_factory: pytest.Temp
     # A label on a line of its own names the line after it.
     contact = rag.ask("Who is the media contact?")
     assert not contact.abstained and "Jane Roe" in contact.text, contact.text
+
+
+PERMITS = """\
+# Mooring permits
+
+The harbour office issues mooring permits to boat owners who live on the island.
+
+## What you need
+
+To apply, bring the following to the harbour office:
+
+- a valid identity card or passport
+- the boat's registration papers
+- proof that you live on the island
+
+## Fees
+
+A permit costs 300 crowns a season.
+"""
+
+
+def test_a_sentence_that_leads_into_a_list_is_quoted_with_its_items(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Alone, the sentence ending with a colon was the answer, and the items too short to be any.
+    # Markdown drops the marks of the list; plain text keeps them, and a line after a colon is not
+    # read as going on that line when it is an item.
+    plain = PERMITS.replace("# ", "").replace("#", "")
+    for name, text in (("permits.md", PERMITS), ("permits.txt", plain)):
+        rag, _ = store_of(tmp_path_factory, {name: text, "bridge.txt": HARBOUR})
+        answer = rag.ask("What do I need to apply for a mooring permit?")
+        listed = (
+            "To apply, bring the following to the harbour office: a valid identity card or passport; "
+            "the boat's registration papers; proof that you live on the island"
+        )
+        assert answer.evidence[0].text == listed, (name, answer.text)
+        assert answer.text == f"“{listed}.” [1]", answer.text
+        # Its place in the file runs from the sentence to the last item.
+        cited = answer.evidence[0]
+        assert text[cited.start : cited.end].startswith("To apply") and text[: cited.end].endswith("island")
+        # What follows the list is a sentence of its own.
+        assert "300 crowns" in rag.ask("How much does a permit cost?").text

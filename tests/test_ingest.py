@@ -107,6 +107,12 @@ WIRE_DATELINES = {
     "Paris (AFP) – The bakers' guild crowned a new champion.": ("Paris", "", "AFP"),
     "Berlin (dpa) - A night train line reopened.": ("Berlin", "", "dpa"),
     "Rio de Janeiro (Reuters) - Samba schools began rehearsals.": ("Rio de Janeiro", "", "Reuters"),
+    "Tokyo, Dec. 4 (Jiji Press)--The ferry line opened.": ("Tokyo", "Dec. 4", "Jiji Press"),
+    "Madrid, 4 Dec (EFE).- The ferry line opened.": ("Madrid", "4 Dec", "EFE"),
+    # South Asian papers and wires, with a colon; a date and agency with no place, as UPI writes it.
+    "NEW DELHI: The ferry line opened.": ("NEW DELHI", "", ""),
+    "ISLAMABAD, Dec 4 (APP): The ferry line opened.": ("ISLAMABAD", "Dec 4", "APP"),
+    "Dec. 4 (UPI) -- The ferry line opened.": ("", "Dec. 4", "UPI"),
 }
 
 
@@ -135,6 +141,8 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "FILE — Ferries wait in the harbour.",
         "RIVERTON - The ferry ran late.",  # a place alone needs a long dash
         "Ferries (left) - and the old tug - lay in the harbour.",  # a caption's note, the story lower case
+        "NOTE: The ferry runs late in winter.",  # a label before a colon
+        "Settings (Advanced): The port can be changed.",  # a name takes no colon
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
@@ -362,6 +370,16 @@ def test_a_pdfs_running_header_footer_and_page_numbers_are_not_read_as_its_text(
         "which will take place in the spring.",
         "Fees for pleasure boats rose by 6 percent.",
     ]
+
+
+def test_what_a_browser_prints_on_a_page_saved_as_pdf_is_not_read_as_its_text(tmp_path: Path) -> None:
+    # A web page saved as PDF: the browser prints the time and the page's title at the top of each
+    # page, its address and the page count at the bottom. One page does not repeat them.
+    path = tmp_path / "saved.pdf"
+    lines = ["12/7/26, 6:42 AM Harbour trust history", "The harbour trust", "It was founded in 1911."]
+    write_pdf(path, [*lines, *[""] * 18, "https://example.org/trust/history 1/1"])
+    document = read_document(path, "saved.pdf", 10**6)
+    assert document.title == "The harbour trust" and document.text == "It was founded in 1911.", document.text
 
 
 HARBOUR_PAGE = """<html><head><title>Harbour news</title></head><body>

@@ -18,6 +18,7 @@ from ollama_server import OllamaServer
 import rag.store as store_module
 from rag import RAG, BadInput, ui
 from rag.cli import main as rag_command
+from rag.evidence import candidates
 from rag.scope import NOT_IN_SCOPE, WHICH_ARTICLE, Scope, asks_what_it_says, named_articles, scope_of
 from rag.store import StoredDocument, scoped_search_way
 
@@ -264,6 +265,13 @@ STORIES = {
         "Council agrees new bus routes\n\n"
         "The town council agreed three new bus routes on Tuesday, to start in March after a public vote.\n"
     ),
+    "interview.txt": (
+        "Forty winters at the harbour\n\nInterview by Lena Brandt, Harbour Courier\n\n"
+        "Nils Ek retires this month as the harbour master of Portvale. We asked him about his years on the quays.\n\n"
+        "Q: How did you start?\nA: I started in 1986 as a deckhand on the old ferry.\n\n"
+        "Q: What worries you most about the winter?\nA: Ice. When the bay freezes, the ferry needs an icebreaker "
+        "to reach the island.\n"
+    ),
 }
 
 
@@ -299,6 +307,16 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
     # Who wrote something the story tells of is in the story, not its byline.
     letter = stories_rag.ask("Who has written a letter of protest?")
     assert letter.how != "byline" and "Tomas Berg" in letter.text, letter.text
+
+
+def test_an_interview_is_quoted_without_its_labels_and_its_byline_says_who_wrote_it(stories_rag: RAG) -> None:
+    by = stories_rag.ask("Who wrote the interview with the harbour master?")
+    assert by.how == "byline" and "Lena Brandt" in by.text, by.text
+    # The interviewer's "Q:" and the answer's "A:" are not part of what was said.
+    passages = [p for p in stories_rag.retrieve("harbour master winter ferry 1986") if p.doc_id == "interview.txt"]
+    said = [s.text for s in candidates(passages)]
+    assert "I started in 1986 as a deckhand on the old ferry." in said, said
+    assert not any(s.startswith(("Q:", "A:")) for s in said), said
 
 
 def test_a_byline_is_no_heading_over_the_story() -> None:
