@@ -80,7 +80,13 @@ DAY = re.compile(
 # A span of time stated as such ("27 years", "two decades", "a ten-year lease").
 DURATION = re.compile(
     r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many|\w+ty(?:-\w+)?)(?:\s+|-)"
-    r"(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries|century)\b",
+    r"(?:[a-z]+\s+)?(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries|century)\b",
+    re.IGNORECASE,
+)
+# A rate, which spans no time: "120 euros a year", "three times a day", "$2 per hour".
+RATE = re.compile(
+    r"(?:\d[\d,.]*%?|\b(?:once|twice|thrice|times))(?:\s+[a-z]+){0,2}\s+(?:a|an|per|each|every)\s+"
+    r"(?:year|month|week|day|hour|minute|decade|century)\b",
     re.IGNORECASE,
 )
 # A distance or size stated with its unit ("300 km", "12 feet", "a 6-kilometre spur"): the other
@@ -349,8 +355,11 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
 
 def as_read(kind: str, sentence: str) -> str:
     """The sentence as the pattern of a kind reads it: for a count, without its days and times (the
-    3 of "March 3" or of "3 pm" counts nothing)."""
-    return TIME.sub(" ", DAY.sub(" ", sentence)) if kind == "quantity" else sentence
+    3 of "March 3" or of "3 pm" counts nothing); for a span of time, without its rates ("a year" of
+    "120 euros a year" is no span)."""
+    if kind == "quantity":
+        return TIME.sub(" ", DAY.sub(" ", sentence))
+    return RATE.sub(" ", sentence) if kind in ("duration", "length") else sentence
 
 
 def holds_asked_kind(signals: dict[str, float]) -> bool:

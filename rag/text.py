@@ -48,7 +48,7 @@ QUESTION_STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
     "they this to was will with who whom whose what when where which why how did do does was were has have had "
     "said say says tell me about can could would should many much any some i you we us our my your its from "
-    "than been being so also please happen happened happens".split()
+    "than been being so also please happen happened happens get gets got getting".split()
 )
 # Abbreviations that a capital follows inside a sentence: titles before a name ("Gen. Lind"), a
 # company's suffix before its ticker ("Acme Inc. (NASDAQ: ACME)"), "U.S. Navy". A sentence that

@@ -147,6 +147,13 @@ def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case(
     # Written as one word before a noun: "a 6-kilometre spur", "a ten-year lease".
     assert kind_found("length", "A 6-kilometre spur to the airport is planned.", "How long is the spur?") == 1.0
     assert kind_found("length", "The town signed a ten-year lease.", "How long is the lease?") == 1.0
+    # A word may stand between the count and its unit; a rate spans no time, so it answers no
+    # "how long" ("A permit costs 120 euros a year" was the answer to how long a permit takes).
+    takes = "How long does it take to get a permit?"
+    assert kind_found("length", "Permits are issued within ten working days.", takes) == 1.0
+    for rate in ("A permit costs 120 euros a year.", "The ferry sails three times a day.", "Parking is $2 per hour."):
+        assert kind_found("length", rate, takes) == 0.0, rate
+    assert kind_found("length", "The ferry sails twice a day, for a month.", takes) == 1.0
 
 
 def test_a_time_of_day_answers_when_and_counts_nothing() -> None:
@@ -520,9 +527,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3269 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.329 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4085),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4068),
 }
 
 
@@ -590,7 +597,7 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.2985, is under its threshold, 0.3269; Snowball "
+                reason="refused (measured): the check's confidence, 0.2945, is under its threshold, 0.329; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -719,8 +726,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.2371, is under its threshold, "
-    "0.3269; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.239, is under its threshold, "
+    "0.329; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:
