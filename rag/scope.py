@@ -38,7 +38,8 @@ WRITER_WORDS = content_terms("wrote write writes written author authors writer w
 # A question for who wrote an article ("Who wrote the story about the bridge?", "Who is the
 # author?"), not for who wrote something the article tells of ("Who wrote the letter?").
 # A report or text the story tells of may have its own authors: only "this report" is the article.
-_PIECE = r"(?:(?:the |this |that )?(?:articles?|story|stories|pieces?|posts?|columns?|interviews?|essays?|editorials?)|this (?:report|text|page))\b"
+_GENRES = "articles?|story|stories|pieces?|posts?|columns?|interviews?|essays?|editorials?|explainers?|features?"
+_PIECE = rf"(?:(?:the |this |that )?(?:{_GENRES})|this (?:report|text|page))\b"
 WHO_WROTE = re.compile(
     rf"\bwho\s+(?:wrote|writes|has written|authored|penned)\s+(?:this\b|{_PIECE})"
     rf"|\bwho\s+(?:is|was|are|were)\s+the\s+(?:author|writer|reporter)s?\b(?!\s+of\s+(?!{_PIECE}))"

@@ -312,6 +312,8 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
 def test_an_interview_is_quoted_without_its_labels_and_its_byline_says_who_wrote_it(stories_rag: RAG) -> None:
     by = stories_rag.ask("Who wrote the interview with the harbour master?")
     assert by.how == "byline" and "Lena Brandt" in by.text, by.text
+    explainer = stories_rag.ask("Who wrote the explainer on the ferry timetable?")
+    assert explainer.how == "byline" and "Ana Lis" in explainer.text, explainer.text
     # The interviewer's "Q:" and the answer's "A:" are not part of what was said.
     passages = [p for p in stories_rag.retrieve("harbour master winter ferry 1986") if p.doc_id == "interview.txt"]
     said = [s.text for s in candidates(passages)]
