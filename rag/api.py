@@ -272,7 +272,7 @@ class RAG:
         if refusal is None:
             turn.kind = follow_up_kind(standalone.asking, standalone.previous)
             if lead is None:
-                turn.evidence = self.find_evidence(standalone.asking, turn.passages, turn.kind)
+                turn.evidence = self.find_evidence(standalone.scored, turn.passages, turn.kind)
             else:
                 turn.evidence = written_by(lead) if writer else opening(lead, self.settings.evidence_sentences)
             timings["evidence_ms"] = (time.perf_counter() - started) * 1000 - timings["retrieval_ms"]

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.documents import DATELINE, LIST_MARK, find_byline
+from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline
 from rag.retrieve import Passage
 from rag.text import (
     Annotator,
@@ -293,7 +293,8 @@ def list_items(text: str, spans: Sequence[tuple[int, int]], levels: Mapping[str,
     """The items (their text, without the mark, and where each ends) of the list that the lines
     starting at `spans` hold, which a sentence ending with a colon leads into ("To apply, bring:"):
     whole lines, each with a list mark or, in a file that marks its headings (Markdown, HTML, which
-    drop the marks of lists too), short and unstopped and no heading. Alone, the sentence that leads
+    drop the marks of lists too), short and unstopped and no heading nor table row ("To install,
+    run:" and a code block's line is one too). Alone, the sentence that leads
     in was quoted as the answer ("To apply, bring the following:") and its items were no candidates,
     too short to state a fact."""
     items = []
@@ -302,7 +303,11 @@ def list_items(text: str, spans: Sequence[tuple[int, int]], levels: Mapping[str,
         whole = text.rfind("\n", 0, start) + 1 == start and text[end : end + 1] in ("\n", "")
         mark = LIST_MARK.match(line)
         unmarked = (
-            bool(levels) and line not in levels and len(line.split()) <= LIST_ITEM_WORDS and line[-1:] not in ".!?:"
+            bool(levels)
+            and line not in levels
+            and len(line.split()) <= LIST_ITEM_WORDS
+            and line[-1:] not in ".!?:"
+            and CELL_JOIN not in line  # a table's row, a fact of its own
         )
         if not whole or not (mark or unmarked):
             break

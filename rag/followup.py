@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rag.citations import model_abstained
 from rag.safety import printable, sanitize
+from rag.text import content_terms
 
 CONDENSE_PROMPT = """\
 Rewrite the last question so that it can be understood without the conversation.
@@ -47,9 +48,25 @@ class Standalone:
         return self.text != self.asking
 
     @property
+    def scored(self) -> str:
+        """What the evidence is scored against: the follow-up's own words, or the joined question
+        when they name nothing but what is asked ("For how long?", "When?", "How many?"), which
+        alone match every sentence alike."""
+        return self.text if self.joined and names_nothing(self.asking) else self.asking
+
+    @property
     def previous(self) -> str:
         """The question before, that a joined follow-up leans on ("" when not joined)."""
         return self.text.removesuffix(self.asking).strip() if self.joined else ""
+
+
+# The measure a "how" asks for ("long" in "For how long?"): what is asked, not what it is asked of.
+HOW_MEASURE = re.compile(r"\bhow\s+(\w+)", re.IGNORECASE)
+
+
+def names_nothing(question: str) -> bool:
+    """Whether a question has no content word but the measure a "how" asks for."""
+    return not content_terms(question) - content_terms(" ".join(HOW_MEASURE.findall(question)))
 
 
 CHAIN = 3  # questions a follow-up is joined to at most: a follow-up of a follow-up of a question

@@ -232,6 +232,22 @@ def test_a_follow_up_is_answered_for_what_it_asks_not_what_was_asked_before(othe
     assert not answer.abstained and "Monday" in answer.text and "Solberg" not in answer.text
 
 
+def test_a_follow_up_that_names_nothing_but_what_it_asks_is_scored_with_the_question_before(
+    other_topic: tuple[RAG, Path],
+) -> None:
+    # Alone, "For how long?" and "Where?" match every sentence alike: the first was refused and
+    # the second answered with the chairman's sentence.
+    rag, _ = other_topic
+    for asked, follow_up, expected in (
+        ("Who led the repairs of the harbour bridge?", "For how long?", "two years"),
+        ("How many tonnes of apples were picked?", "Where?", "Elmstead"),
+    ):
+        first = rag.ask(asked)
+        history = [{"role": "user", "content": asked}, {"role": "assistant", "content": first.text}]
+        answer = rag.ask(follow_up, history=history)
+        assert answer.how == "short" and answer.text.startswith(expected), (follow_up, answer.text)
+
+
 FARES = """\
 Ferry fares rise in spring
 
@@ -954,6 +970,13 @@ To apply, bring the following to the harbour office:
 - the boat's registration papers
 - proof that you live on the island
 
+The office is open at these times:
+
+| Day | Hours |
+|---|---|
+| Monday | 9 am to 5 pm |
+| Saturday | closed |
+
 ## Fees
 
 A permit costs 300 crowns a season.
@@ -977,5 +1000,8 @@ def test_a_sentence_that_leads_into_a_list_is_quoted_with_its_items(tmp_path_fac
         # Its place in the file runs from the sentence to the last item.
         cited = answer.evidence[0]
         assert text[cited.start : cited.end].startswith("To apply") and text[: cited.end].endswith("island")
-        # What follows the list is a sentence of its own.
+        # What follows the list is a sentence of its own, and a table's rows are no list items.
         assert "300 crowns" in rag.ask("How much does a permit cost?").text
+        if name.endswith(".md"):
+            said = {c.text for c in candidates(rag.retrieve("office open times Saturday"))}
+            assert "Day: Saturday; Hours: closed" in said, said
