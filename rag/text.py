@@ -287,15 +287,39 @@ class Annotation:
 
 
 def counted(entity: Any) -> str:
-    """An entity's text; a bare number (CARDINAL) with the nouns right after it, its unit or what it
-    counts ("400 m", "14 million crowns", "2 GB", a unit the tagger calls a proper noun), which
-    spaCy leaves out and an answer needs."""
+    """An entity's text as an answer needs it, where spaCy's span falls short: a bare number
+    (CARDINAL) with the nouns right after it, its unit or what it counts ("400 m", "14 million
+    crowns", "2 GB", a unit the tagger calls a proper noun, "40 battery-powered buses" whole, not
+    "40 battery"); an amount of money with the currency sign before it, which the pipeline leaves
+    out ("£1.50", not "1.50"), and the rate after it ("$25 a month")."""
+    doc, start, end = entity.doc, entity.start, entity.end
+    if entity.label_ == "MONEY":
+        if start > 0 and doc[start - 1].is_currency and not doc[start - 1].whitespace_:
+            start -= 1
+        if end + 1 < len(doc) and doc[end].lower_ in ("a", "an", "per") and doc[end + 1].pos_ == "NOUN":
+            end += 2
+        return doc[start:end].text
     if entity.label_ != "CARDINAL":
         return entity.text
-    end = entity.end
-    while end < min(len(entity.doc), entity.end + 3) and entity.doc[end].pos_ in ("NOUN", "PROPN"):
-        end += 1
-    return entity.doc[entity.start : end].text
+    words = 0
+    while end < len(doc) and words < 3:
+        after = compound_end(doc, end)
+        nouns = [token.pos_ in ("NOUN", "PROPN") for token in doc[end:after]]
+        noun_follows = after < len(doc) and doc[after].pos_ in ("NOUN", "PROPN")
+        # A hyphenated word that ends in no noun ("battery-powered") stands only before a noun.
+        if not any(nouns) or (not nouns[-1] and not noun_follows):
+            break
+        end, words = after, words + 1
+    return doc[entity.start : end].text
+
+
+def compound_end(doc: Any, start: int) -> int:
+    """The end of the hyphenated word that starts at token `start` ("battery", "-", "powered"), which
+    the pipeline splits into tokens; `start + 1` for a word without hyphens."""
+    end = start + 1
+    while end + 1 < len(doc) and doc[end].text == "-" and not doc[end - 1].whitespace_ and not doc[end].whitespace_:
+        end += 2
+    return end
 
 
 def load_antonyms(path: Path = ANTONYMS) -> dict[str, frozenset[str]]:

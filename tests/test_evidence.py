@@ -599,6 +599,42 @@ def test_a_bare_number_keeps_a_unit_the_tagger_calls_a_proper_noun() -> None:
     assert [text for text, label in entities if label == "CARDINAL"] == ["at least 2 GB", "12 MW"], entities
 
 
+def test_an_amount_keeps_its_currency_sign_and_rate_and_a_count_its_hyphenated_unit() -> None:
+    # spaCy's pipeline leaves "£" out of "£1.50" and cuts "40 battery-powered buses" at the hyphen.
+    entities = Annotator().entities(
+        "The port ordered 40 battery-powered buses and will charge £1.50 an hour for parking, or $9 in all."
+    )
+    assert [text for text, label in entities if label in ("CARDINAL", "MONEY")] == [
+        "40 battery-powered buses",
+        "£1.50 an hour",
+        "$9",
+    ], entities
+
+
+PORT = """\
+Portvale harbour car park opens
+
+PORTVALE, June 2. The new car park at Portvale harbour opened on Friday with room for 300 cars.
+Drivers will pay £1.50 an hour, and parking stays free on Sundays.
+The harbour board has also ordered 12 battery-powered buses for the coast road.
+"""
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("How much will drivers pay at the harbour car park?", "£1.50 an hour"),
+        ("How many buses did the harbour board order?", "12 battery-powered buses"),
+    ],
+)
+def test_a_short_amount_is_given_with_its_currency_and_a_count_with_its_unit(
+    tmp_path_factory: pytest.TempPathFactory, question: str, short: str
+) -> None:
+    rag, _ = store_of(tmp_path_factory, {"port.txt": PORT, "apples.txt": ORCHARD})
+    answer = rag.ask(question)
+    assert answer.how == "short" and answer.text == f"{short} [{answer.citations[0].marker}].", answer.text
+
+
 @pytest.mark.parametrize(
     ("question", "short", "sentence"),
     [
