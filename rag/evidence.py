@@ -48,6 +48,7 @@ from rag.text import (
     content_terms,
     heading_below,
     idf,
+    is_field,
     is_new,
     rarity,
     sentence_spans,
@@ -183,6 +184,7 @@ class Sentence:
     before: str
     headings: str = ""  # the headings above it, innermost last (`rag.text.heading_below`)
     asked: str = ""  # the question the text asks right before it, which it answers (an FAQ's)
+    subject: str = ""  # what a field with no heading over it is of: the page's title (`candidates`)
 
 
 @dataclass(frozen=True)
@@ -273,11 +275,15 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             if items:  # the list is what the sentence says: "Bring: a passport; a photo"
                 text = f"{text} {'; '.join(item for item, _ in items)}"
                 end, at = items[-1][1], at + len(items)
-            if len(text.split()) >= MIN_SENTENCE_WORDS and text not in seen and not is_question(text):
+            field = is_field(passage.text, start, end)  # "Occupation: Glaciologist", short but a fact
+            if (len(text.split()) >= MIN_SENTENCE_WORDS or field) and text not in seen and not is_question(text):
                 seen.add(text)
                 innermost = above[-1] if above else ""
                 asked = innermost if is_question(innermost) else before if is_question(before) else ""
-                found.append(Sentence(index, start, end, text, before, " ".join(above), asked))
+                # A field with no heading over it states a fact of what the page is about: an
+                # infobox's "Born: 12 May 1931, Ghent" is read under the page's title.
+                subject = passage.title if not above and field else ""
+                found.append(Sentence(index, start, end, text, before, " ".join(above) or subject, asked, subject))
             before = text
             if not items:  # a list's items are none of them headings
                 heading_before, above = heading_below(passage.text, span_start, end, heading_before, above, levels)
@@ -397,8 +403,12 @@ def sentence_meaning(question: str, sentences: Sequence[Sentence], similarity: S
     clauses and its pairs of neighbouring clauses (`clause_windows`): a long sentence's other
     facts dilute its cosine with a question about one of them (eval/README.md). A sentence that
     answers a question the text asks (an FAQ's) is read with that question too: "Rides over the
-    time are charged $3" means, under "What if I keep a bike too long?", what a reader asks."""
-    windows = [clause_windows(s.text) + ([f"{s.asked} {s.text}"] if s.asked else []) for s in sentences]
+    time are charged $3" means, under "What if I keep a bike too long?", what a reader asks. An
+    infobox's field is read with the page's title: "Known for: ice-core dating" says nothing alone."""
+    windows = [
+        clause_windows(s.text) + [f"{context} {s.text}" for context in (s.asked, s.subject) if context]
+        for s in sentences
+    ]
     texts = list(dict.fromkeys(w for group in windows for w in group))
     cosine = dict(zip(texts, similarity([question], texts)[0]))
     return [max(max(float(cosine[w]) for w in group), 0.0) for group in windows]

@@ -120,6 +120,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 HEADING_WORDS = 8  # a longer line without a full stop is a sentence whose stop was lost, not a heading
 # A report's section number before its heading: "3. Finances", "2.1 Cargo".
 SECTION_NUMBER = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?\s+(?=\S)")
+# A field's line, a short label and its value: "Born: 12 May 1931, Ghent", "Venue: Town Hall".
+FIELD = re.compile(r"[A-Z][\w'’\-]*(?: [\w'’\-]+){0,2}: \S")
+
+
+def is_field(text: str, start: int, end: int) -> bool:
+    """Whether the sentence `text[start:end]` is a whole line of a run of fields, a label and its
+    value on each line ("Born: 12 May 1931, Ghent", then "Died: …": an infobox's rows, a notice's
+    "Venue:" and "Time:"), the nearest line with text before or after it another field."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if line_start != start or text[end : end + 1] not in ("\n", "") or not FIELD.match(text, start, end):
+        return False
+    before = text[:line_start].rstrip().rpartition("\n")[2]
+    after = text[end:].lstrip().partition("\n")[0]
+    return any(FIELD.match(near) for near in (before, after))
 
 
 def heading_at(text: str, start: int, end: int, marked: Container[str] = ()) -> str:
@@ -129,7 +143,9 @@ def heading_at(text: str, start: int, end: int, marked: Container[str] = ()) -> 
     question mark, followed by more text ("Version 2.1", "Fixed", a news story's crosshead, an
     FAQ's "Who runs the ferry?", a report's "3. Finances", whose number the splitter cuts off as a
     sentence of its own). Markdown's marks are gone by now, so this reads the line as a person sees
-    it; a table row (its cells joined by `CELL_JOIN`) or a byline is none."""
+    it; a table row (its cells joined by `CELL_JOIN`), a byline, or one of a run of fields ("Born:
+    12 May 1931", then "Died: …", an infobox's rows, a notice's "Venue:" and "Time:") is none.
+    "Step 2: Fill in the form" over the text of the step is still a heading."""
     line_start = text.rfind("\n", 0, start) + 1
     line = text[line_start:end]
     number = SECTION_NUMBER.match(line)
@@ -143,6 +159,7 @@ def heading_at(text: str, start: int, end: int, marked: Container[str] = ()) -> 
                 and len(line.split()) <= HEADING_WORDS
                 and CELL_JOIN not in line
                 and not BYLINE.match(line)
+                and not is_field(text, start, end)
             )
         )
     )

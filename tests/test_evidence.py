@@ -620,6 +620,12 @@ The harbour board has also ordered 12 battery-powered buses for the coast road.
 """
 
 
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the car park's article and the apple harvest's."""
+    return store_of(tmp_path_factory, {"port.txt": PORT, "apples.txt": ORCHARD})[0]
+
+
 @pytest.mark.parametrize(
     ("question", "short"),
     [
@@ -628,10 +634,9 @@ The harbour board has also ordered 12 battery-powered buses for the coast road.
     ],
 )
 def test_a_short_amount_is_given_with_its_currency_and_a_count_with_its_unit(
-    tmp_path_factory: pytest.TempPathFactory, question: str, short: str
+    port: RAG, question: str, short: str
 ) -> None:
-    rag, _ = store_of(tmp_path_factory, {"port.txt": PORT, "apples.txt": ORCHARD})
-    answer = rag.ask(question)
+    answer = port.ask(question)
     assert answer.how == "short" and answer.text == f"{short} [{answer.citations[0].marker}].", answer.text
 
 
@@ -859,6 +864,57 @@ def test_a_heading_is_a_whole_short_line_without_a_stop() -> None:
     numbered = "3. Finances\nThe trust made a profit."
     assert heading_at(numbered, 3, 11) == "3. Finances" and heading_at(numbered, 0, 2) == ""
     assert [section_level(h) for h in ("3. Finances", "2.1 Cargo", "Fixed")] == [1, 2, 0]
+
+
+BIOGRAPHY = """\
+<html><head><title>Ilse Varga</title></head><body>
+<h1>Ilse Varga</h1>
+<table class="infobox">
+<tr><th>Born</th><td>3 March 1940, Szeged, Hungary</td></tr>
+<tr><th>Died</th><td>19 June 2011, Vienna</td></tr>
+<tr><th>Occupation</th><td>Seismologist</td></tr>
+<tr><th>Known for</th><td>Early warnings of earthquakes from radio signals</td></tr>
+</table>
+<p><b>Ilse Varga</b> (3 March 1940 – 19 June 2011) was a Hungarian seismologist who worked in Vienna for most of her life.</p>
+<h2>Career</h2>
+<p>Varga joined the Vienna observatory in 1966 and ran its network of stations until 1998.</p>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def biography(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding the biography and the apple harvest's article."""
+    return store_of(tmp_path_factory, {"varga.html": BIOGRAPHY, "apples.txt": ORCHARD})[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        ("Where was Ilse Varga born?", "Born: 3 March 1940, Szeged, Hungary"),
+        ("What is Ilse Varga known for?", "Known for: Early warnings of earthquakes from radio signals"),
+        ("What was Varga's occupation?", "Occupation: Seismologist"),
+    ],
+)
+def test_an_infobox_field_answers_for_the_page_it_is_on(biography: RAG, question: str, field: str) -> None:
+    # Each row of an encyclopedia page's infobox is a fact about the page's subject, whom it does
+    # not name: it is read under the page's title, and none of its rows is a heading of the text.
+    answer = biography.ask(question)
+    assert not answer.abstained and answer.used_evidence[0].text == field, answer.text
+
+
+def test_a_run_of_fields_is_no_heading_but_a_labelled_step_is() -> None:
+    # An infobox saved as text: each row a field, none the heading of what follows, so that the
+    # page's first sentence is not read under "Died", "Occupation" and "Known for".
+    text = (
+        "Born: 12 May 1931, Ghent\n\nDied: 8 January 2009, Brussels\n\nOccupation: Glaciologist\n\n"
+        "Known for: Ice-core dating\n\nAnna Berg (1931 – 2009) was a glaciologist.\n"
+        "Step 2: Fill in the form\nThe form asks for a passport number.\nEnd"
+    )
+    lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+    assert [heading_at(text, a, b) for a, b in lines] == ["", "", "", "", "", "Step 2: Fill in the form", "", ""]
+    by_text = {s.text: s.headings for s in candidates([Passage("bio.txt", "Anna Berg", text, 1.0, 0, len(text))])}
+    assert by_text["Anna Berg (1931 – 2009) was a glaciologist."] == ""
 
 
 HANDBOOK = """\
