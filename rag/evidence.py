@@ -100,7 +100,9 @@ LENGTH = re.compile(
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
-    rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b", re.IGNORECASE
+    rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b"
+    r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b",  # a share: "by a third"
+    re.IGNORECASE,
 )
 # Runs of capitalised words: names of people, places, bodies and works.
 NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z][\w'’\-]*)*")

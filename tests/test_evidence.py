@@ -617,6 +617,7 @@ Portvale harbour car park opens
 PORTVALE, June 2. The new car park at Portvale harbour opened on Friday with room for 300 cars.
 Drivers will pay £1.50 an hour, and parking stays free on Sundays.
 The harbour board has also ordered 12 battery-powered buses for the coast road.
+The board says the buses will cut its fuel bill by a third.
 """
 
 
@@ -638,6 +639,12 @@ def test_a_short_amount_is_given_with_its_currency_and_a_count_with_its_unit(
 ) -> None:
     answer = port.ask(question)
     assert answer.how == "short" and answer.text == f"{short} [{answer.citations[0].marker}].", answer.text
+
+
+def test_a_share_answers_how_much(port: RAG) -> None:
+    # "a third" is an amount: the question that asks for one is not refused for want of a number.
+    answer = port.ask("By how much will the buses cut the board's fuel bill?")
+    assert not answer.abstained and "by a third" in answer.text, answer.text
 
 
 @pytest.mark.parametrize(
