@@ -220,10 +220,11 @@ def rivals(chosen: str, sentence: str, question: str, kind: str) -> bool:
     pattern = NAME if kind in ("name", "place", "entity") else KIND_PATTERNS.get(kind)
     if pattern is None:
         return False
-    for match in pattern.finditer(as_read(kind, sentence)):
+    read = as_read(kind, sentence)
+    for match in pattern.finditer(read):
         item = match.group().strip(" ,;:")
-        if match.start() == 0 and " " not in item:
-            continue  # a capitalised first word is no name ("Residents")
+        if " " not in item and not read[: match.start()].strip(" \"'“‘(["):
+            continue  # a capitalised first word, or a quote's, is no name ("Residents", "“This is…”")
         if item and is_new(item, question) and item not in chosen and chosen not in item:
             return True
     return False

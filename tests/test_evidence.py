@@ -618,6 +618,7 @@ PORTVALE, June 2. The new car park at Portvale harbour opened on Friday with roo
 Drivers will pay £1.50 an hour, and parking stays free on Sundays.
 The harbour board has also ordered 12 battery-powered buses for the coast road.
 The board says the buses will cut its fuel bill by a third.
+"This car park was long overdue," said Nils Berg, who chairs the harbour board.
 """
 
 
@@ -639,6 +640,13 @@ def test_a_short_amount_is_given_with_its_currency_and_a_count_with_its_unit(
 ) -> None:
     answer = port.ask(question)
     assert answer.how == "short" and answer.text == f"{short} [{answer.citations[0].marker}].", answer.text
+
+
+def test_a_quote_opening_the_sentence_is_no_rival_name(port: RAG) -> None:
+    # The quote's first word is capitalised as any sentence's is: no second name beside the speaker.
+    answer = port.ask("Who chairs the harbour board?")
+    assert answer.how == "short" and answer.text == f"Nils Berg [{answer.citations[0].marker}].", answer.text
+    assert answer.used_evidence[0].text.startswith('"This car park')
 
 
 def test_a_share_answers_how_much(port: RAG) -> None:
