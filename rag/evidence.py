@@ -97,6 +97,8 @@ LENGTH = re.compile(
     r"hundreds?|thousands?)(?:\s+|-))(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
     re.IGNORECASE,
 )
+# When a span ends, another answer to "how long": "(to last) until Sunday", "through the end of June".
+UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s+of\s+)?(?:{DATE.pattern})")
 NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
@@ -150,7 +152,7 @@ KIND_PATTERNS = {
     "day": DAY,
     "date": DATE,
     "duration": DURATION,
-    "length": re.compile(f"{DURATION.pattern}|{LENGTH.pattern}", re.IGNORECASE),
+    "length": re.compile(f"{DURATION.pattern}|{LENGTH.pattern}|{UNTIL.pattern}", re.IGNORECASE),
     "quantity": QUANTITY,
 }
 

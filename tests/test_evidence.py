@@ -545,7 +545,7 @@ UNSAID = [
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
 # best sentence, over the scorer's threshold (0.329 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4068),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4067),
 }
 
 
@@ -619,6 +619,7 @@ Drivers will pay £1.50 an hour, and parking stays free on Sundays.
 The harbour board has also ordered 12 battery-powered buses for the coast road.
 The board says the buses will cut its fuel bill by a third.
 "This car park was long overdue," said Nils Berg, who chairs the harbour board.
+Roadworks on the coast road are expected to last until the end of June.
 """
 
 
@@ -647,6 +648,12 @@ def test_a_quote_opening_the_sentence_is_no_rival_name(port: RAG) -> None:
     answer = port.ask("Who chairs the harbour board?")
     assert answer.how == "short" and answer.text == f"Nils Berg [{answer.citations[0].marker}].", answer.text
     assert answer.used_evidence[0].text.startswith('"This car park')
+
+
+def test_when_a_span_ends_answers_how_long(port: RAG) -> None:
+    # "until the end of June" says how long, as "for two months" would.
+    answer = port.ask("How long will the roadworks on the coast road last?")
+    assert not answer.abstained and "until the end of June" in answer.text, answer.text
 
 
 def test_a_share_answers_how_much(port: RAG) -> None:
