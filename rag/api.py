@@ -28,6 +28,7 @@ from rag.scope import (
     Where,
     asks_what_it_says,
     asks_who_wrote,
+    credited_articles,
     named_articles,
     names_no_article,
     scope_of,
@@ -318,16 +319,21 @@ class RAG:
     ) -> Passage | None:
         """The first passage of the article a question asks who wrote, whose byline answers it (or
         its lack: the article does not say): the one article in the scope or the store, else the
-        one retrieval ranks first, if the question says what it is about and what was found is
-        about that at all. None when there is no such article, and the question is answered as any
+        one whose dateline credits the agency the question names ("the AP story"), else the one
+        retrieval ranks first, if the question says what it is about and what was found is about
+        that at all. None when there is no such article, and the question is answered as any
         other, refused, or asked back (`refusal`)."""
-        documents = self._named_documents()
-        articles = [d.doc_id for d in documents if doc_ids is None or d.doc_id in doc_ids]
-        if len(articles) == 1:
-            article = articles[0]
+        documents = [d for d in self._named_documents() if doc_ids is None or d.doc_id in doc_ids]
+        credited = credited_articles(standalone.asking, documents)
+        relevant = retrieval.passages and retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage)
+        found = [p.doc_id for p in retrieval.passages if p.doc_id in credited] if relevant else []
+        if len(documents) == 1:
+            article = documents[0].doc_id
+        elif len(credited) == 1 or found:  # the one story of the agency named, or the one found of several
+            article = (found or credited)[0]
         elif names_no_article(standalone.text):
             return None
-        elif retrieval.passages and retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage):
+        elif relevant:
             article = retrieval.passages[0].doc_id
         else:
             return None

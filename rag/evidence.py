@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline
+from rag.documents import BYLINE_LINES, CELL_JOIN, DATELINE, LIST_MARK, find_byline, parse_dateline
 from rag.retrieve import Passage
 from rag.text import (
     Annotator,
@@ -481,13 +481,25 @@ def opening(passage: Passage, count: int = 3) -> list[Evidence]:
 
 def written_by(passage: Passage) -> list[Evidence]:
     """The byline of an article's first passage (passage 1 of the answer), as the evidence of who
-    wrote it (rag/scope.py); none when the article has none. Score and confidence are 1: it is the
-    article's own line, not a guess at an answer."""
-    found = find_byline(passage.text)
+    wrote it (rag/scope.py); a wire story with none: its dateline, which credits the agency
+    ("HELENA, Mont. (AP) —"); none when the article has neither. Score and confidence are 1: it is
+    the article's own line, not a guess at an answer."""
+    found = find_byline(passage.text) or credit_line(passage.text)
     if found is None:
         return []
     start, end = found
     return [as_evidence(Sentence(0, start, end, passage.text[start:end], ""), 1.0, 1.0, {}, [passage])]
+
+
+def credit_line(text: str) -> tuple[int, int] | None:
+    """Where the dateline that opens a story's first paragraphs is ("HELENA, Mont. (AP) —"), when it
+    credits an agency, or None."""
+    at = 0
+    for paragraph in text.split("\n\n")[:BYLINE_LINES]:
+        if (match := DATELINE.match(paragraph)) and parse_dateline(match.group()).agency:
+            return at, at + len(match.group().rstrip())
+        at += len(paragraph) + 2
+    return None
 
 
 def as_evidence(

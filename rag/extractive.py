@@ -26,6 +26,7 @@ from collections.abc import Generator, Iterator, Sequence
 from rag.answer import Answer, How, Piece, cited_first
 from rag.citations import citations_for, copied_from, marker_for, model_abstained, split_sentences, with_markers
 from rag.compose import named_text, reckoned_text, sub_questions, two_names, years_between
+from rag.documents import parse_dateline
 from rag.evidence import (
     KIND_LABELS,
     KIND_PATTERNS,
@@ -80,7 +81,10 @@ class Extractive(Strategy):
         nothing."""
         if not turn.evidence:
             return self.abstain(turn)
-        text = quote(turn.evidence[0])
+        first = turn.evidence[0]
+        agency = parse_dateline(first.text).agency if turn.whole_article == "byline" else ""
+        # A dateline, not a byline: the story names no writer, only the agency that sent it.
+        text = f"The story has no byline; its dateline credits {agency} [{first.passage}]." if agency else quote(first)
         citations = citations_for(text, turn.passages)
         how = How.BYLINE if turn.whole_article == "byline" else How.OPENING
         return turn.answer(self.backend, text=text, how=how, citations=citations, evidence=turn.evidence)

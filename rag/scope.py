@@ -39,7 +39,8 @@ WRITER_WORDS = content_terms("wrote write writes written author authors writer w
 # author?"), not for who wrote something the article tells of ("Who wrote the letter?").
 # A report or text the story tells of may have its own authors: only "this report" is the article.
 _GENRES = "articles?|story|stories|pieces?|posts?|columns?|interviews?|essays?|editorials?|explainers?|features?"
-_PIECE = rf"(?:(?:the |this |that )?(?:{_GENRES})|this (?:report|text|page))\b"
+# Up to two words may tell the piece ("the AP story", "the Xinhua news story").
+_PIECE = rf"(?:(?:the |this |that )?(?:[\w.'’-]+ ){{0,2}}(?:{_GENRES})|this (?:report|text|page))\b"
 WHO_WROTE = re.compile(
     rf"\bwho\s+(?:wrote|writes|has written|authored|penned)\s+(?:this\b|{_PIECE})"
     rf"|\bwho\s+(?:is|was|are|were)\s+the\s+(?:author|writer|reporter)s?\b(?!\s+of\s+(?!{_PIECE}))"
@@ -147,6 +148,22 @@ def asks_what_it_says(rest: str) -> bool:
 def asks_who_wrote(question: str) -> bool:
     """Whether a question asks who wrote an article: its byline answers (rag/evidence.py `written_by`)."""
     return bool(WHO_WROTE.search(question))
+
+
+# The agency a stored dateline credits, as `Dateline.__str__` writes it: "Vientiane, Dec. 4 (Xinhua)".
+DATELINE_AGENCY = re.compile(r"\(([^()]+)\)$")
+
+
+def credited_articles(question: str, documents: Iterable[StoredDocument]) -> list[str]:
+    """The doc_ids of the articles whose dateline credits an agency the question names ("Who
+    wrote the Xinhua story?", "the AP story"): a wire story often has no byline, and its agency is
+    how a reader tells it from the others."""
+    words = {word.lower() for word in WORD.findall(question)}
+    return [
+        doc.doc_id
+        for doc in documents
+        if (agency := DATELINE_AGENCY.search(doc.dateline)) and {w.lower() for w in WORD.findall(agency[1])} <= words
+    ]
 
 
 def names_no_article(question: str) -> bool:

@@ -265,6 +265,11 @@ STORIES = {
         "Council agrees new bus routes\n\n"
         "The town council agreed three new bus routes on Tuesday, to start in March after a public vote.\n"
     ),
+    "quarry.txt": (
+        "Quarry workers end strike\n\n"
+        "RIVERTON, Nov. 5 (Baltic Wire) -- Workers at the Riverton quarry ended a two-day strike on Wednesday "
+        "after a pay deal, their union said.\n"
+    ),
     "interview.txt": (
         "Forty winters at the harbour\n\nInterview by Lena Brandt, Harbour Courier\n\n"
         "Nils Ek retires this month as the harbour master of Portvale. We asked him about his years on the quays.\n\n"
@@ -277,7 +282,7 @@ STORIES = {
 
 @pytest.fixture(scope="module")
 def stories_rag(tmp_path_factory: pytest.TempPathFactory) -> RAG:
-    """Three made-up news stories: two with a byline, one without."""
+    """Made-up news stories: three with a byline, one without, one from a wire with its dateline only."""
     return folder_rag(tmp_path_factory, STORIES)
 
 
@@ -304,6 +309,12 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
     # An article without a byline does not say who wrote it: no other article's byline is given.
     council = stories_rag.ask("Who wrote the article about the new bus routes?")
     assert council.abstained and not council.citations, council.text
+    # A wire story names no writer; its dateline credits the agency, and the agency names the story.
+    credited = "The story has no byline; its dateline credits Baltic Wire [1]."
+    for question in ("Who wrote the story about the quarry strike?", "Who wrote the Baltic Wire story?"):
+        wire = stories_rag.ask(question)
+        assert wire.how == "byline" and wire.text == credited, wire.text
+        assert wire.citations[0].passage.doc_id == "quarry.txt" and wire.evidence[0].text.startswith("RIVERTON")
     # Who wrote something the story tells of is in the story, not its byline.
     letter = stories_rag.ask("Who has written a letter of protest?")
     assert letter.how != "byline" and "Tomas Berg" in letter.text, letter.text
