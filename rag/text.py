@@ -80,8 +80,9 @@ def content_terms(text: str) -> set[str]:
     return set(english_stemmer().stemWords(list(words)))
 
 
-# Where a long sentence divides into clauses: commas, semicolons, colons, brackets, spaced dashes.
-CLAUSE_CUT = re.compile(r"\s*(?:[,;:()\[\]]|\s[—–-]\s)\s*")
+# Where a long sentence divides into clauses: commas, semicolons, colons, brackets, spaced dashes;
+# not the comma of "4,000" nor the colon of "14:00".
+CLAUSE_CUT = re.compile(r"\s*(?:[;()\[\]]|(?<!\d)[,:]|[,:](?!\d)|\s[—–-]\s)\s*")
 MIN_CLAUSE_WORDS = 4  # a shorter piece ("in 1850", "however") joins the next
 
 
