@@ -372,6 +372,8 @@ def test_example_questions_come_from_the_indexed_articles_and_follow_an_upload(
     expect(page.locator("#rag-examples button")).to_have_count(4, timeout=60_000)
     assert shown_examples(page)[-1] == asked_about(TIDES_TITLE)
     page.locator("#rag-examples button", has_text=TIDES_TITLE).click()
+    # The box is filled by the page's own round trip: wait for it, not for the question before.
+    expect(page.locator("#rag-question textarea")).to_have_value(asked_about(TIDES_TITLE))
     answer = ask(page, page.locator("#rag-question textarea").input_value())
     assert answer_text(answer) == f"“{TIDES_OPENING}” [1]"
     assert answer.locator(".rag-byline").inner_text().startswith("Quoted from the opening of the article")
