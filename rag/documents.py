@@ -154,8 +154,8 @@ DATELINE = re.compile(
 # by Ana Lis", "Author: Ana Lis". The name is two capitalised words or more, so that "By car, the
 # trip takes an hour" is none.
 BYLINE = re.compile(
-    r"^(?:(?:(?:Written|Story|Text|Words|Interview|Interviewed|Reported|Reporting|Posted)\s+)?(?:[Bb]y|BY)|Author:)"
-    r"\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s][^\n]{0,80})?$"
+    r"^(?:(?:(?:Written|Story|Text|Words|Interview|Interviewed|Reported|Reporting|Posted)\s+)?(?:[Bb]y|BY)|Authors?:)"
+    r"\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s(][^\n]{0,120})?$"
 )
 BYLINE_LINES = 3  # the lines of a story's text, after its title, where its byline is looked for
 

@@ -339,3 +339,12 @@ def test_a_byline_is_no_heading_over_the_story() -> None:
     story = clean_article(STORIES["ferry.md"], doc_id="ferry.md", markdown=True)
     assert story.text.startswith("By Ana Lis")
     assert headings_over(story.text, [len(story.text) - 1], dict(story.heading_levels)) == [((), False)]
+
+
+def test_a_papers_list_of_authors_is_its_byline(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A paper names its authors, each with a university, on one line longer than a story's byline.
+    authors = "Authors: Ana Lis (University of Portvale), Jonas Weber (Valley Institute), Lena Brandt (Ice Lab)"
+    paper = f"# Sea ice over the bay\n\n**{authors}**\n\nThe bay froze for 41 days in the winter of 2025.\n"
+    rag = folder_rag(tmp_path_factory, {"paper.md": paper})
+    answer = rag.ask("Who are the authors?")
+    assert answer.how == "byline" and answer.text == f"“{authors}” [1]", answer.text
