@@ -377,6 +377,23 @@ def as_read(kind: str, sentence: str) -> str:
     return RATE.sub(" ", sentence) if kind in ("duration", "length") else sentence
 
 
+# What a "how many" question counts: "islands" in "How many islands are there?".
+HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
+COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
+
+
+def counts_something_else(question: str, sentence: str, annotator: Annotator) -> bool:
+    """Whether a "how many" question's sentence counts only other things: every number in it names
+    what it counts, and none is what is asked ("About 20,000 Russians live on the islands" does not
+    say how many islands there are). A bare number may count anything ("Three died")."""
+    asked = HOW_MANY.search(question)
+    if asked is None:
+        return False
+    counted = content_terms(asked[1])
+    amounts = [text for text, label in annotator.entities(sentence) if label in COUNTS]
+    return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
+
+
 def holds_asked_kind(signals: dict[str, float]) -> bool:
     """Whether a sentence may answer at all: a question that asks for a kind of answer (a date, a
     number, a name) is not answered from a sentence holding none, however close it is (on both

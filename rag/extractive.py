@@ -6,7 +6,8 @@ that article's opening sentence. Any other answer is, in this order:
 1. put together from two facts (rag/compose.py): the years between two events, or two names;
 2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
-   asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`);
+   asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`),
+   or, asked how many of a thing, it counts only other things (`counts_something_else`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser, when the sentence holds no other name or number it might be (`short_answer`,
    `rivals`), else that sentence quoted and cited.
@@ -33,6 +34,7 @@ from rag.evidence import (
     NAME,
     Evidence,
     as_read,
+    counts_something_else,
     holds_asked_kind,
     kind_found,
     question_kind,
@@ -91,12 +93,14 @@ class Extractive(Strategy):
 
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it
-        holds the kind of answer asked for, and it does not say the opposite of what is asked."""
+        holds the kind of answer asked for, it does not say the opposite of what is asked, and,
+        asked how many of a thing, it does not count only other things."""
         return (
             bool(evidence)
             and evidence[0].confidence >= self.threshold
             and holds_asked_kind(evidence[0].signals)
             and not self.tools.annotator.contrary(question, evidence[0].text)
+            and not counts_something_else(question, evidence[0].text, self.tools.annotator)
         )
 
     @property

@@ -656,6 +656,14 @@ def test_when_a_span_ends_answers_how_long(port: RAG) -> None:
     assert not answer.abstained and "until the end of June" in answer.text, answer.text
 
 
+def test_how_many_is_not_answered_with_a_count_of_something_else(port: RAG) -> None:
+    cars = port.ask("How many cars fit in the new car park at Portvale harbour?")
+    assert not cars.abstained and "300 cars" in cars.text, cars.text
+    # The sentence that ranks first counts cars, not lorries: it does not say.
+    lorries = port.ask("How many lorries fit in the new car park at Portvale harbour?")
+    assert lorries.abstained and lorries.evidence and "300 cars" in lorries.evidence[0].text, lorries.text
+
+
 def test_a_share_answers_how_much(port: RAG) -> None:
     # "a third" is an amount: the question that asks for one is not refused for want of a number.
     answer = port.ask("By how much will the buses cut the board's fuel bill?")
