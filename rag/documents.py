@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "12"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -52,7 +52,9 @@ CLEANER_VERSION = "12"  # 2: chunks record where their lines start; 3: datelines
 # 9: a newspaper's place alone before a long dash ("RIVERTON — "); 10: a press release's datelines
 # ("/PRNewswire/ --", "(GLOBE NEWSWIRE) --", "--(BUSINESS WIRE)--"), a date written day first;
 # 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe"); 12: a heading the file
-# marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"
+# marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
+# after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
+# name two places ("TOKYO/MOSCOW (Reuters) -")
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -95,7 +97,7 @@ TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?")
 TABLE_BAR = re.compile(r"(?<!\\)\|")
 CELL_JOIN, NAME_JOIN = "; ", ": "  # a table row read as a line: "Setting: retries; Default: 3"
 
-_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'\-]{1,40}?)"
+_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'/\-]{1,40}?)"  # "TOKYO/MOSCOW": a story from two places
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 # "March 3", "Dec. 5, 2026", and day first: "5 December", "5 Dec 2026".
 _DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+{_MONTH}(?:,?\s*\d{{4}})?)"
@@ -537,7 +539,9 @@ def clean_article(
         if start in marked:
             levels.setdefault(text.strip(), marked[start])
         table = start in rows or (number and raw[number - 1][0] in rows)
-        if number and not table and wrapped(original, raw[number - 1], (start, line), markdown):
+        # A heading the file marks is whole: the line after it, in lower case ("by Ann Lee"), starts anew.
+        after_heading = raw[number - 1][1].strip() in levels if number else False
+        if number and not table and not after_heading and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "

@@ -102,6 +102,7 @@ WIRE_DATELINES = {
         "GLOBE NEWSWIRE",
     ),
     "LONDON, 5 December (Reuters) - Tea auction prices rose.": ("LONDON", "5 December", "Reuters"),
+    "OSLO/STOCKHOLM (Reuters) - Tea auction prices rose.": ("OSLO/STOCKHOLM", "", "Reuters"),  # two places
     "ST. PAUL -- The tram network was extended.": ("ST. PAUL", "", ""),
     # An agency's website writes the place as a name.
     "Paris (AFP) – The bakers' guild crowned a new champion.": ("Paris", "", "AFP"),

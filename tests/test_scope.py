@@ -348,3 +348,18 @@ def test_a_papers_list_of_authors_is_its_byline(tmp_path_factory: pytest.TempPat
     rag = folder_rag(tmp_path_factory, {"paper.md": paper})
     answer = rag.ask("Who are the authors?")
     assert answer.how == "byline" and answer.text == f"“{authors}” [1]", answer.text
+
+
+def test_a_byline_in_lower_case_under_a_pages_heading_is_no_part_of_its_title(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # A line under an HTML page's <h1> starts anew, though it starts in lower case as a line
+    # wrapped by a file's width does: the headline stays the title, the byline says who wrote it.
+    page = (
+        "<html><body><h1>Ferry crews end their strike</h1><p class='byline'>by Ana Lis, Staff writer</p>"
+        "<p>RIVERTON – The ferry crews ended a two-day strike on Wednesday after a pay deal.</p></body></html>"
+    )
+    rag = folder_rag(tmp_path_factory, {"strike.html": page, "bakery.txt": STORIES["bakery.txt"]})
+    assert [d.title for d in rag.documents() if d.doc_id == "strike.html"] == ["Ferry crews end their strike"]
+    answer = rag.ask("Who wrote the story about the ferry strike?")
+    assert answer.how == "byline" and answer.text == "“by Ana Lis, Staff writer.” [1]", answer.text
