@@ -315,6 +315,10 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
         wire = stories_rag.ask(question)
         assert wire.how == "byline" and wire.text == credited, wire.text
         assert wire.citations[0].passage.doc_id == "quarry.txt" and wire.evidence[0].text.startswith("RIVERTON")
+    assert ui.byline(wire).startswith("Taken from the dateline of the article")  # not "Quoted from the byline"
+    env = {"RAG_HOME": str(stories_rag.settings.home), "RAG_CORPUS": str(stories_rag.settings.corpus)}
+    shown = CliRunner().invoke(rag_command, ["ask", "Who wrote the Baltic Wire story?"], env=env)
+    assert "Evidence [1]: “RIVERTON, Nov. 5 (Baltic Wire) --” (quarry.txt" in shown.output, shown.output
     # Who wrote something the story tells of is in the story, not its byline.
     letter = stories_rag.ask("Who has written a letter of protest?")
     assert letter.how != "byline" and "Tomas Berg" in letter.text, letter.text
