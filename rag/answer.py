@@ -73,6 +73,14 @@ class Answer:
         cited = {c.marker for c in self.citations}
         return [e for e in self.evidence if e.passage in cited]
 
+    @property
+    def quotes_its_evidence(self) -> bool:
+        """Whether the answer's text holds its best evidence sentence whole (a quote, an opening, a
+        byline), so that showing the sentence again would repeat it; a wire story's "no byline"
+        answer cites its dateline without quoting it."""
+        used = self.used_evidence
+        return bool(used) and " ".join(used[0].text.split()) in self.text
+
 
 @dataclass(frozen=True)
 class Piece:

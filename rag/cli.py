@@ -91,12 +91,10 @@ def _print_answer(answer: Any) -> None:
     if used := answer.used_evidence:
         best = used[0]  # the sentence the answer rests on, so that it can be checked
         where = f"{best.doc_id}, characters {best.start}–{best.end}"
-        said = " ".join(best.text.split())
-        # The answer is that sentence already (a wire story's dateline is not quoted): say only where it stands.
-        if answer.how in (How.QUOTE, How.OPENING) or (answer.how == How.BYLINE and said in answer.text):
-            click.echo(f"\nEvidence [{best.passage}]: {where}")
+        if answer.how in (How.QUOTE, How.OPENING) or (answer.how == How.BYLINE and answer.quotes_its_evidence):
+            click.echo(f"\nEvidence [{best.passage}]: {where}")  # the answer is that sentence already
         else:
-            click.echo(f"\nEvidence [{best.passage}]: “{said}” ({where})")
+            click.echo(f"\nEvidence [{best.passage}]: “{' '.join(best.text.split())}” ({where})")
     if answer.citations:
         click.echo("\nSources:")
         for c in sorted(answer.citations, key=lambda c: c.marker):

@@ -247,6 +247,15 @@ class Dateline:
         parts = [p for p in (self.place.title(), self.date) if p]
         return ", ".join(parts) + (f" ({self.agency})" if self.agency else "")
 
+    @staticmethod
+    def agency_in(stored: str) -> str:
+        """The agency of a dateline as `str` writes it, as the store keeps it: "Vientiane, Dec. 4 (Xinhua)"."""
+        found = STORED_AGENCY.search(stored)
+        return found[1] if found else ""
+
+
+STORED_AGENCY = re.compile(r"\(([^()]+)\)$")  # the agency at the end of a stored dateline
+
 
 @dataclass(frozen=True)
 class Document:
@@ -777,6 +786,14 @@ def _drop_repeated_captions(kept: list[Line]) -> list[Line]:
 def parse_dateline(text: str) -> Dateline:
     """Place, date and agency of the first paragraph that opens with a dateline, in either style
     (slashed or bracketed agency); an empty `Dateline` when none of the first paragraphs has one."""
+    found = find_dateline(text)
+    return found[2] if found else Dateline()
+
+
+def find_dateline(text: str) -> tuple[int, int, Dateline] | None:
+    """Where the dateline that opens one of the first paragraphs is (its start and end, without the
+    space after it) and what it says, or None."""
+    at = 0
     for paragraph in text.split("\n\n")[:8]:
         match = DATELINE.match(paragraph)
         if match:
@@ -785,5 +802,6 @@ def parse_dateline(text: str) -> Dateline:
             # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.
             place = (match["place"] or match["named_place"] or match["bare_place"] or "").strip(" -–—")
             place += f", {match['region']}" if match["region"] else ""
-            return Dateline(place, date.strip(), agency.strip())
-    return Dateline()
+            return at, at + len(match.group().rstrip()), Dateline(place, date.strip(), agency.strip())
+        at += len(paragraph) + 2
+    return None

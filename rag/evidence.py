@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.documents import BYLINE_LINES, CELL_JOIN, DATELINE, LIST_MARK, find_byline, parse_dateline
+from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline, find_dateline
 from rag.retrieve import Passage
 from rag.text import (
     Annotator,
@@ -511,12 +511,8 @@ def written_by(passage: Passage) -> list[Evidence]:
 def credit_line(text: str) -> tuple[int, int] | None:
     """Where the dateline that opens a story's first paragraphs is ("HELENA, Mont. (AP) —"), when it
     credits an agency, or None."""
-    at = 0
-    for paragraph in text.split("\n\n")[:BYLINE_LINES]:
-        if (match := DATELINE.match(paragraph)) and parse_dateline(match.group()).agency:
-            return at, at + len(match.group().rstrip())
-        at += len(paragraph) + 2
-    return None
+    found = find_dateline(text)
+    return found[:2] if found and found[2].agency else None
 
 
 def as_evidence(

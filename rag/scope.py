@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rag.documents import Dateline
 from rag.errors import BadInput
 from rag.text import WORD, content_terms
 
@@ -150,10 +151,6 @@ def asks_who_wrote(question: str) -> bool:
     return bool(WHO_WROTE.search(question))
 
 
-# The agency a stored dateline credits, as `Dateline.__str__` writes it: "Vientiane, Dec. 4 (Xinhua)".
-DATELINE_AGENCY = re.compile(r"\(([^()]+)\)$")
-
-
 def credited_articles(question: str, documents: Iterable[StoredDocument]) -> list[str]:
     """The doc_ids of the articles whose dateline credits an agency the question names ("Who
     wrote the Xinhua story?", "the AP story"): a wire story often has no byline, and its agency is
@@ -162,7 +159,7 @@ def credited_articles(question: str, documents: Iterable[StoredDocument]) -> lis
     return [
         doc.doc_id
         for doc in documents
-        if (agency := DATELINE_AGENCY.search(doc.dateline)) and {w.lower() for w in WORD.findall(agency[1])} <= words
+        if (agency := Dateline.agency_in(doc.dateline)) and {w.lower() for w in WORD.findall(agency)} <= words
     ]
 
 

@@ -225,12 +225,12 @@ def byline(answer: Answer) -> str:
         return "Quoted from the best evidence sentence (the built-in model is too small to rephrase it reliably)"
     if answer.how == How.OPENING:
         return "Quoted from the opening of the article the question names; no model wrote it"
-    if answer.how == How.BYLINE and not answer.text.startswith("“"):  # a wire story's: no byline
+    if answer.how == How.BYLINE and answer.quotes_its_evidence:
+        return "Quoted from the byline of the article the question asks about; no model wrote it"
+    if answer.how == How.BYLINE:  # a wire story's, which has none
         return (
             "Taken from the dateline of the article the question asks about, which names no writer; no model wrote it"
         )
-    if answer.how == How.BYLINE:
-        return "Quoted from the byline of the article the question asks about; no model wrote it"
     if answer.how == How.ABSTAIN and answer.backend == "embedded":  # it abstains before its model runs
         return "No sentence of the passages scores as an answer; no model was asked"
     if answer.how in (How.SHORT, How.RECKON, How.NAMES):
