@@ -20,11 +20,13 @@ from rag.evidence import Evidence, Scorer, follow_up_kind, opening, select, writ
 from rag.extractive import Extractive
 from rag.followup import Standalone
 from rag.ingest import IngestReport, Progress
-from rag.retrieve import HybridRetriever, Passage, Retrieval, led_by, to_passage
+from rag.retrieve import HybridRetriever, Passage, Retrieval, led_by, term_coverage, to_passage
 from rag.safety import REFUSAL_TEXT, checked_question, is_override_attempt
 from rag.scope import (
     NOT_IN_SCOPE,
     WHICH_ARTICLE,
+    WHOLE_ARTICLE,
+    WRITER_WORDS,
     Where,
     asks_what_it_says,
     asks_who_wrote,
@@ -325,7 +327,12 @@ class RAG:
         other, refused, or asked back (`refusal`)."""
         documents = [d for d in self._named_documents() if doc_ids is None or d.doc_id in doc_ids]
         credited = credited_articles(standalone.asking, documents)
-        relevant = retrieval.passages and retrieval.is_relevant(self.settings.min_relevance, self.settings.min_coverage)
+        # "Who wrote the story about the dam?" is about the dam: "wrote" and "story" are in no article's words.
+        relevant = retrieval.passages and (
+            retrieval.best_similarity >= self.settings.min_relevance
+            or term_coverage(standalone.asking, retrieval.passages, WHOLE_ARTICLE | WRITER_WORDS)
+            >= self.settings.min_coverage
+        )
         found = [p.doc_id for p in retrieval.passages if p.doc_id in credited] if relevant else []
         if len(documents) == 1:
             article = documents[0].doc_id

@@ -60,8 +60,8 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
 # and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
-# browser prints on a page saved as PDF is dropped.
-READER_VERSIONS = {".html": "h4", ".htm": "h4", ".md": "m4", ".pdf": "p3"}
+# browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline.
+READER_VERSIONS = {".html": "h5", ".htm": "h5", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -514,7 +514,24 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
     text = "\n".join(line for line in lines if line)
     if title_text and not text.startswith(title_text):
         text = title_text + "\n" + text
+    author = page_author(soup)
+    if author and find_byline(text.partition("\n")[2]) is None:  # shown under the title, as a printed byline is
+        title_line, _, rest = text.partition("\n")
+        text = f"{title_line}\nBy {author}\n{rest}" if rest else f"{title_line}\nBy {author}"
     return text, levels
+
+
+def page_author(soup: Any) -> str:
+    """The author a page names in its head (`<meta name="author">`, the `article:author` of Open
+    Graph when it is a name, not a link): many news pages print no byline in the text, and
+    "Who wrote it?" was refused."""
+    for attrs in ({"name": "author"}, {"property": "article:author"}, {"name": "byl"}):
+        tag = soup.find("meta", attrs=attrs)
+        content = " ".join((tag.get("content") or "").split()) if tag else ""
+        content = re.sub(r"^[Bb]y\s+", "", content)
+        if content and "/" not in content and len(content.split()) <= 8:
+            return content
+    return ""
 
 
 def clean_article(

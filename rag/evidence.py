@@ -78,9 +78,15 @@ DAY = re.compile(
     rf"\b{MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{MONTH}\b|"
     r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"
 )
+# A number spelled out, "one" left out (more often a pronoun than a count): "eleven", "forty-two".
+SPELLED = (
+    r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen"
+    r"|(?:twen|thir|for|fif|six|seven|eigh|nine)ty(?:-(?:one|two|three|four|five|six|seven|eight|nine))?"
+    r"|dozens?|hundred|thousand|million|billion)"
+)
 # A span of time stated as such ("27 years", "two decades", "a ten-year lease").
 DURATION = re.compile(
-    r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many|\w+ty(?:-\w+)?)(?:\s+|-)"
+    rf"\b(?:\d+|a|one|{SPELLED}|several|many)(?:\s+|-)"
     r"(?:[a-z]+\s+)?(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries|century)\b",
     re.IGNORECASE,
 )
@@ -93,16 +99,15 @@ RATE = re.compile(
 # A distance or size stated with its unit ("300 km", "12 feet", "a 6-kilometre spur"): the other
 # answer to "how long".
 LENGTH = re.compile(
-    r"(?:\b\d[\d,.]*(?:\s*|-)|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|\w+ty(?:-\w+)?|"
-    r"hundreds?|thousands?)(?:\s+|-))(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
+    rf"(?:\b\d[\d,.]*(?:\s*|-)|\b(?:a|an|one|{SPELLED}|several|hundreds|thousands)(?:\s+|-))"
+    r"(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
     re.IGNORECASE,
 )
 # When a span ends, another answer to "how long": "(to last) until Sunday", "through the end of June".
 UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s+of\s+)?(?:{DATE.pattern})")
-NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve dozen hundred thousand million billion"
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
-    rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b(?:{'|'.join(NUMBER_WORDS.split())})\b"
+    rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b{SPELLED}\b"
     r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b",  # a share: "by a third"
     re.IGNORECASE,
 )

@@ -159,13 +159,14 @@ def found_by(chunk_id: str, rankings: dict[str, list[str]]) -> tuple[str, ...]:
     return tuple(name for name, ranking in rankings.items() if chunk_id in ranking)
 
 
-def term_coverage(question: str, passages: list[Passage]) -> float:
-    """Share of the question's content words that occur in the passages (0 when it has none).
+def term_coverage(question: str, passages: Sequence[Passage], ignored: frozenset[str] = frozenset()) -> float:
+    """Share of the question's content words, but the `ignored` ones, that occur in the passages (0
+    when it has none).
 
     Dense similarity misses short name questions ("Who is Ada Lindqvist?" may score under 0.2), while
     an off-topic question shares almost no words with any passage.
     """
-    wanted = content_terms(question)
+    wanted = content_terms(question) - ignored
     if not wanted:
         return 0.0
     found = set().union(*(p.terms for p in passages)) if passages else set()

@@ -154,6 +154,14 @@ def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case(
     for rate in ("A permit costs 120 euros a year.", "The ferry sails three times a day.", "Parking is $2 per hour."):
         assert kind_found("length", rate, takes) == 0.0, rate
     assert kind_found("length", "The ferry sails twice a day, for a month.", takes) == 1.0
+    # Numbers spelled out past ten count as numbers; a word that only ends as one ("city") does not.
+    closed = "How long was the pool closed?"
+    assert kind_found("length", "The pool was closed for eleven weeks in the summer.", closed) == 1.0
+    assert kind_found("length", "The pool was closed for fifteen days.", closed) == 1.0
+    assert kind_found("length", "The trail is twenty-two miles long.", "How long is the trail?") == 1.0
+    counted = "How many lifeguards does the pool have?"
+    assert kind_found("quantity", "The pool has fourteen lifeguards in summer.", counted) == 1.0
+    assert kind_found("quantity", "The city pays the lifeguards in summer.", counted) == 0.0
 
 
 def test_a_time_of_day_answers_when_and_counts_nothing() -> None:
@@ -543,9 +551,9 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3288 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3298 in rag/scorer.json).
 ANSWERED_ANYWAY = {
-    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4072),
+    "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.408),
 }
 
 
@@ -684,7 +692,7 @@ def test_a_share_answers_how_much(port: RAG) -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.2973, is under its threshold, 0.3288; Snowball "
+                reason="refused (measured): the check's confidence, 0.2999, is under its threshold, 0.3298; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -819,8 +827,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.2399, is under its threshold, "
-    "0.3288; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.2392, is under its threshold, "
+    "0.3298; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:

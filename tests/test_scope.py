@@ -367,3 +367,20 @@ def test_a_byline_in_lower_case_under_a_pages_heading_is_no_part_of_its_title(
     assert [d.title for d in rag.documents() if d.doc_id == "strike.html"] == ["Ferry crews end their strike"]
     answer = rag.ask("Who wrote the story about the ferry strike?")
     assert answer.how == "byline" and answer.text == "“by Ana Lis, Staff writer.” [1]", answer.text
+
+
+def test_a_pages_author_named_in_its_head_says_who_wrote_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Many news pages print no byline in the story, only in their head's <meta name="author">; and
+    # "Who wrote the pay story?" names one word of the story ("wrote" and "story" are in none, and
+    # count for nothing in whether the story is about the question).
+    page = (
+        '<html><head><title>Ferry crews end strike</title><meta name="author" content="Ana Lis"></head><body>'
+        "<h1>Ferry crews end their strike</h1>"
+        "<p>RIVERTON (Harbour Courier) – The ferry crews ended a two-day strike on Wednesday after a pay deal.</p>"
+        "</body></html>"
+    )
+    rag = folder_rag(tmp_path_factory, {"strike.html": page, "bakery.txt": STORIES["bakery.txt"]})
+    for question in ("Who wrote the ferry story?", "Who wrote the pay story?", "Who wrote the article on the deal?"):
+        answer = rag.ask(question)
+        assert answer.how == "byline" and answer.text == "“By Ana Lis.” [1]", (question, answer.text)
+        assert answer.citations[0].passage.doc_id == "strike.html"
