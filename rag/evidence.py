@@ -133,7 +133,7 @@ KINDS = (
         "quantity",
         re.compile(
             r"\bhow (?:many|much|far|old|big|large|high|tall|deep|wide|fast|quickly|heavy|hot|cold|warm|strong|steep|thick"
-            r"|expensive)\b|\bwhat (?:number|percentage)\b",
+            r"|expensive)\b|\bwhat (?:number|percentage|share|proportion|fraction|amount)\b",
             re.I,
         ),
     ),
@@ -387,15 +387,32 @@ HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 
 
+# A "how much" that asks for a sum of money: "How much did the council pay?", "How much will it cost?"
+HOW_MUCH_MONEY = re.compile(
+    r"\bhow much\b(?=.*\b(?:cost|costs|costing|pay|pays|paid|paying|spend|spends|spent|spending|price|priced|"
+    r"worth|fees?|charge|charges|charged|budget|budgeted|invest|invested|earn|earns|earned|funding)\b)",
+    re.IGNORECASE,
+)
+CURRENCY = re.compile(
+    r"[$€£¥₽]|\b(?:dollars?|euros?|pounds?|yen|yuan|renminbi|roubles?|rubles?|crowns?|kron[ae]r|krona|francs?|"
+    r"rupees?|pesos?|reais|real|rand|won|USD|EUR|GBP|JPY|CNY|RUB)\b"
+)
+
+
 def counts_something_else(question: str, sentence: str, annotator: Annotator) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 20,000 Russians live on the islands" does not
-    say how many islands there are). A bare number may count anything ("Three died")."""
+    say how many islands there are). A bare number may count anything ("Three died"). Asked how
+    much something cost, a sentence with no sum of money counts other things ("about 12,000
+    acres" is not what a fire cost)."""
+    entities = annotator.entities(sentence)
+    if HOW_MUCH_MONEY.search(question):
+        return not (CURRENCY.search(sentence) or any(label == "MONEY" for _, label in entities))
     asked = HOW_MANY.search(question)
     if asked is None:
         return False
     counted = content_terms(asked[1])
-    amounts = [text for text, label in annotator.entities(sentence) if label in COUNTS]
+    amounts = [text for text, label in entities if label in COUNTS]
     return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
 
 

@@ -7,7 +7,8 @@ that article's opening sentence. Any other answer is, in this order:
 2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
    asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`),
-   or, asked how many of a thing, it counts only other things (`counts_something_else`);
+   or, asked how many of a thing or how much something cost, it counts only other things
+   (`counts_something_else`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser, when the sentence holds no other name or number it might be (`short_answer`,
    `rivals`), else that sentence quoted and cited.
@@ -94,7 +95,7 @@ class Extractive(Strategy):
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it
         holds the kind of answer asked for, it does not say the opposite of what is asked, and,
-        asked how many of a thing, it does not count only other things."""
+        asked how many of a thing or how much something cost, it does not count only other things."""
         return (
             bool(evidence)
             and evidence[0].confidence >= self.threshold

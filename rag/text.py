@@ -43,12 +43,14 @@ STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there "
     "these they this to was will with".split()
 )
-# Words that say nothing about what a question is about: function words and question words.
+# Words that say nothing about what a question is about: function words, question words and
+# pronouns ("What did she say?" names no one: whom it asks of is in the question before).
 QUESTION_STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
     "they this to was will with who whom whose what when where which why how did do does was were has have had "
     "said say says tell me about can could would should many much any some i you we us our my your its from "
-    "than been being so also please happen happened happens get gets got getting".split()
+    "than been being so also please happen happened happens get gets got getting "
+    "he him his she her hers them those theirs itself himself herself themselves".split()
 )
 # Abbreviations that a capital follows inside a sentence: titles before a name ("Gen. Lind"), a
 # company's suffix before its ticker ("Acme Inc. (NASDAQ: ACME)"), "U.S. Navy". A sentence that
