@@ -60,8 +60,9 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
 # and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
-# browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline.
-READER_VERSIONS = {".html": "h5", ".htm": "h5", ".md": "m4", ".pdf": "p3"}
+# browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
+# h6: a page's menus, footer, contents and references are furniture.
+READER_VERSIONS = {".html": "h6", ".htm": "h6", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -432,10 +433,13 @@ HTML_BLOCKS = (
     "address article aside blockquote br caption dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
     "header hr li main nav ol p pre section table tbody td tfoot th thead title tr ul"
 ).split()
-# Words of the class or id names of a page's furniture (after Readability's `unlikelyCandidates`).
+# Words of the class or id names of a page's furniture (after Readability's `unlikelyCandidates`),
+# and an encyclopedia page's list of contents and of references: "Northern Lighthouse Board (1990).
+# Annual Report." was the answer to when a lighthouse was demolished.
 PAGE_FURNITURE = set(
     "cookie cookies consent gdpr share sharing social newsletter subscribe related promo advert "
-    "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar editsection navbox noprint".split()
+    "advertisement ad ads banner breadcrumb breadcrumbs comments sidebar editsection navbox noprint "
+    "footer menu navigation toc pagination pager popup sponsor references reflist".split()
 )
 LAYOUT_BLOCKS = [tag for tag in HTML_BLOCKS if tag not in ("br", "td", "th", "tr", "tbody", "thead", "tfoot")]
 BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines

@@ -103,6 +103,13 @@ LENGTH = re.compile(
     r"(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
     re.IGNORECASE,
 )
+# How often a thing happens: a rate ("three times a day"), "every 20 seconds", "twice", "weekly".
+FREQUENCY = re.compile(
+    rf"{RATE.pattern}|\bevery\s+(?:\d+\s+|other\s+|few\s+|{SPELLED}\s+)?"
+    r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?)\b"
+    r"|\b(?:once|twice|daily|nightly|weekly|fortnightly|monthly|yearly|annually|hourly)\b|\btimes\s+an?\b",
+    re.IGNORECASE,
+)
 # When a span ends, another answer to "how long": "(to last) until Sunday", "through the end of June".
 UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s+of\s+)?(?:{DATE.pattern})")
 # A count or amount; a year is not one ("How many bases?" is not "1960").
@@ -129,6 +136,7 @@ KINDS = (
     ),
     ("duration", re.compile(r"\bhow (?:many|much) (?:years|months|weeks|days|hours|decades)\b", re.I)),
     ("length", re.compile(r"\bhow long\b", re.I)),  # a time or a distance
+    ("frequency", re.compile(r"\bhow (?:often|frequently)\b", re.I)),
     (
         "quantity",
         re.compile(
@@ -159,6 +167,7 @@ KIND_PATTERNS = {
     "duration": DURATION,
     "length": re.compile(f"{DURATION.pattern}|{LENGTH.pattern}|{UNTIL.pattern}", re.IGNORECASE),
     "quantity": QUANTITY,
+    "frequency": FREQUENCY,
 }
 
 
@@ -387,9 +396,10 @@ HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 
 
-# A "how much" that asks for a sum of money: "How much did the council pay?", "How much will it cost?"
+# A "how much" that asks for a sum of money: "How much did the council pay?", "How much will it cost?";
+# not "how much of" the cost, a share.
 HOW_MUCH_MONEY = re.compile(
-    r"\bhow much\b(?=.*\b(?:cost|costs|costing|pay|pays|paid|paying|spend|spends|spent|spending|price|priced|"
+    r"\bhow much\b(?!\s+of\b)(?=.*\b(?:cost|costs|costing|pay|pays|paid|paying|spend|spends|spent|spending|price|priced|"
     r"worth|fees?|charge|charges|charged|budget|budgeted|invest|invested|earn|earns|earned|funding)\b)",
     re.IGNORECASE,
 )
@@ -397,17 +407,21 @@ CURRENCY = re.compile(
     r"[$€£¥₽]|\b(?:dollars?|euros?|pounds?|yen|yuan|renminbi|roubles?|rubles?|crowns?|kron[ae]r|krona|francs?|"
     r"rupees?|pesos?|reais|real|rand|won|USD|EUR|GBP|JPY|CNY|RUB)\b"
 )
+# A change or part stated as a share, which answers "how much did the price rise?" as a sum would.
+SHARE = re.compile(r"%|\bper ?cent\b|\bhalf\b|\b(?:thirds?|quarters?|fifths?|tenths?)\b", re.IGNORECASE)
 
 
 def counts_something_else(question: str, sentence: str, annotator: Annotator) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 20,000 Russians live on the islands" does not
     say how many islands there are). A bare number may count anything ("Three died"). Asked how
-    much something cost, a sentence with no sum of money counts other things ("about 12,000
-    acres" is not what a fire cost)."""
+    much something cost, a sentence with no sum of money nor share counts other things ("about
+    12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
     entities = annotator.entities(sentence)
     if HOW_MUCH_MONEY.search(question):
-        return not (CURRENCY.search(sentence) or any(label == "MONEY" for _, label in entities))
+        return not (
+            CURRENCY.search(sentence) or SHARE.search(sentence) or any(label == "MONEY" for _, label in entities)
+        )
     asked = HOW_MANY.search(question)
     if asked is None:
         return False

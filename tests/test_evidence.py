@@ -21,7 +21,15 @@ from test_ingest import run_cli
 from rag import RAG
 from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
-from rag.evidence import SCORER, Scorer, candidates, follow_up_kind, kind_found, question_kind
+from rag.evidence import (
+    SCORER,
+    Scorer,
+    candidates,
+    counts_something_else,
+    follow_up_kind,
+    kind_found,
+    question_kind,
+)
 from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.followup import joined_question
 from rag.retrieve import Passage, with_passages_for
@@ -162,6 +170,13 @@ def test_how_long_is_answered_by_a_time_or_a_distance_and_a_century_in_any_case(
     counted = "How many lifeguards does the pool have?"
     assert kind_found("quantity", "The pool has fourteen lifeguards in summer.", counted) == 1.0
     assert kind_found("quantity", "The city pays the lifeguards in summer.", counted) == 0.0
+
+
+def test_how_often_is_answered_by_a_rate_or_a_period() -> None:
+    asked = "How often does the ferry sail?"
+    for said in ("The ferry sails three times a day.", "It sails every 20 minutes.", "It sails twice in winter."):
+        assert kind_found(question_kind(asked), said, asked) == 1.0, said
+    assert kind_found(question_kind(asked), "The ferry has 40 seats and was built in 1990.", asked) == 0.0
 
 
 def test_a_time_of_day_answers_when_and_counts_nothing() -> None:
@@ -684,6 +699,17 @@ def test_how_many_is_not_answered_with_a_count_of_something_else(port: RAG) -> N
     spent = port.ask("How much did the harbour board spend on the buses?")
     assert spent.abstained and spent.evidence and "12 battery-powered buses" in spent.evidence[0].text, spent.text
     assert port.ask("How much will drivers pay at the harbour car park?").text.startswith("£1.50 an hour")
+
+
+def test_how_much_it_cost_wants_a_sum_or_a_share() -> None:
+    annotator = Annotator()
+    assert counts_something_else("How much will the fire cost?", "The fire burned 12,000 acres by Tuesday.", annotator)
+    for question, sentence in (
+        ("How much did the bridge cost?", "The bridge cost 14 million crowns, twice the estimate."),
+        ("How much of the cost did the board fund?", "The board agreed to fund two thirds of the cost."),
+        ("How much did the price of a ticket rise?", "Ticket prices rose by 4.5 percent in March."),
+    ):
+        assert not counts_something_else(question, sentence, annotator), question
 
 
 def test_a_share_answers_how_much(port: RAG) -> None:

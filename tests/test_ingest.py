@@ -408,6 +408,26 @@ def test_a_pages_furniture_is_not_read_as_its_text() -> None:
     ]
 
 
+def test_an_encyclopedia_pages_menus_contents_references_and_footer_are_not_its_text() -> None:
+    # A saved encyclopedia page: its site menu, list of contents, numbered references and footer
+    # were read as sentences; "Harbour Board (1990). Annual Report." answered when the light was
+    # demolished.
+    page = (
+        '<body><div id="mw-navigation"><a>Main page</a> <a>Random article</a></div>'
+        '<div id="content"><h1>Skerrow Light</h1><p>The light was first lit in 1852 and automated in 1989.</p>'
+        '<div id="toc"><h2>Contents</h2><ul><li>1 History</li></ul></div>'
+        "<h2>History</h2><p>Its first keepers were two brothers from the island.</p>"
+        '<ol class="references"><li>^ Harbour Board (1990). <i>Annual Report</i>.</li></ol></div>'
+        '<div id="footer">This page was last edited on 3 May 2024.</div></body>'
+    )
+    assert html_to_text(page).splitlines() == [
+        "Skerrow Light",
+        "The light was first lit in 1852 and automated in 1989.",
+        "History",
+        "Its first keepers were two brothers from the island.",
+    ]
+
+
 def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
