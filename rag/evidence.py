@@ -405,7 +405,7 @@ HOW_MUCH_MONEY = re.compile(
 )
 CURRENCY = re.compile(
     r"[$€£¥₽]|\b(?:dollars?|euros?|pounds?|yen|yuan|renminbi|roubles?|rubles?|crowns?|kron[ae]r|krona|francs?|"
-    r"rupees?|pesos?|reais|real|rand|won|USD|EUR|GBP|JPY|CNY|RUB)\b"
+    r"rupees?|pesos?|reais|USD|EUR|GBP|JPY|CNY|RUB)\b"
 )
 # A change or part stated as a share, which answers "how much did the price rise?" as a sum would.
 SHARE = re.compile(r"%|\bper ?cent\b|\bhalf\b|\b(?:thirds?|quarters?|fifths?|tenths?)\b", re.IGNORECASE)
