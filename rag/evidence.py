@@ -430,6 +430,28 @@ def counts_something_else(question: str, sentence: str, annotator: Annotator) ->
     return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
 
 
+# What a measure asked for is counted in: "How wide is the bay?" wants a length, not a count.
+MASS = re.compile(r"\d[\d,.]*\s*(?:kg|kilo(?:gram)?s?|tonnes?|tons?|t|lbs?|pounds?|g|grams?)\b", re.IGNORECASE)
+SPEED = re.compile(
+    r"\d[\d,.]*\s*(?:km/h|kph|mph|knots?|m/s)|\b(?:per|a|an|each|every|/)\s*(?:second|minute|hour|day|week|month|year|"
+    r"decade|century)\b",
+    re.IGNORECASE,
+)
+TEMPERATURE = re.compile(r"\d\s*°|\bdegrees?\b", re.IGNORECASE)
+MEASURES = (
+    (re.compile(r"\bhow (?:wide|high|tall|deep)\b", re.IGNORECASE), LENGTH),
+    (re.compile(r"\bhow heavy\b", re.IGNORECASE), MASS),
+    (re.compile(r"\bhow (?:fast|quickly)\b", re.IGNORECASE), SPEED),
+    (re.compile(r"\bhow (?:hot|cold|warm)\b", re.IGNORECASE), TEMPERATURE),
+)
+
+
+def measures_something_else(question: str, sentence: str) -> bool:
+    """Whether a question for a measure ("how wide", "how heavy", "how fast", "how hot") has a
+    sentence that states none in its units: "It has 40 piers" does not say how wide a bridge is."""
+    return any(asked.search(question) and not unit.search(sentence) for asked, unit in MEASURES)
+
+
 def holds_asked_kind(signals: dict[str, float]) -> bool:
     """Whether a sentence may answer at all: a question that asks for a kind of answer (a date, a
     number, a name) is not answered from a sentence holding none, however close it is (on both

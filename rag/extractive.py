@@ -8,7 +8,8 @@ that article's opening sentence. Any other answer is, in this order:
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
    asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`),
    or, asked how many of a thing or how much something cost, it counts only other things
-   (`counts_something_else`);
+   (`counts_something_else`), or, asked for a measure ("how wide"), it states none in its units
+   (`measures_something_else`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser, when the sentence holds no other name or number it might be (`short_answer`,
    `rivals`), else that sentence quoted and cited.
@@ -38,6 +39,7 @@ from rag.evidence import (
     counts_something_else,
     holds_asked_kind,
     kind_found,
+    measures_something_else,
     question_kind,
 )
 from rag.followup import Standalone, joined_question
@@ -95,13 +97,15 @@ class Extractive(Strategy):
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it
         holds the kind of answer asked for, it does not say the opposite of what is asked, and,
-        asked how many of a thing or how much something cost, it does not count only other things."""
+        asked how many of a thing or how much something cost, it does not count only other things,
+        and, asked for a measure, it states one."""
         return (
             bool(evidence)
             and evidence[0].confidence >= self.threshold
             and holds_asked_kind(evidence[0].signals)
             and not self.tools.annotator.contrary(question, evidence[0].text)
             and not counts_something_else(question, evidence[0].text, self.tools.annotator)
+            and not measures_something_else(question, evidence[0].text)
         )
 
     @property

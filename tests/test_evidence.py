@@ -28,6 +28,7 @@ from rag.evidence import (
     counts_something_else,
     follow_up_kind,
     kind_found,
+    measures_something_else,
     question_kind,
 )
 from rag.extractive import reply_from_evidence, rivals, span_grammar
@@ -699,6 +700,20 @@ def test_how_many_is_not_answered_with_a_count_of_something_else(port: RAG) -> N
     spent = port.ask("How much did the harbour board spend on the buses?")
     assert spent.abstained and spent.evidence and "12 battery-powered buses" in spent.evidence[0].text, spent.text
     assert port.ask("How much will drivers pay at the harbour car park?").text.startswith("£1.50 an hour")
+
+
+def test_a_measure_is_not_answered_with_a_count(port: RAG) -> None:
+    # "How wide" wants a length, "how heavy" a mass, "how fast" a speed, "how hot" a temperature.
+    wide = port.ask("How wide is the new car park at Portvale harbour?")
+    assert wide.abstained and wide.evidence and "300 cars" in wide.evidence[0].text, wide.text
+    assert measures_something_else("How heavy is the bike?", "It travels 50 to 80 km on a charge.")
+    for question, sentence in (
+        ("How wide is the bay?", "The bay is 4 km wide at its mouth."),
+        ("How heavy is the bike?", "It weighs 21 kg with its battery."),
+        ("How quickly is the sea rising?", "It rises by 1 to 3 cm per century."),
+        ("How hot does the town get?", "It reached 41 °C in July."),
+    ):
+        assert not measures_something_else(question, sentence), question
 
 
 def test_how_much_it_cost_wants_a_sum_or_a_share() -> None:
