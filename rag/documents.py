@@ -61,7 +61,8 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # static site's front matter as settings, its title the page's; p2: a PDF's running headers, footers
 # and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
 # browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
-# h6: a page's menus, footer, contents and references are furniture.
+# h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
+# a <title> is read without its site's name.
 READER_VERSIONS = {".html": "h6", ".htm": "h6", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
@@ -472,12 +473,14 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
 
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template", "aside"]):
-        tag.decompose()
+        # An article's own <header> holds its headline and byline; the site's holds its name and menus.
+        if tag.name != "header" or not (tag.find("h1") or tag.find_parent(["article", "main"])):
+            tag.decompose()
     page_chars = len(soup.get_text())
     for tag in soup.find_all(lambda tag: furniture(tag, page_chars)):
         tag.decompose()
-    title = soup.find("h1") or soup.find("title")
-    title_text = " ".join(title.get_text().split()) if title else ""
+    heading = soup.find("h1")
+    title_text = " ".join(heading.get_text().split()) if heading else page_title(soup)
     levels: dict[str, int] = {}
     for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
         levels.setdefault(" ".join(heading.get_text().split()), int(heading.name[1]))
@@ -523,6 +526,21 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
         title_line, _, rest = text.partition("\n")
         text = f"{title_line}\nBy {author}\n{rest}" if rest else f"{title_line}\nBy {author}"
     return text, levels
+
+
+# What separates a page's title from its site's name: "Ferry crews end strike | Harbour Courier".
+TITLE_SEPARATOR = re.compile(r"\s+[|\-–—»/:]\s+")
+
+
+def page_title(soup: Any) -> str:
+    """A page's <title> without its site's name after the last separator, when what is left is three
+    words or more, as Readability reads it: "Ferry crews end strike | Harbour Courier" gives "Ferry
+    crews end strike"; "Skerrow Light - Wikipedia" stays whole, two words being too few to tell."""
+    tag = soup.find("title")
+    text = " ".join(tag.get_text().split()) if tag else ""
+    parts = TITLE_SEPARATOR.split(text)
+    head = text[: list(TITLE_SEPARATOR.finditer(text))[-1].start()] if len(parts) > 1 else text
+    return head if len(head.split()) >= 3 else text
 
 
 def page_author(soup: Any) -> str:

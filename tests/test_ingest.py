@@ -428,6 +428,27 @@ def test_an_encyclopedia_pages_menus_contents_references_and_footer_are_not_its_
     ]
 
 
+def test_an_articles_own_header_is_read_and_the_sites_is_not() -> None:
+    # A news page marks its headline and byline with the article's <header>, and its site's name and
+    # menus with the page's: the first was dropped with the second, and the title read from <title>,
+    # site name and all.
+    page = (
+        "<html><head><title>Ferry crews end strike | Harbour Courier</title></head><body>"
+        "<header><a>Harbour Courier</a><nav><a>News</a><a>Sport</a></nav></header>"
+        "<main><article><header><h1>Ferry crews end their strike</h1><p>By Ana Lis</p></header>"
+        "<p>RIVERTON – The ferry crews ended a two-day strike on Wednesday after a pay deal.</p></article></main>"
+        "<footer>© Harbour Courier</footer></body></html>"
+    )
+    assert html_to_text(page).splitlines() == [
+        "Ferry crews end their strike",
+        "By Ana Lis",
+        "RIVERTON – The ferry crews ended a two-day strike on Wednesday after a pay deal.",
+    ]
+    # Without a headline in the text, the <title> is read without the site's name after it.
+    untitled = page.replace("<h1>Ferry crews end their strike</h1>", "")
+    assert html_to_text(untitled).splitlines()[0] == "Ferry crews end strike"
+
+
 def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
