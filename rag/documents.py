@@ -479,8 +479,8 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
     page_chars = len(soup.get_text())
     for tag in soup.find_all(lambda tag: furniture(tag, page_chars)):
         tag.decompose()
-    heading = soup.find("h1")
-    title_text = " ".join(heading.get_text().split()) if heading else page_title(soup)
+    headline = soup.find("h1")
+    title_text = " ".join(headline.get_text().split()) if headline else page_title(soup)
     levels: dict[str, int] = {}
     for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
         levels.setdefault(" ".join(heading.get_text().split()), int(heading.name[1]))
@@ -538,8 +538,8 @@ def page_title(soup: Any) -> str:
     crews end strike"; "Skerrow Light - Wikipedia" stays whole, two words being too few to tell."""
     tag = soup.find("title")
     text = " ".join(tag.get_text().split()) if tag else ""
-    parts = TITLE_SEPARATOR.split(text)
-    head = text[: list(TITLE_SEPARATOR.finditer(text))[-1].start()] if len(parts) > 1 else text
+    separators = list(TITLE_SEPARATOR.finditer(text))
+    head = text[: separators[-1].start()] if separators else text
     return head if len(head.split()) >= 3 else text
 
 
