@@ -25,6 +25,7 @@ import bisect
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
 import re
@@ -472,6 +473,7 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
+    author = page_author(soup)  # before the scripts go: a page may name its author only in its linked data
     for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "form", "template", "aside"]):
         # An article's own <header> holds its headline and byline; the site's holds its name and menus.
         if tag.name != "header" or not (tag.find("h1") or tag.find_parent(["article", "main"])):
@@ -521,7 +523,6 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
     text = "\n".join(line for line in lines if line)
     if title_text and not text.startswith(title_text):
         text = title_text + "\n" + text
-    author = page_author(soup)
     if author and find_byline(text.partition("\n")[2]) is None:  # shown under the title, as a printed byline is
         title_line, _, rest = text.partition("\n")
         text = f"{title_line}\nBy {author}\n{rest}" if rest else f"{title_line}\nBy {author}"
@@ -545,15 +546,38 @@ def page_title(soup: Any) -> str:
 
 def page_author(soup: Any) -> str:
     """The author a page names in its head (`<meta name="author">`, the `article:author` of Open
-    Graph when it is a name, not a link): many news pages print no byline in the text, and
-    "Who wrote it?" was refused."""
-    for attrs in ({"name": "author"}, {"property": "article:author"}, {"name": "byl"}):
-        tag = soup.find("meta", attrs=attrs)
-        content = " ".join((tag.get("content") or "").split()) if tag else ""
-        content = re.sub(r"^[Bb]y\s+", "", content)
+    Graph when it is a name, not a link) or in its schema.org linked data (`"author": {"name": …}`):
+    many news pages print no byline in the text, and "Who wrote it?" was refused."""
+    named = [tag.get("content") or "" for tag in soup.find_all("meta", attrs={"name": ["author", "byl"]})]
+    named += [tag.get("content") or "" for tag in soup.find_all("meta", attrs={"property": "article:author"})]
+    for script in soup.find_all("script", attrs={"type": "application/ld+json"}):
+        try:
+            named.append(" and ".join(linked_authors(json.loads(script.get_text()))))
+        except (ValueError, RecursionError):  # a page's broken (or absurdly nested) linked data says nothing
+            continue
+    for content in named:
+        content = re.sub(r"^[Bb]y\s+", "", " ".join(content.split()))
         if content and "/" not in content and len(content.split()) <= 8:
             return content
     return ""
+
+
+def linked_authors(data: Any) -> list[str]:
+    """The names of the authors in schema.org linked data: an article's "author", a person or an
+    organisation, one or a list, in the data itself or in its "@graph"."""
+    items = data if isinstance(data, list) else [data]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        author = item.get("author")
+        people = author if isinstance(author, list) else [author] if author else []
+        names = [p.get("name", "") if isinstance(p, dict) else p for p in people]
+        names = [n for n in names if isinstance(n, str) and n.strip()]
+        if names:
+            return names
+        if found := linked_authors(item.get("@graph", [])):
+            return found
+    return []
 
 
 def clean_article(

@@ -449,6 +449,20 @@ def test_an_articles_own_header_is_read_and_the_sites_is_not() -> None:
     assert html_to_text(untitled).splitlines()[0] == "Ferry crews end strike"
 
 
+def test_a_pages_authors_in_its_linked_data_are_its_byline() -> None:
+    # A news page may name its authors only in its schema.org data, in a script the reader drops.
+    data = '{"@type": "NewsArticle", "author": [{"@type": "Person", "name": "Ana Lis"}, {"name": "Tom Hale"}]}'
+    page = (
+        f'<html><head><script type="application/ld+json">{data}</script></head><body>'
+        "<h1>Ferry crews end their strike</h1><p>The ferry crews ended a two-day strike on Wednesday.</p></body></html>"
+    )
+    assert html_to_text(page).splitlines()[:2] == ["Ferry crews end their strike", "By Ana Lis and Tom Hale"]
+    # Broken or absurdly nested data names no one, and the page is read all the same.
+    for broken in ('{"author": ', "[" * 100_000):
+        lines = html_to_text(page.replace(data, broken)).splitlines()
+        assert lines == ["Ferry crews end their strike", "The ferry crews ended a two-day strike on Wednesday."]
+
+
 def test_a_link_or_emphasis_inside_an_html_sentence_leaves_it_whole(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
