@@ -63,7 +63,7 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
 # browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
-# a <title> is read without its site's name.
+# a <title> is read without its site's name; authors named in linked data are the byline.
 READER_VERSIONS = {".html": "h6", ".htm": "h6", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
