@@ -417,16 +417,17 @@ def counts_something_else(question: str, sentence: str, annotator: Annotator) ->
     say how many islands there are). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
-    entities = annotator.entities(sentence)
-    if HOW_MUCH_MONEY.search(question):
+    if HOW_MUCH_MONEY.search(question):  # the sentence is annotated only when a pattern asks (spaCy's time)
         return not (
-            CURRENCY.search(sentence) or SHARE.search(sentence) or any(label == "MONEY" for _, label in entities)
+            CURRENCY.search(sentence)
+            or SHARE.search(sentence)
+            or any(label == "MONEY" for _, label in annotator.entities(sentence))
         )
     asked = HOW_MANY.search(question)
     if asked is None:
         return False
     counted = content_terms(asked[1])
-    amounts = [text for text, label in entities if label in COUNTS]
+    amounts = [text for text, label in annotator.entities(sentence) if label in COUNTS]
     return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
 
 
