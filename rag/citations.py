@@ -107,7 +107,7 @@ def strip_markers(text: str) -> str:
 
 
 def numbers_in(text: str) -> set[str]:
-    """The numbers written in a text, without thousands separators: "1,000 in 1956" -> {"1000", "1956"}."""
+    """The numbers written in a text, without thousands separators: "1,000 in 1987" -> {"1000", "1987"}."""
     return {n.replace(",", "") for n in NUMBER.findall(text)}
 
 

@@ -11,8 +11,8 @@ itself gives ("the 1855 treatise") is taken from the question.
 Two names are not in one sentence either. The question is read as two asks, each ask's best
 evidence sentence is found, and the name that answers is cut out of it: a run of capitalised
 words that the question does not already give, with the words of the role the question asks
-about taken off its front ("Russian President Boris Yeltsin" answers "which Russian president"
-as "Boris Yeltsin").
+about taken off its front ("Danish Prime Minister Ada Lind" answers "which Danish prime minister"
+as "Ada Lind").
 
 Not handled: months and days ("how many weeks"), events with no year written beside them, more
 than two events or names, names the capital letters do not mark, and questions that are not in
@@ -158,8 +158,8 @@ def asks(question: str) -> list[str]:
 
 def answer_name(sentence: str, ask: str) -> str:
     """The name in the sentence that answers the ask, or "": a run of capitals none of whose own words
-    the ask gives, opening words ("During the") and the ask's role words ("Russian President") taken
-    off its front; a name that follows the role the ask names ("president Boris Yeltsin") first."""
+    the ask gives, opening words ("During the") and the ask's role words ("Danish Prime Minister") taken
+    off its front; a name that follows the role the ask names ("minister Ada Lind") first."""
     asked = content_terms(ask)
 
     def of_ask(word: str) -> bool:

@@ -55,7 +55,7 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe"); 12: a heading the file
 # marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
-# name two places ("TOKYO/MOSCOW (Reuters) -")
+# name two places ("OSLO/BERGEN (Reuters) -")
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -100,7 +100,7 @@ TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?")
 TABLE_BAR = re.compile(r"(?<!\\)\|")
 CELL_JOIN, NAME_JOIN = "; ", ": "  # a table row read as a line: "Setting: retries; Default: 3"
 
-_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'/\-]{1,40}?)"  # "TOKYO/MOSCOW": a story from two places
+_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ .'/\-]{1,40}?)"  # "OSLO/BERGEN": a story from two places
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 # "March 3", "Dec. 5, 2026", and day first: "5 December", "5 Dec 2026".
 _DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+{_MONTH}(?:,?\s*\d{{4}})?)"

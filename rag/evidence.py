@@ -103,10 +103,13 @@ LENGTH = re.compile(
     r"(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|yards?|inch(?:es)?)\b",
     re.IGNORECASE,
 )
-# How often a thing happens: a rate ("three times a day"), "every 20 seconds", "twice", "weekly".
+# How often a thing happens: a rate ("three times a day"), "every 20 seconds", "every Tuesday",
+# "on Sundays", "twice", "weekly".
 FREQUENCY = re.compile(
     rf"{RATE.pattern}|\bevery\s+(?:\d+\s+|other\s+|few\s+|{SPELLED}\s+)?"
     r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?)\b"
+    r"|\b(?:every|each)\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|weekday|weekend|morning|"
+    r"afternoon|evening)s?\b|\bon\s+(?:Mondays|Tuesdays|Wednesdays|Thursdays|Fridays|Saturdays|Sundays|weekdays|weekends)\b"
     r"|\b(?:once|twice|daily|nightly|weekly|fortnightly|monthly|yearly|annually|hourly)\b|\btimes\s+an?\b",
     re.IGNORECASE,
 )
@@ -118,6 +121,9 @@ QUANTITY = re.compile(
     r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b",  # a share: "by a third"
     re.IGNORECASE,
 )
+# Where a thing is kept on a computer or the web, the answer to "where" in a manual: a file's path
+# ("~/.cache/app/log.txt", "C:\\Users", "%APPDATA%\\app") or an address ("https://example.org/faq").
+LOCATION = re.compile(r"(?<![\w/])(?:~|\.{1,2})?/[\w.\-]+(?:/[\w.\-]*)+|\b[A-Z]:\\\S*|%\w+%\S*|\bhttps?://\S+")
 # Runs of capitalised words: names of people, places, bodies and works.
 NAME = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|de|von|van|al|bin)?\s*[A-Z][\w'’\-]*)*")
 # Which kind of answer a question asks for, from its question words.
@@ -358,6 +364,11 @@ def question_kind(question: str) -> str:
     return min(found)[2] if found else ""
 
 
+# A question answered yes or no ("Was the airport closed?"): a sentence that says the opposite of
+# what it asks ("The airport remained open") is its answer.
+YES_NO = re.compile(rf"^\W*{AUXILIARY}\b", re.IGNORECASE)
+
+
 # A follow-up that asks nothing of its own, only names what to ask it of: "And the last one?",
 # "What about a monthly pass?" (not "Is it open on Sundays?", a question of its own).
 ONLY_NAMES = re.compile(rf"^(?!.*\b(?:{ASKING}|when)\b)(?!\W*{AUXILIARY}\b)|^\W*(?:and )?(?:what|how) about\b", re.I)
@@ -378,6 +389,8 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
     if kind in ("name", "place", "entity"):
         # A one-word name that opens the sentence may be any capitalised word ("Residents").
         names = [(m.group(), m.start()) for m in NAME.finditer(sentence) if is_new(m.group(), question)]
+        if kind == "place" and any(is_new(m.group(), question) for m in LOCATION.finditer(sentence)):
+            return 1.0
         return max((1.0 if " " in n else 0.25 if at == 0 else 0.5 for n, at in names), default=0.0)
     return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(as_read(kind, sentence))) else 0.0
 
@@ -391,8 +404,10 @@ def as_read(kind: str, sentence: str) -> str:
     return RATE.sub(" ", sentence) if kind in ("duration", "length") else sentence
 
 
-# What a "how many" question counts: "islands" in "How many islands are there?".
+# What a "how many" question counts: "bridges" in "How many bridges are there?".
 HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
+# People are counted under many names ("1,150 signatures", "9,000 cyclists", "300 residents").
+PEOPLE = content_terms("people persons")
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 
 
@@ -413,8 +428,9 @@ SHARE = re.compile(r"%|\bper ?cent\b|\bhalf\b|\b(?:thirds?|quarters?|fifths?|ten
 
 def counts_something_else(question: str, sentence: str, annotator: Annotator) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
-    what it counts, and none is what is asked ("About 20,000 Russians live on the islands" does not
-    say how many islands there are). A bare number may count anything ("Three died"). Asked how
+    what it counts, and none is what is asked ("About 9,000 cyclists cross the bridges daily" does
+    not say how many bridges there are), except people, who go by many names ("9,000 cyclists" is
+    how many people cross them). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
     if HOW_MUCH_MONEY.search(question):  # the sentence is annotated only when a pattern asks (spaCy's time)
@@ -427,6 +443,8 @@ def counts_something_else(question: str, sentence: str, annotator: Annotator) ->
     if asked is None:
         return False
     counted = content_terms(asked[1])
+    if counted & PEOPLE:
+        return False
     amounts = [text for text, label in annotator.entities(sentence) if label in COUNTS]
     return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
 
@@ -439,17 +457,25 @@ SPEED = re.compile(
     re.IGNORECASE,
 )
 TEMPERATURE = re.compile(r"\d\s*°|\bdegrees?\b", re.IGNORECASE)
+# An age: "24 years old", "a 90-year-old", "aged 24", "Ana Lind, 24, won", or the year it began.
+AGE = re.compile(
+    rf"\b(?:\d[\d,.]*|a|one|{SPELLED})(?:\s+|-)(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies))(?:\s+|-)old\b"
+    rf"|\baged?\s+(?:\d|{SPELLED})|,\s*\d{{1,3}}\s*,|\(\s*\d{{1,3}}\s*\)|{YEAR.pattern}",
+    re.IGNORECASE,
+)
 MEASURES = (
     (re.compile(r"\bhow (?:wide|high|tall|deep)\b", re.IGNORECASE), LENGTH),
     (re.compile(r"\bhow heavy\b", re.IGNORECASE), MASS),
     (re.compile(r"\bhow (?:fast|quickly)\b", re.IGNORECASE), SPEED),
     (re.compile(r"\bhow (?:hot|cold|warm)\b", re.IGNORECASE), TEMPERATURE),
+    (re.compile(r"\bhow old\b", re.IGNORECASE), AGE),
 )
 
 
 def measures_something_else(question: str, sentence: str) -> bool:
-    """Whether a question for a measure ("how wide", "how heavy", "how fast", "how hot") has a
-    sentence that states none in its units: "It has 40 piers" does not say how wide a bridge is."""
+    """Whether a question for a measure ("how wide", "how heavy", "how fast", "how hot", "how old")
+    has a sentence that states none in its units: "It has 40 piers" does not say how wide a bridge
+    is, nor "with 18 kilometres to go" how old a rider is."""
     return any(asked.search(question) and not unit.search(sentence) for asked, unit in MEASURES)
 
 

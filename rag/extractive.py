@@ -6,9 +6,9 @@ that article's opening sentence. Any other answer is, in this order:
 1. put together from two facts (rag/compose.py): the years between two events, or two names;
 2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
-   asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`),
-   or, asked how many of a thing or how much something cost, it counts only other things
-   (`counts_something_else`), or, asked for a measure ("how wide"), it states none in its units
+   asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`)
+   unless asked yes or no, or, asked how many of a thing or how much something cost, it counts only other things
+   (`counts_something_else`), or, asked for a measure ("how wide", "how old"), it states none in its units
    (`measures_something_else`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser, when the sentence holds no other name or number it might be (`short_answer`,
@@ -34,6 +34,7 @@ from rag.evidence import (
     KIND_LABELS,
     KIND_PATTERNS,
     NAME,
+    YES_NO,
     Evidence,
     as_read,
     counts_something_else,
@@ -96,14 +97,15 @@ class Extractive(Strategy):
 
     def answers_from(self, evidence: list[Evidence], question: str) -> bool:
         """Whether the best sentence is an answer at all: its confidence reaches the threshold, it
-        holds the kind of answer asked for, it does not say the opposite of what is asked, and,
+        holds the kind of answer asked for, it does not say the opposite of what is asked (unless
+        asked yes or no, when the opposite is the answer: "remained open" to "was it closed?"), and,
         asked how many of a thing or how much something cost, it does not count only other things,
         and, asked for a measure, it states one."""
         return (
             bool(evidence)
             and evidence[0].confidence >= self.threshold
             and holds_asked_kind(evidence[0].signals)
-            and not self.tools.annotator.contrary(question, evidence[0].text)
+            and (YES_NO.match(question) is not None or not self.tools.annotator.contrary(question, evidence[0].text))
             and not counts_something_else(question, evidence[0].text, self.tools.annotator)
             and not measures_something_else(question, evidence[0].text)
         )

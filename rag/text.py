@@ -251,7 +251,7 @@ def words_of(text: str) -> set[str]:
 
 def is_new(item: str, question: str) -> bool:
     """Whether the item has a word the question lacks: "Ada Park" does not answer "Who met Park?",
-    and "Japan" is not new to "Where did the Japanese ships sail?" (a word that begins one of the
+    and "Iceland" is not new to "Where did the Icelandic ships sail?" (a word that begins one of the
     question's words, or that one of them begins, five letters or more: a country and its people)."""
     asked = words_of(question)
     return any(not given(word, asked) for word in words_of(item))

@@ -733,6 +733,58 @@ def test_a_share_answers_how_much(port: RAG) -> None:
     assert not answer.abstained and "by a third" in answer.text, answer.text
 
 
+LEISURE = """Hollin leisure centre reopens after roof repairs
+
+HOLLIN, May 9. The Hollin leisure centre reopened on Saturday after eight months of repairs to its roof.
+Swimming lessons for beginners are held every Monday and Thursday in the small pool.
+A petition with 2,300 signatures had asked the council to reopen the pool before the summer holidays.
+The centre's manager, Ida Brandt, 41, said the sauna would stay shut until July.
+The café on the ground floor remained open throughout the roof repairs.
+"""
+
+FERNLOG = """# Using Fernlog
+
+Fernlog keeps a diary of the plants in a garden and reminds you when to water them.
+
+## Settings
+
+Fernlog's settings are stored in ~/.config/fernlog/settings.toml and read when it starts.
+The diary itself is saved once a day as a single SQLite file.
+"""
+
+
+@pytest.fixture(scope="module")
+def leisure(tmp_path_factory: pytest.TempPathFactory) -> RAG:
+    """A store holding a local news story and a program's manual."""
+    return store_of(tmp_path_factory, {"leisure.txt": LEISURE, "fernlog.md": FERNLOG, "apples.txt": ORCHARD})[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "said"),
+    [
+        # Days of the week say how often, as "twice a week" would.
+        ("How often are the swimming lessons for beginners held?", "every Monday and Thursday"),
+        # People are counted under other names: signatures, residents, voters.
+        ("How many people signed the petition to reopen the pool?", "2,300 signatures"),
+        # A file's path says where, in a manual, as a town's name does in the news.
+        ("Where are Fernlog's settings stored?", "~/.config/fernlog/settings.toml"),
+        # Asked yes or no, the sentence that says the opposite is the answer.
+        ("Was the café on the ground floor closed during the roof repairs?", "remained open"),
+    ],
+)
+def test_a_sentence_that_says_it_in_other_terms_answers(leisure: RAG, question: str, said: str) -> None:
+    answer = leisure.ask(question)
+    assert not answer.abstained and said in answer.text, answer.text
+
+
+def test_how_old_wants_an_age_not_any_number(leisure: RAG) -> None:
+    assert measures_something_else("How old is the rider?", "She attacked with 18 kilometres to go.")
+    for sentence in ("Ida Brandt, 41, runs it.", "The bridge is 300 years old.", "The mill was built in 1790."):
+        assert not measures_something_else("How old is it?", sentence), sentence
+    answer = leisure.ask("How old is Ida Brandt, the centre's manager?")
+    assert not answer.abstained and "41" in answer.text, answer.text
+
+
 @pytest.mark.parametrize(
     ("question", "short", "sentence"),
     [
