@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "14"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -55,7 +55,7 @@ CLEANER_VERSION = "13"  # 2: chunks record where their lines start; 3: datelines
 # 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe"); 12: a heading the file
 # marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
-# name two places ("OSLO/BERGEN (Reuters) -")
+# name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -853,13 +853,22 @@ def parse_dateline(text: str) -> Dateline:
     return found[2] if found else Dateline()
 
 
+def is_bare_label(match: re.Match[str] | None) -> bool:
+    """Whether a dateline's match is a place alone before a colon ("NEW DELHI:"), which a
+    speaker's name in a transcript looks like."""
+    return bool(match and match["bare_place"] and match.group().rstrip().endswith(":"))
+
+
 def find_dateline(text: str) -> tuple[int, int, Dateline] | None:
     """Where the dateline that opens one of the first paragraphs is (its start and end, without the
     space after it) and what it says, or None."""
-    at = 0
-    for paragraph in text.split("\n\n")[:8]:
+    at, paragraphs = 0, text.split("\n\n")[:8]
+    # A transcript opens paragraph after paragraph with a speaker's name and a colon ("HOST:", "ANA
+    # LIND:"), as an Indian paper opens its one dateline ("NEW DELHI:"): more than one is speakers.
+    speakers = sum(1 for paragraph in paragraphs if is_bare_label(DATELINE.match(paragraph))) > 1
+    for paragraph in paragraphs:
         match = DATELINE.match(paragraph)
-        if match:
+        if match and not (speakers and is_bare_label(match)):
             date = match["date"] or match["wire_date"] or match["named_date"] or match["unplaced_date"] or ""
             agency = match["agency"] or match["wire_agency"] or match["named_agency"] or match["unplaced_agency"] or ""
             # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.

@@ -20,8 +20,8 @@ The signals of a sentence, each in about 0..1 (`signals`):
 - missing: the rarity of the rarest question word that neither the sentence nor the one before
   has, over the rarest question word's (a question about something the text does not say often
   names the text's words but one);
-  the words of the headings above a sentence count as its own in both ("What was fixed in 2.1?"
-  of a list item under "Version 2.1" and "Fixed");
+  the words of the headings above a sentence, and of the question in the text it answers, count
+  as its own in both ("What was fixed in 2.1?" of a list item under "Version 2.1" and "Fixed");
 - kind: whether it holds the kind of answer the question asks for (a date for "when", a number
   for "how many", a name for "who") that the question does not already give;
 - new: the share of the sentence's content words the question lacks (an answer adds something);
@@ -279,7 +279,8 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
     neither quoted as the answer nor taken for the name or date a question asks for; nor is an
     interview's "A:". A question in
     the text (an FAQ's heading, a rhetorical one) states nothing: it is not a candidate, but it is
-    what the sentences under it (its heading's) or right after it answer (`Sentence.asked`)."""
+    what the sentences under it (its heading's) or after it, to the end of the next paragraph (an
+    interviewer's, and the reply), answer (`Sentence.asked`)."""
     seen: set[str] = set()
     found = []
     for index, passage in enumerate(passages):
@@ -287,8 +288,14 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
         above = list(passage.headings)  # the headings over the sentence, outermost first
         heading_before, levels = passage.after_heading, dict(passage.heading_levels)
         spans, at = sentence_spans(passage.text), 0
+        # The question the text last asked, and the paragraph breaks since: it is answered by the
+        # rest of its paragraph and the next one (an interview's reply, which may open with a
+        # sentence too short to be a candidate: "Winter. Ice on the paths is dangerous.").
+        question, breaks, previous_end = "", 0, 0
         while at < len(spans):
             span_start, end = spans[at]
+            breaks += "\n\n" in passage.text[previous_end:span_start]
+            question, previous_end = question if breaks < 2 else "", end
             dateline = DATELINE.match(passage.text[span_start:])  # its ^ would not match at a `pos`
             cut = span_start + dateline.end() if dateline else cut
             start = max(span_start, cut)
@@ -303,12 +310,14 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             if (len(text.split()) >= MIN_SENTENCE_WORDS or field) and text not in seen and not is_question(text):
                 seen.add(text)
                 innermost = above[-1] if above else ""
-                asked = innermost if is_question(innermost) else before if is_question(before) else ""
+                asked = innermost if is_question(innermost) else question
                 # A field with no heading over it states a fact of what the page is about: an
                 # infobox's "Born: 12 May 1931, Ghent" is read under the page's title.
                 subject = passage.title if not above and field else ""
                 found.append(Sentence(index, start, end, text, before, " ".join(above) or subject, asked, subject))
             before = text
+            if is_question(text):
+                question, breaks = text, 0
             if not items:  # a list's items are none of them headings
                 heading_before, above = heading_below(passage.text, span_start, end, heading_before, above, levels)
             at += 1
@@ -526,8 +535,10 @@ def signals(
     """Every signal of every candidate sentence for the question (see the module's docstring)."""
     meaning = sentence_meaning(question, sentences, similarity)
     terms = [content_terms(s.text) for s in sentences]
-    heading_terms = {h: content_terms(h) for h in {s.headings for s in sentences}}  # a passage's share them
-    headings = [heading_terms[s.headings] for s in sentences]
+    # The headings above a sentence and the question it answers (an FAQ's, an interviewer's) say
+    # what it is about: their words count as its own. A passage's sentences share them.
+    context = {key: content_terms(" ".join(key)) for key in {(s.headings, s.asked) for s in sentences}}
+    headings = [context[(s.headings, s.asked)] for s in sentences]
     weight, unseen = rarity(terms), idf(0, len(sentences))
     wanted = content_terms(question)
     rows = [

@@ -733,6 +733,33 @@ def test_a_share_answers_how_much(port: RAG) -> None:
     assert not answer.abstained and "by a third" in answer.text, answer.text
 
 
+FERRY_TALK = """The Harbour Hour, episode 7: running a ferry
+
+HOST: Welcome back. Today I'm talking to Ada Lind, who runs the island ferry.
+
+ADA LIND: Thanks for having me. We have run the crossing since 2015 with two boats.
+
+HOST: What changed the business most?
+
+ADA LIND: Fuel. Last spring the board switched both boats to batteries charged on the quay, and the bills fell by half.
+
+HOST: Thank you, Ada Lind.
+"""
+
+
+def test_an_interviewers_question_is_what_the_reply_answers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    rag, _ = store_of(tmp_path_factory, {"talk.txt": FERRY_TALK, "bridge.txt": HARBOUR})
+    stored = [p for p in rag.retrieve("What changed the business most?") if p.doc_id == "talk.txt"]
+    asked = {s.text: s.asked for s in candidates(stored)}
+    # "Fuel." is too short to be a candidate; the reply's next sentence still answers the question.
+    batteries = next(text for text in asked if text.startswith("Last spring"))
+    assert asked[batteries] == "What changed the business most?", asked
+    talk = next(doc for doc in rag.documents() if doc.doc_id == "talk.txt")
+    assert talk.dateline == "" and talk.title.startswith("The Harbour Hour"), talk  # the speakers are no dateline
+    answer = rag.ask("What changed the business most?")
+    assert not answer.abstained and "switched both boats to batteries" in answer.text, answer.text
+
+
 LEISURE = """Hollin leisure centre reopens after roof repairs
 
 HOLLIN, May 9. The Hollin leisure centre reopened on Saturday after eight months of repairs to its roof.

@@ -149,6 +149,13 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
 
 
+def test_a_transcripts_speakers_are_no_dateline() -> None:
+    # "HOST:" reads as a paper's "NEW DELHI:", but a dateline opens one paragraph, not every other.
+    transcript = "Episode 12: Ferries\n\nHOST: Welcome to the show.\n\nANA LIND: Thanks. The ferry runs twice a day."
+    assert clean_article(transcript, doc_id="show.txt").dateline == Dateline()
+    assert clean_article("Ferries\n\nNEW DELHI: The ferry line opened.", doc_id="f.txt").dateline.place == "NEW DELHI"
+
+
 def test_chunk_offsets_point_into_the_original_file(seeded_rag: RAG) -> None:
     nodes = seeded_rag.store.nodes()
     originals = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.iterdir()}
