@@ -113,6 +113,8 @@ FREQUENCY = re.compile(
     r"|\b(?:once|twice|daily|nightly|weekly|fortnightly|monthly|yearly|annually|hourly)\b|\btimes\s+an?\b",
     re.IGNORECASE,
 )
+# When, counted from now or from an event: "within 14 days", "after three weeks", "in two years".
+SOON = re.compile(rf"\b(?:within|after|in)\s+(?:the\s+next\s+)?(?:{DURATION.pattern})", re.IGNORECASE)
 # When a span ends, another answer to "how long": "(to last) until Sunday", "through the end of June".
 UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s+of\s+)?(?:{DATE.pattern})")
 # A count or amount; a year is not one ("How many bases?" is not "1960").
@@ -169,7 +171,7 @@ KIND_LABELS = {
 KIND_PATTERNS = {
     "year": re.compile(f"{YEAR.pattern}|{ERA.pattern}"),
     "day": DAY,
-    "date": DATE,
+    "date": re.compile(f"{DATE.pattern}|{SOON.pattern}"),
     "duration": DURATION,
     "length": re.compile(f"{DURATION.pattern}|{LENGTH.pattern}|{UNTIL.pattern}", re.IGNORECASE),
     "quantity": QUANTITY,

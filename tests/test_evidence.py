@@ -180,6 +180,13 @@ def test_how_often_is_answered_by_a_rate_or_a_period() -> None:
     assert kind_found(question_kind(asked), "The ferry has 40 seats and was built in 1990.", asked) == 0.0
 
 
+def test_when_is_answered_by_a_time_counted_from_now() -> None:
+    asked = "When will I get my money back?"
+    for said in ("We refund you within 14 days.", "The bridge opens in two years.", "It reopened after three weeks."):
+        assert kind_found(question_kind(asked), said, asked) == 1.0, said
+    assert kind_found(question_kind(asked), "The refund goes to the card you paid with.", asked) == 0.0
+
+
 def test_a_time_of_day_answers_when_and_counts_nothing() -> None:
     asked = "When does the last ferry leave?"
     for said in ("The last ferry leaves at 11:40 pm.", "It leaves at 7 p.m.", "It leaves at noon.", "At 23:40."):
@@ -767,6 +774,7 @@ Swimming lessons for beginners are held every Monday and Thursday in the small p
 A petition with 2,300 signatures had asked the council to reopen the pool before the summer holidays.
 The centre's manager, Ida Brandt, 41, said the sauna would stay shut until July.
 The café on the ground floor remained open throughout the roof repairs.
+Members who paid for the closed months will get their money back within 30 days.
 """
 
 FERNLOG = """# Using Fernlog
@@ -795,6 +803,8 @@ def leisure(tmp_path_factory: pytest.TempPathFactory) -> RAG:
         ("How many people signed the petition to reopen the pool?", "2,300 signatures"),
         # A file's path says where, in a manual, as a town's name does in the news.
         ("Where are Fernlog's settings stored?", "~/.config/fernlog/settings.toml"),
+        # A time counted from now says when, as a date does.
+        ("When will members get their money back for the closed months?", "within 30 days"),
         # Asked yes or no, the sentence that says the opposite is the answer.
         ("Was the café on the ground floor closed during the roof repairs?", "remained open"),
     ],
