@@ -477,7 +477,8 @@ AGE = re.compile(
 MEASURES = (
     (re.compile(r"\bhow (?:wide|high|tall|deep)\b", re.IGNORECASE), LENGTH),
     (re.compile(r"\bhow heavy\b", re.IGNORECASE), MASS),
-    (re.compile(r"\bhow (?:fast|quickly)\b", re.IGNORECASE), SPEED),
+    # A speed, or how soon a thing is done: "answers within one working day".
+    (re.compile(r"\bhow (?:fast|quickly)\b", re.IGNORECASE), re.compile(f"{SPEED.pattern}|{SOON.pattern}", re.I)),
     (re.compile(r"\bhow (?:hot|cold|warm)\b", re.IGNORECASE), TEMPERATURE),
     (re.compile(r"\bhow old\b", re.IGNORECASE), AGE),
 )

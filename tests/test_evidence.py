@@ -718,6 +718,7 @@ def test_a_measure_is_not_answered_with_a_count(port: RAG) -> None:
         ("How wide is the bay?", "The bay is 4 km wide at its mouth."),
         ("How heavy is the bike?", "It weighs 21 kg with its battery."),
         ("How quickly is the sea rising?", "It rises by 1 to 3 cm per century."),
+        ("How quickly does support answer?", "Support answers within one working day."),
         ("How hot does the town get?", "It reached 41 °C in July."),
     ):
         assert not measures_something_else(question, sentence), question
