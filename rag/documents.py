@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "14"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "15"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -55,7 +55,8 @@ CLEANER_VERSION = "14"  # 2: chunks record where their lines start; 3: datelines
 # 11: a line after a colon goes on its line ("Media contact:", then "Jane Roe"); 12: a heading the file
 # marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
-# name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline
+# name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline;
+# 15: a file with no UTF-8 in it is read as Windows-1252
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -367,12 +368,25 @@ def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> tuple
 
 
 def _decode(data: bytes, path: Path) -> str:
-    """UTF-8 text; undecodable bytes become U+FFFD with a warning rather than a lost file."""
+    """UTF-8 text. A file with no UTF-8 sequence at all but bytes past ASCII is read as Windows-1252
+    (which Latin-1 text is too: "Caf\\xe9"), the encoding of most older Western files and the one
+    browsers assume for a page that names none; in a UTF-8 file, undecodable bytes become U+FFFD.
+    Either way with a warning rather than a lost file."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        log.warning("%s: bytes that are not UTF-8 (first at byte %d) were replaced", path, exc.start)
-        return data.decode("utf-8", errors="replace")
+        first = exc.start
+    replaced = data.decode("utf-8", errors="replace")
+    if not any(ord(char) > 127 and char != "\ufffd" for char in replaced):
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:  # one of the five bytes Windows-1252 leaves undefined
+            pass
+        else:
+            log.warning("%s: not UTF-8, read as Windows-1252 (Latin-1)", path)
+            return text
+    log.warning("%s: bytes that are not UTF-8 (first at byte %d) were replaced", path, first)
+    return replaced
 
 
 def _read_pdf(data: bytes, max_chars: int) -> str:

@@ -234,13 +234,18 @@ def test_bad_files_are_skipped_with_a_warning_and_nothing_is_lost(tmp_path: Path
     (corpus / "latin1.txt").write_bytes(
         "Caf\xe9 talks in Sapporo on fisheries.\n\nThe ministers met.".encode("latin-1")
     )
+    # UTF-8 with one stray byte keeps its own accents; only the stray byte is replaced.
+    (corpus / "stray.txt").write_bytes("Naïve ferry talks in Sapporo.\n\nThe ministers met.".encode() + b"\xff")
     (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
     report = rag.ingest([corpus])
     skipped = {Path(s.path).name: s.reason for s in report.skipped}
     assert "empty" in skipped["empty.txt"]
     assert "binary" in skipped["binary.txt"]
     assert "unsupported" in skipped["notes.docx"]
-    assert report.added == ("latin1.txt",)  # undecodable bytes replaced, the article kept
+    assert sorted(report.added) == ["latin1.txt", "stray.txt"]  # neither article is lost
+    titles = {doc.doc_id: doc.title for doc in rag.documents()}
+    assert titles["latin1.txt"] == "Café talks in Sapporo on fisheries."  # no UTF-8: read as Windows-1252
+    assert titles["stray.txt"] == "Naïve ferry talks in Sapporo."
     assert report.chunks_total > before
     assert len(report.unchanged) == 5
 
