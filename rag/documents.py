@@ -22,6 +22,7 @@ Not handled: multi-column PDFs, pages that need JavaScript, text in images, nest
 from __future__ import annotations
 
 import bisect
+import codecs
 import hashlib
 import io
 import itertools
@@ -56,7 +57,7 @@ CLEANER_VERSION = "15"  # 2: chunks record where their lines start; 3: datelines
 # marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
 # name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline;
-# 15: a file with no UTF-8 in it is read as Windows-1252
+# 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -359,7 +360,7 @@ def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> tuple
         return _read_pdf(data, max_chars), {}
     if b"\x00" in data[:8192]:
         raise BadInput("file looks binary (NUL bytes), not text")
-    text = _decode(data, path)
+    text = _decode(data, path, declared_charset(data) if suffix in (".html", ".htm") else None)
     if text.count("\ufffd") > MAX_UNDECODABLE * len(text):
         raise BadInput("file is not text: over a quarter of its bytes are not UTF-8")
     if suffix in (".html", ".htm"):
@@ -367,8 +368,24 @@ def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> tuple
     return text.replace("\r\n", "\n").replace("\r", "\n"), {}
 
 
-def _decode(data: bytes, path: Path) -> str:
-    """UTF-8 text. A file with no UTF-8 sequence at all but bytes past ASCII is read as Windows-1252
+# A page's own word on its encoding: <meta charset="windows-1251">, or the older
+# <meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">.
+META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:\-]{2,40})", re.IGNORECASE)
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The encoding an HTML page declares in its first kilobytes, when Python knows it; else None."""
+    found = META_CHARSET.search(data[:4096])
+    if not found:
+        return None
+    try:
+        return codecs.lookup(found[1].decode("ascii")).name
+    except LookupError:
+        return None
+
+
+def _decode(data: bytes, path: Path, declared: str | None = None) -> str:
+    """UTF-8 text, or the encoding an HTML page declares when it is not UTF-8. A file with no UTF-8 sequence at all but bytes past ASCII is read as Windows-1252
     (which Latin-1 text is too: "Caf\\xe9"), the encoding of most older Western files and the one
     browsers assume for a page that names none; in a UTF-8 file, undecodable bytes become U+FFFD.
     Either way with a warning rather than a lost file."""
@@ -376,6 +393,11 @@ def _decode(data: bytes, path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         first = exc.start
+    if declared and declared != "utf-8":
+        try:
+            return data.decode(declared)
+        except UnicodeDecodeError:
+            log.warning("%s: not in the %s it declares", path, declared)
     replaced = data.decode("utf-8", errors="replace")
     if not any(ord(char) > 127 and char != "\ufffd" for char in replaced):
         try:

@@ -250,6 +250,17 @@ def test_bad_files_are_skipped_with_a_warning_and_nothing_is_lost(tmp_path: Path
     assert len(report.unchanged) == 5
 
 
+def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    page = '<html><head><meta charset="windows-1251"><title>x</title></head><body><h1>Паром в Ольхон</h1>'
+    page += "<p>Паром ходит дважды в день с мая по октябрь.</p></body></html>"
+    (folder / "ferry.html").write_bytes(page.encode("cp1251"))
+    rag = make_rag(tmp_path / ".rag", folder)
+    assert rag.ingest([folder]).added == ("ferry.html",)
+    assert [doc.title for doc in rag.documents()] == ["Паром в Ольхон"]
+
+
 def test_a_file_that_became_unreadable_keeps_its_chunks(tmp_path: Path, corpus: Path) -> None:
     rag = make_rag(tmp_path / ".rag", corpus)
     rag.ingest([corpus])
