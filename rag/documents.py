@@ -385,10 +385,11 @@ def declared_charset(data: bytes) -> str | None:
 
 
 def _decode(data: bytes, path: Path, declared: str | None = None) -> str:
-    """UTF-8 text, or the encoding an HTML page declares when it is not UTF-8. A file with no UTF-8 sequence at all but bytes past ASCII is read as Windows-1252
-    (which Latin-1 text is too: "Caf\\xe9"), the encoding of most older Western files and the one
-    browsers assume for a page that names none; in a UTF-8 file, undecodable bytes become U+FFFD.
-    Either way with a warning rather than a lost file."""
+    """UTF-8 text, or the encoding an HTML page declares when it is not UTF-8. A file with no UTF-8
+    sequence at all but bytes past ASCII is read as Windows-1252 (which Latin-1 text is too:
+    "Caf\\xe9"), the encoding of most older Western files and the one browsers assume for a page
+    that names none; in a UTF-8 file, undecodable bytes become U+FFFD. Either way with a warning
+    rather than a lost file."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -7,9 +7,9 @@ that article's opening sentence. Any other answer is, in this order:
 2. "The articles don't say" when the best sentence's fitted confidence is under the threshold,
    it lacks the kind of answer asked for (rag/evidence.py), or it says the opposite of what is
    asked ("the oldest bridge" for "the newest bridge": WordNet's antonyms, `Annotator.contrary`)
-   unless asked yes or no, or, asked how many of a thing or how much something cost, it counts only other things
-   (`counts_something_else`), or, asked for a measure ("how wide", "how old"), it states none in its units
-   (`measures_something_else`);
+   unless asked yes or no, or, asked how many of a thing or how much something cost, it counts
+   only other things (`counts_something_else`), or, asked for a measure ("how wide", "how old"),
+   it states none in its units (`measures_something_else`);
 3. the one name, date or number of the asked kind in the best sentence, found by spaCy's entity
    recogniser, when the sentence holds no other name or number it might be (`short_answer`,
    `rivals`), else that sentence quoted and cited.
