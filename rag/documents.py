@@ -386,7 +386,7 @@ def declared_charset(data: bytes) -> str | None:
 
 def _decode(data: bytes, path: Path, declared: str | None = None) -> str:
     """UTF-8 text, or the encoding an HTML page declares when it is not UTF-8. A file with no UTF-8
-    sequence at all but bytes past ASCII is read as Windows-1252 (which Latin-1 text is too:
+    sequence at all but a few bytes past ASCII is read as Windows-1252 (which Latin-1 text is too:
     "Caf\\xe9"), the encoding of most older Western files and the one browsers assume for a page
     that names none; in a UTF-8 file, undecodable bytes become U+FFFD. Either way with a warning
     rather than a lost file."""
@@ -400,7 +400,9 @@ def _decode(data: bytes, path: Path, declared: str | None = None) -> str:
         except UnicodeDecodeError:
             log.warning("%s: not in the %s it declares", path, declared)
     replaced = data.decode("utf-8", errors="replace")
-    if not any(ord(char) > 127 and char != "\ufffd" for char in replaced):
+    # Western text in a legacy encoding is mostly ASCII; bytes that are mostly past it are no text.
+    legacy = sum(byte > 127 for byte in data) <= MAX_UNDECODABLE * len(data)
+    if legacy and not any(ord(char) > 127 and char != "\ufffd" for char in replaced):
         try:
             text = data.decode("cp1252")
         except UnicodeDecodeError:  # one of the five bytes Windows-1252 leaves undefined
