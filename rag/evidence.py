@@ -304,6 +304,13 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             if label := INTERVIEW_LABEL.match(passage.text, start, end):
                 start = label.end()
             text = passage.text[start:end]
+            # A reply that opens too short to state anything ("Yes.", "Winter.") is read with the
+            # sentence after it in its paragraph: the opener answers, the sentence says what of.
+            replying = is_question(before) or (not before and bool(above) and is_question(above[-1]))
+            short = len(text.split()) < MIN_SENTENCE_WORDS and at + 1 < len(spans)
+            if replying and short and "\n" not in passage.text[end : spans[at + 1][0]]:
+                end, at = spans[at + 1][1], at + 1
+                text = passage.text[start:end]
             items = list_items(passage.text, spans[at + 1 :], levels) if text.endswith(":") else []
             if items:  # the list is what the sentence says: "Bring: a passport; a photo"
                 text = f"{text} {'; '.join(item for item, _ in items)}"

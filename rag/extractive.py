@@ -33,6 +33,7 @@ from rag.documents import parse_dateline
 from rag.evidence import (
     KIND_LABELS,
     KIND_PATTERNS,
+    MIN_SENTENCE_WORDS,
     NAME,
     YES_NO,
     Evidence,
@@ -269,5 +270,13 @@ def quote(evidence: Evidence) -> str:
 
 
 def cite_each(text: str, passage: int) -> str:
-    """Every sentence of the text cited to the passage: a quote of two sentences needs two markers."""
-    return " ".join(with_markers(s, [passage]) for s in split_sentences(text))
+    """Every sentence of the text cited to the passage: a quote of two sentences needs two markers.
+    A reply's opener too short to state anything alone ("Yes.") goes with the sentence after it."""
+    cited, opener = [], ""
+    for sentence in split_sentences(text):
+        if len(sentence.split()) < MIN_SENTENCE_WORDS and not opener and sentence[-1:] in ".!?":
+            opener = sentence
+            continue
+        cited.append(with_markers(f"{opener} {sentence}".strip(), [passage]))
+        opener = ""
+    return " ".join(cited + ([with_markers(opener, [passage])] if opener else []))
