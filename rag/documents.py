@@ -904,9 +904,9 @@ def find_dateline(text: str) -> tuple[int, int, Dateline] | None:
     at, paragraphs = 0, text.split("\n\n")[:8]
     # A transcript opens paragraph after paragraph with a speaker's name and a colon ("HOST:", "ANA
     # LIND:"), as an Indian paper opens its one dateline ("NEW DELHI:"): more than one is speakers.
-    speakers = sum(1 for paragraph in paragraphs if is_bare_label(DATELINE.match(paragraph))) > 1
-    for paragraph in paragraphs:
-        match = DATELINE.match(paragraph)
+    matches = [DATELINE.match(paragraph) for paragraph in paragraphs]
+    speakers = sum(map(is_bare_label, matches)) > 1
+    for paragraph, match in zip(paragraphs, matches):
         if match and not (speakers and is_bare_label(match)):
             date = match["date"] or match["wire_date"] or match["named_date"] or match["unplaced_date"] or ""
             agency = match["agency"] or match["wire_agency"] or match["named_agency"] or match["unplaced_agency"] or ""
