@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "15"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -57,7 +57,8 @@ CLEANER_VERSION = "15"  # 2: chunks record where their lines start; 3: datelines
 # marks is one however long (an FAQ's question), a byline may read "Interview by", "Author:"; 13: a line
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
 # name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline;
-# 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares
+# 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares;
+# 16: a first paragraph that opens with the title's words is text, not a caption repeated
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -871,16 +872,23 @@ def _is_boilerplate(line: str) -> bool:
     )
 
 
-def _drop_repeated_captions(kept: list[Line]) -> list[Line]:
-    """Of two neighbouring lines where one starts with the other, keep the shorter.
+CREDIT_CHARS = 80  # a photographer's credit and agency ("Ana Lis/Pool Photo via AP")
 
-    News pages print a photo caption twice, once with the photographer's credit glued on.
+
+def _drop_repeated_captions(kept: list[Line]) -> list[Line]:
+    """Of two neighbouring lines where one is the other with a credit glued on, keep the shorter.
+
+    News pages print a photo caption twice, once with the photographer's credit glued on. A line
+    that goes on in lower case or at length from the one before ("The Harbour Bridge is a steel
+    arch…" under the title "The Harbour Bridge") is text, not a credit: it stays.
     """
     drop: set[int] = set()
     for i in range(len(kept) - 1):
         a, b = kept[i][1], kept[i + 1][1]
         short, long_ = (i, i + 1) if len(a) <= len(b) else (i + 1, i)
-        if len(kept[short][1]) >= 20 and kept[long_][1].startswith(kept[short][1]):
+        more = kept[long_][1][len(kept[short][1]) :].strip()
+        credit = len(more) <= CREDIT_CHARS and not more[:1].islower()
+        if len(kept[short][1]) >= 20 and kept[long_][1].startswith(kept[short][1]) and credit:
             drop.add(long_)
     return [item for i, item in enumerate(kept) if i not in drop]
 

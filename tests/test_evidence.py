@@ -771,6 +771,24 @@ def test_an_interviewers_question_is_what_the_reply_answers(tmp_path_factory: py
     assert answer.text.startswith("“Fuel. Last spring the board switched both boats"), answer.text  # one marker
 
 
+LIGHTHOUSE = """# The Saltmarsh Point Lighthouse
+
+The Saltmarsh Point Lighthouse is a stone tower on the north shore of Hollin Bay. It was first lit on 12 June 1874 and has been automatic since 1981.
+
+## Keepers
+
+Three keepers lived at the station until the light was automated.
+"""
+
+
+def test_an_articles_first_paragraph_that_opens_with_its_title_is_read(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A news page prints a caption twice, once with its credit glued on, and the copy is dropped;
+    # a first paragraph that goes on from the title's words is no such copy.
+    rag, _ = store_of(tmp_path_factory, {"lighthouse.md": LIGHTHOUSE})
+    answer = rag.ask("When was the lighthouse first lit?")
+    assert not answer.abstained and "12 June 1874" in answer.text, answer.text
+
+
 LEISURE = """Hollin leisure centre reopens after roof repairs
 
 HOLLIN, May 9. The Hollin leisure centre reopened on Saturday after eight months of repairs to its roof.
