@@ -781,7 +781,9 @@ Three keepers lived at the station until the light was automated.
 """
 
 
-def test_an_articles_first_paragraph_that_opens_with_its_title_is_read(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_an_articles_first_paragraph_that_opens_with_its_title_is_read(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     # A news page prints a caption twice, once with its credit glued on, and the copy is dropped;
     # a first paragraph that goes on from the title's words is no such copy.
     rag, _ = store_of(tmp_path_factory, {"lighthouse.md": LIGHTHOUSE})
