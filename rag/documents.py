@@ -66,8 +66,9 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # and page numbers are dropped, ligatures read as letters; h4, m4: a heading's level is kept; p3: what a
 # browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
-# a <title> is read without its site's name; authors named in linked data are the byline.
-READER_VERSIONS = {".html": "h6", ".htm": "h6", ".md": "m4", ".pdf": "p3"}
+# a <title> is read without its site's name; authors named in linked data are the byline; h7: of a
+# page's <article> elements, the one holding most of their text, or all of them (`main_article`).
+READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m4", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -558,7 +559,7 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
     for tag in soup.find_all(HTML_BLOCKS):
         tag.insert_before(BLOCK_BREAK)
         tag.insert_after(BLOCK_BREAK)
-    body = soup.find("article") or soup.body or soup
+    body = main_article(soup) or soup.body or soup
     lines = (" ".join(part.split()) for part in body.get_text().split(BLOCK_BREAK))
     text = "\n".join(line for line in lines if line)
     if title_text and not text.startswith(title_text):
@@ -567,6 +568,18 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
         title_line, _, rest = text.partition("\n")
         text = f"{title_line}\nBy {author}\n{rest}" if rest else f"{title_line}\nBy {author}"
     return text, levels
+
+
+def main_article(soup: Any) -> Any:
+    """The page's <article> that holds most of the text of all its articles, or None. A teaser
+    card's <article> may come before the story's, and an FAQ or a blog's front page puts each of
+    its entries in one: reading the first article only lost the story, or all entries but one."""
+    articles = [tag for tag in soup.find_all("article") if tag.find_parent("article") is None]
+    if not articles:
+        return None
+    sizes = [len(tag.get_text(strip=True)) for tag in articles]
+    largest = max(range(len(articles)), key=sizes.__getitem__)
+    return articles[largest] if sizes[largest] * 3 >= sum(sizes) * 2 else None
 
 
 # What separates a page's title from its site's name: "Ferry crews end strike | Harbour Courier".

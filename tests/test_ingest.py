@@ -250,6 +250,22 @@ def test_bad_files_are_skipped_with_a_warning_and_nothing_is_lost(tmp_path: Path
     assert len(report.unchanged) == 5
 
 
+def test_a_pages_story_is_read_whatever_article_comes_first_and_an_faqs_every_entry() -> None:
+    teaser_first = (
+        "<html><body><div class='top'><article><h2>Ferry fares rise</h2><p>Fares go up in May.</p></article></div>"
+        "<main><article><h1>New pier opens in Portvale</h1><p>The new pier opened on Monday after two years of "
+        "work.</p><p>It cost 4 million crowns and can berth three ferries.</p></article></main></body></html>"
+    )
+    assert html_to_text(teaser_first).split("\n") == [
+        "New pier opens in Portvale",
+        "The new pier opened on Monday after two years of work.",
+        "It cost 4 million crowns and can berth three ferries.",
+    ]
+    entries = [("When do we meet?", "Every Tuesday at 7pm."), ("How much is membership?", "It costs 20 pounds a year.")]
+    faq = "<html><body><h1>Club FAQ</h1>" + "".join(f"<article><h2>{q}</h2><p>{a}</p></article>" for q, a in entries)
+    assert html_to_text(faq + "</body></html>").split("\n") == ["Club FAQ", *(line for e in entries for line in e)]
+
+
 def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
