@@ -161,10 +161,11 @@ DATELINE = re.compile(
 # A story's byline, on a line of its own among its first lines: "By Dana Whitfield", "BY JOHN
 # SMITH, Associated Press", "By Ana Lis and Tom Hale, Harbour Courier — 14 March 2026", "Interview
 # by Ana Lis", "Author: Ana Lis". The name is two capitalised words or more, so that "By car, the
-# trip takes an hour" is none.
+# trip takes an hour" is none, and goes on only after a mark, a word that names more ("and", "in")
+# or a date, so that "By Christmas Day the roads were clear" is none.
 BYLINE = re.compile(
     r"^(?:(?:(?:Written|Story|Text|Words|Interview|Interviewed|Reported|Reporting|Posted)\s+)?(?:[Bb]y|BY)|Authors?:)"
-    r"\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:[,|—–\-\s(][^\n]{0,120})?$"
+    r"\s+[A-Z][\w.'’\-]*(?:\s+[A-Z][\w.'’\-]*)+(?:(?:\s*[,|—–\-(]|\s+(?:and|&|in|for|at|of|with)\s|\s+(?=\d))[^\n]{0,120})?$"
 )
 BYLINE_LINES = 3  # the lines of a story's text, after its title, where its byline is looked for
 

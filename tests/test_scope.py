@@ -263,7 +263,8 @@ STORIES = {
     ),
     "council.txt": (
         "Council agrees new bus routes\n\n"
-        "The town council agreed three new bus routes on Tuesday, to start in March after a public vote.\n"
+        "By Christmas Eve the town council had agreed three new bus routes.\n\n"
+        "They start in March after a public vote.\n"
     ),
     "quarry.txt": (
         "Quarry workers end strike\n\n"
@@ -306,7 +307,8 @@ def test_who_wrote_an_article_is_answered_with_its_byline(stories_rag: RAG) -> N
     assert "JONAS WEBER" in stories_rag.ask("Who is the author?", where="bakery.txt").text
     which = stories_rag.ask("Who is the author?")
     assert which.abstained and which.text == WHICH_ARTICLE and not which.citations, which.text
-    # An article without a byline does not say who wrote it: no other article's byline is given.
+    # An article without a byline does not say who wrote it ("By Christmas Eve the council…" opens its
+    # text, and is no byline): no other article's byline is given.
     council = stories_rag.ask("Who wrote the article about the new bus routes?")
     assert council.abstained and not council.citations, council.text
     # A wire story names no writer; its dateline credits the agency, and the agency names the story.
