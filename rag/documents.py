@@ -67,14 +67,17 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
 # a <title> is read without its site's name; authors named in linked data are the byline; h7: of a
-# page's <article> elements, the one holding most of their text, or all of them (`main_article`).
-READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m4", ".pdf": "p3"}
+# page's <article> elements, the one holding most of their text, or all of them (`main_article`); m5: a
+# code fence's lines are lines of their own, a footnote's text is kept and its marks and HTML tags dropped.
+READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p3"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
 # of each sentence in the file are kept, so the markup is taken out here (one level, not nested).
 MD_INLINE = re.compile(
-    r"!?\[(?P<link>(?!\d{1,3}\])[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"  # "[2][3]" is two reference marks
+    # A footnote's mark ("[^1]", and "[^1]: " before its text) and an HTML tag show no words.
+    r"(?:\[\^[^\]\s]+\](?::[ \t]*)?|</?[A-Za-z][\w-]*(?:\s[^<>\n]*)?/?>)(?P<unshown>)"
+    r"|!?\[(?P<link>(?!\d{1,3}\])[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"  # "[2][3]" is two reference marks
     r"|(?P<mark>\*\*|__|`)(?P<marked>[^\n]+?)(?P=mark)"
     r"|(?<!\w)[*_](?P<em>[^\s*_](?:[^\n*_]*[^\s*_])?)[*_](?!\w)"
 )
@@ -84,9 +87,10 @@ MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # he
 # A heading's level: "## Fees" is 2; a line underlined with "===" is 1, with "---" 2.
 MD_HEADING = re.compile(r"(#{1,6})\s+\S")
 MD_UNDERLINE = {"=": 1, "-": 2}
-# Lines that say nothing: a link's definition ("[1]: https://..."), a code fence, a rule or heading
+# Lines that say nothing: a link's definition ("[1]: https://...", not a footnote's "[^1]: …"), a code fence, a rule or heading
 # underline, a table's header separator.
-MD_NO_TEXT = re.compile(r"\[[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
+CODE_FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
+MD_NO_TEXT = re.compile(r"\[(?!\^)[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
 # A static site's front matter: YAML between "---" lines or TOML between "+++" lines, first in the
 # file, and the page title it may set.
@@ -654,20 +658,22 @@ def clean_article(
         raw = [(start, line) for start, line in raw if start >= front.end()]
     named = FRONT_TITLE.search(front["settings"]) if front else None
     rows = markdown_tables(raw) if markdown else {}
+    code = fenced_lines(raw) if markdown else set()
     headers = {start for start, row in rows.items() if row is None}  # each of their rows names the columns
     if markdown:
         raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and start not in headers]
     lines: list[Line] = []
     spelling: Counter[str] | None = None  # counted when a hyphen first ends a wrapped line
     for number, (start, line) in enumerate(raw):
-        text, points = rows.get(start) or (markdown_line(line) if markdown else (line, ((0, 0),)))
+        text, points = rows.get(start) or (markdown_line(line) if markdown and start not in code else (line, ((0, 0),)))
         text, points = without_reference_marks(text, points)
         if start in marked:
             levels.setdefault(text.strip(), marked[start])
         table = start in rows or (number and raw[number - 1][0] in rows)
         # A heading the file marks is whole: the line after it, in lower case ("by Ann Lee"), starts anew.
         after_heading = raw[number - 1][1].strip() in levels if number else False
-        if number and not table and not after_heading and wrapped(original, raw[number - 1], (start, line), markdown):
+        joined = not (table or after_heading or start in code)
+        if number and joined and wrapped(original, raw[number - 1], (start, line), markdown):
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "
@@ -705,6 +711,19 @@ def clean_article(
         segments=tuple(segments),
         heading_levels=tuple((line, level) for line, level in levels.items() if line in lines_kept),
     )
+
+
+def fenced_lines(raw: Sequence[tuple[int, str]]) -> set[int]:
+    """Where the lines inside a Markdown code fence start: each is a line of its own, as written
+    (joined as a paragraph's, "pip install heron" and "heron init" read as one command)."""
+    inside, fence, found = False, "", set()
+    for start, line in raw:
+        mark = CODE_FENCE.match(line)
+        if mark and (not inside or (mark[1][0] == fence[0] and len(mark[1]) >= len(fence))):
+            inside, fence = not inside, mark[1]
+        elif inside:
+            found.add(start)
+    return found
 
 
 def markdown_heading_levels(original: str, raw: Sequence[tuple[int, str]]) -> dict[int, int]:
@@ -772,7 +791,7 @@ def markdown_inline(line: str, at: int = 0) -> tuple[str, tuple[tuple[int, int],
     """`line[at:]` without its inline markup, with the points where text and line part (as above)."""
     text, points = "", [(0, at)]
     for match in MD_INLINE.finditer(line, at):
-        words = next(name for name in ("link", "marked", "em") if match.group(name) is not None)
+        words = next(name for name in ("unshown", "link", "marked", "em") if match.group(name) is not None)
         text += line[at : match.start()]
         points.append((len(text), match.start(words)))
         text += match.group(words)

@@ -266,6 +266,26 @@ def test_a_pages_story_is_read_whatever_article_comes_first_and_an_faqs_every_en
     assert html_to_text(faq + "</body></html>").split("\n") == ["Club FAQ", *(line for e in entries for line in e)]
 
 
+def test_a_markdown_files_code_footnotes_and_html_read_as_it_shows_them(tmp_path: Path) -> None:
+    readme = (
+        "Heron\n=====\n\nInstall it with pip:\n\n```sh\npip install heron\nheron init\n```\n\n"
+        "Heron was written by Mia Storm[^1] under the <b>MIT</b> licence.\n\n"
+        "[^1]: Mia Storm also maintains the Egret app.\n[egret]: https://example.org/egret\n"
+    )
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    doc = read_document(tmp_path / "README.md", "README.md", 10**7)
+    lines = doc.text.split("\n\n")
+    assert lines == [
+        "Install it with pip:",
+        "pip install heron",  # a command a line, not "pip install heron heron init"
+        "heron init",
+        "Heron was written by Mia Storm under the MIT licence.",
+        "Mia Storm also maintains the Egret app.",  # a footnote's text is text; a link's address is not
+    ], lines
+    at = doc.text.index("MIT licence")
+    assert readme[doc.original_offset(at) :].startswith("MIT</b> licence")
+
+
 def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
