@@ -659,6 +659,7 @@ def clean_article(
     named = FRONT_TITLE.search(front["settings"]) if front else None
     rows = markdown_tables(raw) if markdown else {}
     code = fenced_lines(raw) if markdown else set()
+    width = 0 if markdown else wrap_width(raw)
     headers = {start for start, row in rows.items() if row is None}  # each of their rows names the columns
     if markdown:
         raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and start not in headers]
@@ -673,7 +674,7 @@ def clean_article(
         # A heading the file marks is whole: the line after it, in lower case ("by Ann Lee"), starts anew.
         after_heading = raw[number - 1][1].strip() in levels if number else False
         joined = not (table or after_heading or start in code)
-        if number and joined and wrapped(original, raw[number - 1], (start, line), markdown):
+        if number and joined and wrapped(original, raw[number - 1], (start, line), markdown, width):
             at, before, before_points = lines.pop()
             # "well-" and "known" make "well-known"; a spaced dash ("LONDON (Reuters) -") keeps its space.
             glue = "" if re.search(r"\w-$", before) else " "
@@ -763,13 +764,15 @@ def spellings(original: str) -> Counter[str]:
     return found
 
 
-def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markdown: bool) -> bool:
+def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markdown: bool, width: int = 0) -> bool:
     """Whether a line goes on the paragraph of the line right before it, wrapped by the file's
     width (a PDF's layout, a hard-wrapped text or Markdown file) rather than starting anew: read
     as lines of their own, its sentences were cut in two. In Markdown, any line next to the one
     before is the same paragraph unless it opens a block (heading, list item, quote, table row);
-    elsewhere only one that starts in lower case, or follows a comma, hyphen or colon, goes on (a
-    label on a line of its own names the line after it: "Media contact:", then "Jane Roe")."""
+    elsewhere one that starts in lower case, or follows a comma, hyphen or colon, goes on (a
+    label on a line of its own names the line after it: "Media contact:", then "Jane Roe"), and so
+    does any line after one that fills most of the file's `width` (`wrap_width`) without ending a
+    sentence: "… to discuss the new pier with", then "Mayor Ida Berg on Monday."."""
     (before_start, before_text), (start, text) = before, line
     if original.count("\n", before_start + len(before_text), start) != 1:
         return False  # a blank line, or a line taken out, lies between
@@ -777,7 +780,32 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
         return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
     if LIST_MARK.match(text):
         return False  # a list's item: "Bring:", then "- a passport"
-    return text[:1].islower() or before_text.endswith((",", "-", ":"))
+    filled = bool(width) and len(before_text) >= WRAP_FILL * width and len(before_text.split()) >= WRAP_WORDS
+    return (
+        text[:1].islower()
+        or before_text.endswith((",", "-", ":"))
+        or (filled and not before_text.rstrip().endswith(SENTENCE_CLOSE))
+    )
+
+
+WRAP_FILL = 0.75  # a line this full of the file's width, not ending a sentence, was wrapped
+WRAP_WORDS = 6  # and has this many words (a short heading does not go on)
+WRAP_MAX = 120  # a file whose lines run longer is not wrapped: each line is a paragraph
+WRAPPED_LINES = 5  # and a wrapped file has at least this many full lines, and half its lines are full
+SENTENCE_CLOSE = tuple('.!?;"”’)')
+
+
+def wrap_width(raw: Sequence[tuple[int, str]]) -> int:
+    """The width a hard-wrapped file or a PDF's layout wraps its lines at (nine lines in ten are no
+    longer), or 0 for a file whose lines run longer, each a paragraph of its own, or whose lines
+    do not mostly fill it (a page's buttons and captions copied with its story), or that has too
+    few lines to tell."""
+    lengths = sorted(len(line) for _, line in raw if line.strip())
+    if len(lengths) < WRAPPED_LINES:
+        return 0
+    width = lengths[int(len(lengths) * 0.9)]
+    full = sum(length >= WRAP_FILL * width for length in lengths)
+    return width if width <= WRAP_MAX and full >= max(WRAPPED_LINES, len(lengths) / 2) else 0
 
 
 def markdown_line(line: str) -> tuple[str, tuple[tuple[int, int], ...]]:

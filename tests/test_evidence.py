@@ -771,7 +771,7 @@ def test_an_interviewers_question_is_what_the_reply_answers(tmp_path_factory: py
     assert answer.text.startswith("“Fuel. Last spring the board switched both boats"), answer.text  # one marker
 
 
-LIGHTHOUSE = """# The Saltmarsh Point Lighthouse
+SALTMARSH = """# The Saltmarsh Point Lighthouse
 
 The Saltmarsh Point Lighthouse is a stone tower on the north shore of Hollin Bay. It was first lit on 12 June 1874 and has been automatic since 1981.
 
@@ -786,7 +786,7 @@ def test_an_articles_first_paragraph_that_opens_with_its_title_is_read(
 ) -> None:
     # A news page prints a caption twice, once with its credit glued on, and the copy is dropped;
     # a first paragraph that goes on from the title's words is no such copy.
-    rag, _ = store_of(tmp_path_factory, {"lighthouse.md": LIGHTHOUSE})
+    rag, _ = store_of(tmp_path_factory, {"lighthouse.md": SALTMARSH})
     answer = rag.ask("When was the lighthouse first lit?")
     assert not answer.abstained and "12 June 1874" in answer.text, answer.text
 

@@ -286,6 +286,26 @@ def test_a_markdown_files_code_footnotes_and_html_read_as_it_shows_them(tmp_path
     assert readme[doc.original_offset(at) :].startswith("MIT</b> licence")
 
 
+def test_a_hard_wrapped_files_sentences_are_whole_where_a_line_breaks_before_a_name() -> None:
+    report = (
+        "Harbour report\n\n"
+        "The harbour master met the harbour staff and the town's new mayor, Ida\n"
+        "Berg, on Monday to discuss the new pier, which will cost 4 million crowns\n"
+        "and open in June. Work on the foundations starts in March, said the\n"
+        "Portvale harbour office. The ferry company said that the island of\n"
+        "Skarholm would get two more sailings a day from the summer timetable.\n\n"
+        "Fares rise by 5 percent.\n"
+    )
+    text = clean_article(report, doc_id="report.txt").text
+    assert "said the Portvale harbour office." in text and "the island of Skarholm would" in text, text
+    # Lines that do not fill the file's width stay apart: a page's caption, then its story.
+    page = "Ferry fares rise\nImage caption, The night ferry leaves Portvale\nA ticket will cost 4 crowns from May.\n"
+    assert (
+        clean_article(page, doc_id="fares.txt").text.split("\n\n")[0]
+        == "Image caption, The night ferry leaves Portvale"
+    )
+
+
 def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
