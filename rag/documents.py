@@ -58,7 +58,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # after a heading the file marks starts anew ("by Ann Lee" under an HTML page's <h1>), a dateline may
 # name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline;
 # 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares;
-# 16: a first paragraph that opens with the title's words is text, not a caption repeated
+# 16: a first paragraph that opens with the title's words is text, not a caption repeated; a line
+# that fills a hard-wrapped file's width goes on the next (`wrap_width`)
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
