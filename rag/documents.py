@@ -366,9 +366,14 @@ def _extract_text(path: Path, suffix: str, data: bytes, max_chars: int) -> tuple
     reader, to warn about undecodable bytes and keep offsets exact."""
     if suffix == ".pdf":
         return _read_pdf(data, max_chars), {}
-    if b"\x00" in data[:8192]:
+    # Windows' Notepad saves "Unicode" as UTF-16 with its byte-order mark: half its bytes are NUL.
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in data[:8192] and not utf16:
         raise BadInput("file looks binary (NUL bytes), not text")
-    text = _decode(data, path, declared_charset(data) if suffix in (".html", ".htm") else None)
+    if utf16:
+        text = data.decode("utf-16", errors="replace")
+    else:
+        text = _decode(data, path, declared_charset(data) if suffix in (".html", ".htm") else None)
     if text.count("\ufffd") > MAX_UNDECODABLE * len(text):
         raise BadInput("file is not text: over a quarter of its bytes are not UTF-8")
     if suffix in (".html", ".htm"):

@@ -317,6 +317,17 @@ def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
     assert [doc.title for doc in rag.documents()] == ["Паром в Ольхон"]
 
 
+def test_a_file_notepad_saved_as_unicode_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    note = "Ferry fares rise\r\n\r\nA single ticket will cost 4 crowns from May, the harbour office said.\r\n"
+    (folder / "fares.txt").write_bytes(note.encode("utf-16"))  # with its byte-order mark, as Notepad writes it
+    rag = make_rag(tmp_path / ".rag", folder)
+    assert rag.ingest([folder]).added == ("fares.txt",)
+    answer = rag.ask("How much will a single ticket cost?")
+    assert not answer.abstained and "4 crowns" in answer.text, answer.text
+
+
 def test_a_file_that_became_unreadable_keeps_its_chunks(tmp_path: Path, corpus: Path) -> None:
     rag = make_rag(tmp_path / ".rag", corpus)
     rag.ingest([corpus])
