@@ -59,7 +59,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # name two places ("OSLO/BERGEN (Reuters) -"); 14: a transcript's speakers ("HOST:") are no dateline;
 # 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares;
 # 16: a first paragraph that opens with the title's words is text, not a caption repeated; a line
-# that fills a hard-wrapped file's width goes on the next (`wrap_width`)
+# that fills a hard-wrapped file's width goes on the next (`wrap_width`); a first line that reads as a
+# paragraph is text, not the title (`is_headline`)
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -698,7 +699,7 @@ def clean_article(
     if named:  # the page's title; its first line is text unless it says the same
         title = named[1].strip().strip("\"'")
         kept = kept[1:] if kept and kept[0][1].strip() == title else kept
-    elif kept:
+    elif kept and (is_headline(kept[0][1]) or len(kept) == 1):
         title = kept[0][1].strip().lstrip("#").strip()
         kept = kept[1:] or kept  # a one-line article keeps its line as text
     text_parts, segments, cursor = [], [], 0
@@ -731,6 +732,18 @@ def fenced_lines(raw: Sequence[tuple[int, str]]) -> set[int]:
         elif inside:
             found.add(start)
     return found
+
+
+HEADLINE_WORDS = 25  # a first line longer than this is the text's first paragraph, not its title
+SENTENCE_WORDS = 12  # and so is one this long that ends with a full stop
+
+
+def is_headline(line: str) -> bool:
+    """Whether a file's first line reads as its title. A file that starts with its text (notes, a
+    pasted story) lost its first paragraph to the title, and with it the answers it held; such a
+    file's title is its name."""
+    words = len(line.split())
+    return words <= HEADLINE_WORDS and not (line.rstrip().endswith(".") and words > SENTENCE_WORDS)
 
 
 def markdown_heading_levels(original: str, raw: Sequence[tuple[int, str]]) -> dict[int, int]:
