@@ -696,9 +696,12 @@ def clean_article(
     kept = [item for item in lines if item[1] and not _is_boilerplate(item[1])]
     kept = _drop_repeated_captions(kept)
     title = ""
+    subject = mail_subject(kept)
     if named:  # the page's title; its first line is text unless it says the same
         title = named[1].strip().strip("\"'")
         kept = kept[1:] if kept and kept[0][1].strip() == title else kept
+    elif subject:  # an e-mail's: its sender, recipients and date stay as text
+        title = subject
     elif kept and (is_headline(kept[0][1]) or len(kept) == 1):
         title = kept[0][1].strip().lstrip("#").strip()
         kept = kept[1:] or kept  # a one-line article keeps its line as text
@@ -732,6 +735,19 @@ def fenced_lines(raw: Sequence[tuple[int, str]]) -> set[int]:
         elif inside:
             found.add(start)
     return found
+
+
+# An e-mail's header fields, as a mail program saves a message as text.
+MAIL_FIELD = re.compile(r"(?i)(from|to|cc|bcc|date|sent|subject|reply-to):\s*(.*)")
+MAIL_FIELDS = 8  # the lines an e-mail's header may take before its subject
+
+
+def mail_subject(lines: Sequence[Line]) -> str:
+    """The subject of a text that opens with an e-mail's header ("From: …", "Subject: …"), or "".
+    Its first line, "From: Ana Lis <…>", was taken as the title and so lost as text: who sent it."""
+    found = itertools.takewhile(bool, (MAIL_FIELD.fullmatch(line) for _, line, _ in lines[:MAIL_FIELDS]))
+    named = {field[1].lower(): field[2].strip() for field in found if field}
+    return named.get("subject", "") if "from" in named or "to" in named else ""
 
 
 HEADLINE_WORDS = 25  # a first line longer than this is the text's first paragraph, not its title

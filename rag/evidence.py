@@ -33,6 +33,7 @@ questions not in English.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -43,6 +44,7 @@ from pathlib import Path
 from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline, find_dateline
 from rag.retrieve import Passage
 from rag.text import (
+    WORD,
     Annotator,
     clause_windows,
     content_terms,
@@ -409,8 +411,25 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         names = [(m.group(), m.start()) for m in NAME.finditer(sentence) if is_new(m.group(), question)]
         if kind == "place" and any(is_new(m.group(), question) for m in LOCATION.finditer(sentence)):
             return 1.0
+        if kind == "entity" and chosen_among(sentence, question):
+            return 1.0
         return max((1.0 if " " in n else 0.25 if at == 0 else 0.5 for n, at in names), default=0.0)
     return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(as_read(kind, sentence))) else 0.0
+
+
+# What a "which" question chooses among: "pier" in "Which pier should boats use?".
+WHICH_NOUN = re.compile(r"\bwhich\s+([a-z][\w'’-]*)", re.IGNORECASE)
+
+
+def chosen_among(sentence: str, question: str) -> bool:
+    """Whether the sentence names one of what a "which" question chooses among by a word the
+    question lacks: "the south pier" for "Which pier should boats use?", an answer with no name."""
+    asked = WHICH_NOUN.search(question)
+    noun = content_terms(asked[1]) if asked else set()
+    return bool(noun) and any(
+        content_terms(word) == noun and content_terms(before) and is_new(before, question)
+        for before, word in itertools.pairwise(WORD.findall(sentence))
+    )
 
 
 def as_read(kind: str, sentence: str) -> str:

@@ -574,7 +574,7 @@ UNSAID = [
     "What is the population of Brenna?",
 ]
 # Those answered all the same, marked uncertain (measured): the reply, and the confidence in its
-# best sentence, over the scorer's threshold (0.3203 in rag/scorer.json).
+# best sentence, over the scorer's threshold (0.3176 in rag/scorer.json).
 ANSWERED_ANYWAY = {
     "Who is the mayor of Portvale?": ("Henrik Dahl, the valley council's first mayor in Elmstead", 0.4056),
 }
@@ -799,6 +799,7 @@ A petition with 2,300 signatures had asked the council to reopen the pool before
 The centre's manager, Ida Brandt, 41, said the sauna would stay shut until July.
 The café on the ground floor remained open throughout the roof repairs.
 Members who paid for the closed months will get their money back within 30 days.
+Until the main doors are repainted, visitors should come in by the east entrance.
 """
 
 FERNLOG = """# Using Fernlog
@@ -831,6 +832,8 @@ def leisure(tmp_path_factory: pytest.TempPathFactory) -> RAG:
         ("When will members get their money back for the closed months?", "within 30 days"),
         # Asked yes or no, the sentence that says the opposite is the answer.
         ("Was the café on the ground floor closed during the roof repairs?", "remained open"),
+        # Asked "which" of a thing, a word that picks one out answers, though it names no one.
+        ("Which entrance should visitors use?", "the east entrance"),
     ],
 )
 def test_a_sentence_that_says_it_in_other_terms_answers(leisure: RAG, question: str, said: str) -> None:
@@ -860,7 +863,7 @@ def test_how_old_wants_an_age_not_any_number(leisure: RAG) -> None:
             "paid 14 million crowns",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="refused (measured): the check's confidence, 0.269, is under its threshold, 0.3203; Snowball "
+                reason="refused (measured): the check's confidence, 0.267, is under its threshold, 0.3176; Snowball "
                 "stems 'pay' and 'paid' apart, so the question's rarest word looks missing (WordNet's irregular "
                 "forms were tried: eval/README.md)",
             ),
@@ -995,8 +998,8 @@ def test_a_question_about_one_clause_of_a_long_sentence_finds_it(library: RAG) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="refused (measured): the check's confidence in the sentence found, 0.2254, is under its threshold, "
-    "0.3203; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
+    reason="refused (measured): the check's confidence in the sentence found, 0.2259, is under its threshold, "
+    "0.3176; the question says 'upstairs' and 'before the storm', the sentence 'upper floor' and 'in the storm', "
     "and the one passage of several facts is far from the question (cosine 0.25)",
 )
 def test_a_question_about_one_clause_of_a_long_sentence_is_answered_from_it(library: RAG) -> None:

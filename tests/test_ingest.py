@@ -331,6 +331,17 @@ def test_a_file_that_starts_with_its_text_keeps_its_first_paragraph(tmp_path: Pa
     assert not answer.abstained and "1.2 million tonnes" in answer.text, answer.text
 
 
+def test_an_email_saved_as_text_is_titled_by_its_subject_and_keeps_its_sender() -> None:
+    mail = (
+        "From: Ana Lis <ana.lis@harbour.example>\nTo: Harbour staff <staff@harbour.example>\n"
+        "Date: Mon, 2 Nov 2026 09:14:00 +0100\nSubject: Pier closure next week\n\nHi all,\n\n"
+        "The north pier will be closed from Tuesday while divers inspect the piles.\n"
+    )
+    doc = clean_article(mail, doc_id="mail.txt")
+    assert doc.title == "Pier closure next week"
+    assert doc.text.startswith("From: Ana Lis <ana.lis@harbour.example>\n\nTo: Harbour staff"), doc.text
+
+
 def test_a_file_notepad_saved_as_unicode_is_read(tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()
