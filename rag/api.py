@@ -328,10 +328,10 @@ class RAG:
         documents = [d for d in self._named_documents() if doc_ids is None or d.doc_id in doc_ids]
         credited = credited_articles(standalone.asking, documents)
         # "Who wrote the story about the dam?" is about the dam: "wrote" and "story" are in no article's words.
-        relevant = retrieval.passages and (
-            retrieval.best_similarity >= self.settings.min_relevance
-            or term_coverage(standalone.asking, retrieval.passages, WHOLE_ARTICLE | WRITER_WORDS)
-            >= self.settings.min_coverage
+        relevant = retrieval.is_relevant(
+            self.settings.min_relevance,
+            self.settings.min_coverage,
+            coverage=term_coverage(standalone.asking, retrieval.passages, WHOLE_ARTICLE | WRITER_WORDS),
         )
         found = [p.doc_id for p in retrieval.passages if p.doc_id in credited] if relevant else []
         if len(documents) == 1:

@@ -86,9 +86,12 @@ class Retrieval:
     best_similarity: float  # highest dense cosine among the candidates
     coverage: float  # share of the question's content words found in the passages
 
-    def is_relevant(self, min_similarity: float, min_coverage: float) -> bool:
-        """Whether anything found is about the question: close in meaning, or naming its rare words."""
-        return bool(self.passages) and (self.best_similarity >= min_similarity or self.coverage >= min_coverage)
+    def is_relevant(self, min_similarity: float, min_coverage: float, coverage: float | None = None) -> bool:
+        """Whether anything found is about the question: close in meaning, or naming its rare words;
+        `coverage` in place of the question's own when some of its words ask rather than name
+        ("Who wrote the story about the dam?" is about the dam, `RAG.written_of`)."""
+        covered = self.coverage if coverage is None else coverage
+        return bool(self.passages) and (self.best_similarity >= min_similarity or covered >= min_coverage)
 
 
 def to_passage(chunk: StoredChunk, score: float, similarity: float | None, found_by: tuple[str, ...] = ()) -> Passage:
