@@ -60,7 +60,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # 15: a file with no UTF-8 in it is read as Windows-1252, an HTML page in the encoding it declares;
 # 16: a first paragraph that opens with the title's words is text, not a caption repeated; a line
 # that fills a hard-wrapped file's width goes on the next (`wrap_width`); a first line that reads as a
-# paragraph is text, not the title (`is_headline`)
+# paragraph is text, not the title (`is_headline`); an e-mail's subject is its title; a table of contents'
+# lines are dropped
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -70,8 +71,9 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
 # a <title> is read without its site's name; authors named in linked data are the byline; h7: of a
 # page's <article> elements, the one holding most of their text, or all of them (`main_article`); m5: a
-# code fence's lines are lines of their own, a footnote's text is kept and its marks and HTML tags dropped.
-READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p3"}
+# code fence's lines are lines of their own, a footnote's text is kept and its marks and HTML tags dropped;
+# p4: a year alone at a page's edge is no page number.
+READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p4"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -212,6 +214,9 @@ BOILERPLATE_LINES = {
 PAGE_NOTE = re.compile(
     r"\d{1,3} min(?:ute)?s? read|image source, .{1,60}|sign up (?:to|for) .{0,40}newsletters?\.?", re.I
 )
+# A table of contents' line, its dot leaders running to a page number: "2. Cargo ........ 3". It
+# states nothing, and read as a heading it put the entries after it under the wrong section.
+CONTENTS_LINE = re.compile(r"\S.*?\s*(?:\.\s?){4,}\s*\d{1,4}|\S.*?\s*…{2,}\s*\d{1,4}")
 # A wire story's credit and rights lines: "© 2024 AFP", "Copyright 2024 The Associated Press. All
 # rights reserved.", "(Reporting by Ana Lis in Kyiv; Editing by Tom Hale)", bracketed or not (names and places only, so
 # "Reporting by the council showed delays" stays). They are about the story, not in it.
@@ -229,7 +234,8 @@ CREDIT = re.compile(
 PDF_GLYPHS = {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)} | {0xAD: None}
 # Lines at each end of a PDF page where running headers, footers and page numbers are looked for.
 PAGE_EDGE = 2
-PAGE_NUMBER = re.compile(r"(?i)(?:page\s*)?[-–—(\[]?\s*\d{1,4}\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?")
+# A year alone on a line is none: a title's last word, wrapped ("Annual Report", then "2025").
+PAGE_NUMBER = re.compile(r"(?i)(?!(?:19|20)\d\d$)(?:page\s*)?[-–—(\[]?\s*\d{1,4}\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?")
 # What a browser prints on every page of a web page saved as PDF, found on a page of its own too:
 # the time it was printed with the page's title ("12/7/26, 6:42 AM Ferry timetable"), and its
 # address with the page count ("https://example.org/ferry 1/3").
@@ -964,7 +970,7 @@ def _lines_with_offsets(text: str) -> Iterator[tuple[int, str]]:
 
 def _is_boilerplate(line: str) -> bool:
     return line.lower() in BOILERPLATE_LINES or bool(
-        RIGHTS.match(line) or PAGE_NOTE.fullmatch(line) or CREDIT.fullmatch(line)
+        RIGHTS.match(line) or PAGE_NOTE.fullmatch(line) or CREDIT.fullmatch(line) or CONTENTS_LINE.fullmatch(line)
     )
 
 

@@ -488,6 +488,14 @@ def test_a_pdfs_running_header_footer_and_page_numbers_are_not_read_as_its_text(
     ]
 
 
+def test_a_reports_contents_are_not_read_as_its_text_and_a_year_alone_is_no_page_number(tmp_path: Path) -> None:
+    path = tmp_path / "report.pdf"
+    lines = ["Harbour trust annual report", "2025", "1. Cargo .................... 2", "2. Finances . . . . . . . . 3"]
+    write_pdf(path, [*lines, "Cargo", "The trust handled 1.2 million tonnes of cargo."])
+    document = read_document(path, "report.pdf", 10**6)
+    assert document.text.split("\n\n") == ["2025", "Cargo", "The trust handled 1.2 million tonnes of cargo."]
+
+
 def test_what_a_browser_prints_on_a_page_saved_as_pdf_is_not_read_as_its_text(tmp_path: Path) -> None:
     # A web page saved as PDF: the browser prints the time and the page's title at the top of each
     # page, its address and the page count at the bottom. One page does not repeat them.
