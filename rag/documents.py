@@ -70,7 +70,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # browser prints on a page saved as PDF is dropped; h5: a page's author named in its head is its byline;
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
 # a <title> is read without its site's name; authors named in linked data are the byline; h7: of a
-# page's <article> elements, the one holding most of their text, or all of them (`main_article`); m5: a
+# page's <article> elements, the one holding most of their text, or all of them (`main_article`), and
+# an FAQ's <details> and <summary> each a line of their own; m5: a
 # code fence's lines are lines of their own, a footnote's text is kept and its marks and HTML tags dropped;
 # p4: a year alone at a page's edge is no page number.
 READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p4"}
@@ -491,8 +492,9 @@ def page_line_shape(line: str) -> str:
 # Elements that start a new line of text; any other element (a link, emphasis, a span) is part of
 # the line around it.
 HTML_BLOCKS = (
-    "address article aside blockquote br caption dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
-    "header hr li main nav ol p pre section table tbody td tfoot th thead title tr ul"
+    "address article aside blockquote br caption center dd details dialog div dl dt fieldset figcaption figure "
+    "footer h1 h2 h3 h4 h5 h6 header hgroup hr legend li main menu nav ol p pre section summary table tbody td "
+    "tfoot th thead title tr ul"
 ).split()
 # Words of the class or id names of a page's furniture (after Readability's `unlikelyCandidates`),
 # and an encyclopedia page's list of contents and of references: "Northern Lighthouse Board (1990).

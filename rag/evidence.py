@@ -497,7 +497,10 @@ TEMPERATURE = re.compile(r"\d\s*°|\bdegrees?\b", re.IGNORECASE)
 # An age: "24 years old", "a 90-year-old", "aged 24", "Ana Lind, 24, won", or the year it began.
 AGE = re.compile(
     rf"\b(?:\d[\d,.]*|a|one|{SPELLED})(?:\s+|-)(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies))(?:\s+|-)old\b"
-    rf"|\baged?\s+(?:\d|{SPELLED})|,\s*\d{{1,3}}\s*,|\(\s*\d{{1,3}}\s*\)|{YEAR.pattern}",
+    rf"|\baged?\s+(?:\d|{SPELLED})|,\s*\d{{1,3}}\s*,|\(\s*\d{{1,3}}\s*\)|{YEAR.pattern}"
+    # an age limit: "16 or older", "18 and over", "over 65s", "under-16s", "12+"
+    rf"|\b(?:\d{{1,3}}|{SPELLED})\s+(?:or|and)\s+(?:older|over|above|under|younger)\b"
+    r"|\b(?:over|under)[\s-]\d{1,3}s\b|\b\d{1,3}\+",
     re.IGNORECASE,
 )
 MEASURES = (

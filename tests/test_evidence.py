@@ -843,7 +843,12 @@ def test_a_sentence_that_says_it_in_other_terms_answers(leisure: RAG, question: 
 
 def test_how_old_wants_an_age_not_any_number(leisure: RAG) -> None:
     assert measures_something_else("How old is the rider?", "She attacked with 18 kilometres to go.")
-    for sentence in ("Ida Brandt, 41, runs it.", "The bridge is 300 years old.", "The mill was built in 1790."):
+    for sentence in (
+        "Ida Brandt, 41, runs it.",
+        "The bridge is 300 years old.",
+        "The mill was built in 1790.",
+        "Riders must be 16 or older.",  # an age limit
+    ):
         assert not measures_something_else("How old is it?", sentence), sentence
     answer = leisure.ask("How old is Ida Brandt, the centre's manager?")
     assert not answer.abstained and "41" in answer.text, answer.text

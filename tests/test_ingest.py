@@ -250,7 +250,7 @@ def test_bad_files_are_skipped_with_a_warning_and_nothing_is_lost(tmp_path: Path
     assert len(report.unchanged) == 5
 
 
-def test_a_pages_story_is_read_whatever_article_comes_first_and_an_faqs_every_entry() -> None:
+def test_a_pages_story_is_read_whatever_article_comes_first_and_an_faqs_every_entry_apart() -> None:
     teaser_first = (
         "<html><body><div class='top'><article><h2>Ferry fares rise</h2><p>Fares go up in May.</p></article></div>"
         "<main><article><h1>New pier opens in Portvale</h1><p>The new pier opened on Monday after two years of "
@@ -264,6 +264,12 @@ def test_a_pages_story_is_read_whatever_article_comes_first_and_an_faqs_every_en
     entries = [("When do we meet?", "Every Tuesday at 7pm."), ("How much is membership?", "It costs 20 pounds a year.")]
     faq = "<html><body><h1>Club FAQ</h1>" + "".join(f"<article><h2>{q}</h2><p>{a}</p></article>" for q, a in entries)
     assert html_to_text(faq + "</body></html>").split("\n") == ["Club FAQ", *(line for e in entries for line in e)]
+    # An FAQ's folded answers: the question a line, its answer another, not glued ("…bike?Riders…").
+    folded = "".join(f"<details><summary>{q}</summary>{a}</details>" for q, a in entries)
+    assert html_to_text(f"<html><body><h1>Club FAQ</h1>{folded}</body></html>").split("\n") == [
+        "Club FAQ",
+        *(line for e in entries for line in e),
+    ]
 
 
 def test_a_markdown_files_code_footnotes_and_html_read_as_it_shows_them(tmp_path: Path) -> None:
