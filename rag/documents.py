@@ -71,9 +71,9 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # h6: a page's menus, footer, contents and references are furniture; an article's own <header> is kept,
 # a <title> is read without its site's name; authors named in linked data are the byline; h7: of a
 # page's <article> elements, the one holding most of their text, or all of them (`main_article`), and
-# an FAQ's <details> and <summary> each a line of their own; m5: a
-# code fence's lines are lines of their own, a footnote's text is kept and its marks and HTML tags dropped;
-# p4: a year alone at a page's edge is no page number.
+# an FAQ's <details> and <summary> each a line of their own; m5: a code fence's lines are lines of
+# their own, a footnote's text is kept and its marks and HTML tags dropped; p4: a year alone at a
+# page's edge is no page number.
 READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p4"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
@@ -92,8 +92,9 @@ MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # he
 # A heading's level: "## Fees" is 2; a line underlined with "===" is 1, with "---" 2.
 MD_HEADING = re.compile(r"(#{1,6})\s+\S")
 MD_UNDERLINE = {"=": 1, "-": 2}
-# Lines that say nothing: a link's definition ("[1]: https://...", not a footnote's "[^1]: …"), a code fence, a rule or heading
-# underline, a table's header separator.
+# Lines that say nothing: a link's definition ("[1]: https://...", not a footnote's "[^1]: …"), a
+# code fence (`CODE_FENCE`: the lines between are read as written), a rule or heading underline, a
+# table's header separator.
 CODE_FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
 MD_NO_TEXT = re.compile(r"\[(?!\^)[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
@@ -754,7 +755,7 @@ def mail_subject(lines: Sequence[Line]) -> str:
     """The subject of a text that opens with an e-mail's header ("From: …", "Subject: …"), or "".
     Its first line, "From: Ana Lis <…>", was taken as the title and so lost as text: who sent it."""
     found = itertools.takewhile(bool, (MAIL_FIELD.fullmatch(line) for _, line, _ in lines[:MAIL_FIELDS]))
-    named = {field[1].lower(): field[2].strip() for field in found if field}
+    named = {field[1].lower(): field[2].strip() for field in found}
     return named.get("subject", "") if "from" in named or "to" in named else ""
 
 
