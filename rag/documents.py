@@ -61,7 +61,7 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # 16: a first paragraph that opens with the title's words is text, not a caption repeated; a line
 # that fills a hard-wrapped file's width goes on the next (`wrap_width`); a first line that reads as a
 # paragraph is text, not the title (`is_headline`); an e-mail's subject is its title; a table of contents'
-# lines are dropped
+# lines and a plain text's rules and underlines ("=====") are dropped
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -95,6 +95,7 @@ MD_UNDERLINE = {"=": 1, "-": 2}
 # Lines that say nothing: a link's definition ("[1]: https://...", not a footnote's "[^1]: …"), a
 # code fence (`CODE_FENCE`: the lines between are read as written), a rule or heading underline, a
 # table's header separator.
+RULE_LINE = re.compile(r"(?:[-=_*~#]\s?){3,}")
 CODE_FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
 MD_NO_TEXT = re.compile(r"\[(?!\^)[^\]\n]+\]:\s*\S+.*|(?:`{3,}|~{3,}).*|[-*_=\s]{3,}|[|:\-\s]*-[|:\-\s]*\|[|:\-\s]*")
 
@@ -679,6 +680,8 @@ def clean_article(
     headers = {start for start, row in rows.items() if row is None}  # each of their rows names the columns
     if markdown:
         raw = [(start, line) for start, line in raw if not MD_NO_TEXT.fullmatch(line) and start not in headers]
+    else:  # a rule or a title's underline in plain text ("=====", "- - -") is no text either
+        raw = [(start, line) for start, line in raw if not RULE_LINE.fullmatch(line.strip())]
     lines: list[Line] = []
     spelling: Counter[str] | None = None  # counted when a hyphen first ends a wrapped line
     for number, (start, line) in enumerate(raw):

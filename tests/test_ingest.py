@@ -337,6 +337,16 @@ def test_a_file_that_starts_with_its_text_keeps_its_first_paragraph(tmp_path: Pa
     assert not answer.abstained and "1.2 million tonnes" in answer.text, answer.text
 
 
+def test_a_plain_texts_underlines_and_rules_are_not_read_as_its_text() -> None:
+    underlined = (
+        "Parish news\n-----------\nThe church hall reopens on Sunday.\n\n* * *\n\nThe choir meets on Thursdays.\n"
+    )
+    doc = clean_article(underlined, doc_id="parish.txt")
+    # The underline's last dash once joined it to the next line: "----------- The church hall …".
+    assert doc.title == "Parish news"
+    assert doc.text == "The church hall reopens on Sunday.\n\nThe choir meets on Thursdays.", doc.text
+
+
 def test_an_email_saved_as_text_is_titled_by_its_subject_and_keeps_its_sender() -> None:
     mail = (
         "From: Ana Lis <ana.lis@harbour.example>\nTo: Harbour staff <staff@harbour.example>\n"
