@@ -827,7 +827,12 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
         return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
     if LIST_MARK.match(text):
         return False  # a list's item: "Bring:", then "- a passport"
-    filled = bool(width) and len(before_text) >= WRAP_FILL * width and len(before_text.split()) >= WRAP_WORDS
+    filled = (
+        bool(width)
+        and len(before_text) >= WRAP_FILL * width
+        and len(before_text.split()) >= WRAP_WORDS
+        and not (tabular(before_text) or tabular(text))
+    )
     return (
         text[:1].islower()
         or before_text.endswith((",", "-", ":"))
@@ -840,6 +845,15 @@ WRAP_WORDS = 6  # and has this many words (a short heading does not go on)
 WRAP_MAX = 120  # a file whose lines run longer is not wrapped: each line is a paragraph
 WRAPPED_LINES = 5  # and a wrapped file has at least this many full lines, and half its lines are full
 SENTENCE_CLOSE = tuple('.!?;"”’)')
+
+
+def tabular(line: str) -> bool:
+    """Whether a line reads as a table's row rather than prose: columns spaced apart, or a third of
+    its words or more numbers ("Q2 2025 310,000 84,000 4.6 million"). Rows that fill a file's width
+    are not wrapped prose, and joined they were one long "sentence"."""
+    words = line.split()
+    numbers = sum(bool(re.fullmatch(r"[\d.,%$€£()+-]+", word)) for word in words)
+    return bool(re.search(r"\S {3,}\S|\t", line)) or numbers * 3 >= len(words)
 
 
 def wrap_width(raw: Sequence[tuple[int, str]]) -> int:

@@ -302,8 +302,10 @@ def test_a_hard_wrapped_files_sentences_are_whole_where_a_line_breaks_before_a_n
         "Skarholm would get two more sailings a day from the summer timetable.\n\n"
         "Fares rise by 5 percent.\n"
     )
-    text = clean_article(report, doc_id="report.txt").text
+    rows = "Q1 2025 280,000 tonnes 71,000 passengers 4.1 million crowns\nQ2 2025 310,000 tonnes 84,000 passengers\n"
+    text = clean_article(report + "\n" + rows, doc_id="report.txt").text
     assert "said the Portvale harbour office." in text and "the island of Skarholm would" in text, text
+    assert text.endswith("\n\n".join(rows.split("\n")).strip()), text  # a table's rows are not wrapped prose
     # Lines that do not fill the file's width stay apart: a page's caption, then its story.
     page = "Ferry fares rise\nImage caption, The night ferry leaves Portvale\nA ticket will cost 4 crowns from May.\n"
     assert (
