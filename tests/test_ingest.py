@@ -326,14 +326,11 @@ def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
 
 
 def test_a_file_that_starts_with_its_text_keeps_its_first_paragraph(tmp_path: Path) -> None:
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    (folder / "cargo.txt").write_text(
+    text = (
         "The harbour trust handled 1.2 million tonnes of cargo in 2025, up from 1.05 million the year before. "
         "Most of the rise came from timber.\n\nPassenger numbers on the island ferry fell by 4 percent.\n"
     )
-    rag = make_rag(tmp_path / ".rag", folder)
-    rag.ingest([folder])
+    rag = one_file_store(tmp_path, "cargo.txt", text)
     assert [doc.title for doc in rag.documents()] == ["cargo.txt"]  # no headline: the file's name
     answer = rag.ask("How much cargo did the harbour trust handle in 2025?")
     assert not answer.abstained and "1.2 million tonnes" in answer.text, answer.text
