@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "17"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -61,7 +61,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # 16: a first paragraph that opens with the title's words is text, not a caption repeated; a line
 # that fills a hard-wrapped file's width goes on the next (`wrap_width`); a first line that reads as a
 # paragraph is text, not the title (`is_headline`); an e-mail's subject is its title; a table of contents'
-# lines and a plain text's rules and underlines ("=====") are dropped
+# lines and a plain text's rules and underlines ("=====") are dropped; 17: a press release's "FOR
+# IMMEDIATE RELEASE" is no title, a person's initial ("M. Duarte") ends no sentence
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -73,8 +74,8 @@ CLEANER_VERSION = "16"  # 2: chunks record where their lines start; 3: datelines
 # page's <article> elements, the one holding most of their text, or all of them (`main_article`), and
 # an FAQ's <details> and <summary> each a line of their own; m5: a code fence's lines are lines of
 # their own, a footnote's text is kept and its marks and HTML tags dropped; p4: a year alone at a
-# page's edge is no page number.
-READER_VERSIONS = {".html": "h7", ".htm": "h7", ".md": "m5", ".pdf": "p4"}
+# page's edge is no page number; h8: an FAQ's question in a <dt> is a line of its own.
+READER_VERSIONS = {".html": "h8", ".htm": "h8", ".md": "m5", ".pdf": "p4"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets
@@ -213,9 +214,12 @@ BOILERPLATE_LINES = {
     "reuse this content",
 }
 # "4 min read", "Image source, Getty Images", "Sign up to our daily newsletter": a page's reading
-# time, a photo's credit, a form's heading.
+# time, a photo's credit, a form's heading; a press release's "FOR IMMEDIATE RELEASE" or "Embargoed
+# until 10:00 GMT", which, on its first line, was taken for the release's headline.
 PAGE_NOTE = re.compile(
-    r"\d{1,3} min(?:ute)?s? read|image source, .{1,60}|sign up (?:to|for) .{0,40}newsletters?\.?", re.I
+    r"\d{1,3} min(?:ute)?s? read|image source, .{1,60}|sign up (?:to|for) .{0,40}newsletters?\.?"
+    r"|for immediate release|(?:press|news|media) release|embargoed(?: until| till)? .{1,40}",
+    re.I,
 )
 # A table of contents' line, its dot leaders running to a page number: "2. Cargo ........ 3". It
 # states nothing, and read as a heading it put the entries after it under the wrong section.
@@ -573,7 +577,10 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
             rows[0].decompose()
     for term in soup.find_all("dt"):  # a glossary's term goes with its definition, as a row with its name
         definition = term.find_next_sibling(["dd", "dt"])
-        if definition is not None and definition.name == "dd":
+        # An FAQ's question stays a line of its own, as its <h3> would: "Who can apply?: Anyone over
+        # 18." read as one sentence that repeats the question, it outranked the reply's other sentences.
+        question = term.get_text().strip().endswith("?")
+        if definition is not None and definition.name == "dd" and not question:
             definition.insert(0, " ".join(term.get_text().split()) + NAME_JOIN)
             term.decompose()
     for tag in soup.find_all("pre"):

@@ -108,7 +108,7 @@ LENGTH = re.compile(
 # How often a thing happens: a rate ("three times a day"), "every 20 seconds", "every Tuesday",
 # "on Sundays", "twice", "weekly".
 FREQUENCY = re.compile(
-    rf"{RATE.pattern}|\bevery\s+(?:\d+\s+|other\s+|few\s+|{SPELLED}\s+)?"
+    rf"{RATE.pattern}|\bevery\s+(?:(?:\d+|{SPELLED})(?:\s*(?:to|or|-|–)\s*(?:\d+|{SPELLED}))?\s+|other\s+|few\s+)?"
     r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?)\b"
     r"|\b(?:every|each)\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|weekday|weekend|morning|"
     r"afternoon|evening)s?\b|\bon\s+(?:Mondays|Tuesdays|Wednesdays|Thursdays|Fridays|Saturdays|Sundays|weekdays|weekends)\b"

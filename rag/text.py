@@ -54,12 +54,13 @@ QUESTION_STOPWORDS = frozenset(
 )
 # Abbreviations that a capital follows inside a sentence: titles before a name ("Gen. Lind"), a
 # company's suffix before its ticker ("Acme Inc. (NASDAQ: ACME)"), "U.S. Navy". A sentence that
-# truly ends with one is read on into the next, which costs less than a sentence cut in two.
+# truly ends with one is read on into the next, which costs less than a sentence cut in two. So
+# is a lone capital, a person's initial ("M. Duarte reported", "J. R. Tolkien").
 ABBREVIATIONS = (
     "Mr Mrs Ms Dr Prof Sr Jr St Mt Gen Gov Sen Rep Lt Col Capt Sgt Adm Rev Inc Corp Ltd Co Nos No U.S U.K U.N"
 ).split()
 SENTENCE_END = re.compile(
-    r"(?<=[.!?])" + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS) + r"\s+(?=[A-Z\"“(])"
+    r"(?<=[.!?])(?<!\b[A-Z]\.)" + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS) + r"\s+(?=[A-Z\"“(])"
 )
 CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*")
 

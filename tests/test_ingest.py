@@ -357,6 +357,18 @@ def test_an_email_saved_as_text_is_titled_by_its_subject_and_keeps_its_sender() 
     assert doc.text.startswith("From: Ana Lis <ana.lis@harbour.example>\n\nTo: Harbour staff"), doc.text
 
 
+def test_a_press_releases_release_note_is_not_its_title() -> None:
+    release = (
+        "FOR IMMEDIATE RELEASE\n\nHarbour museum opens a boatbuilding gallery\n\n"
+        "KESTREL BAY, 2 June 2026 — The harbour museum will open a gallery of wooden boats on Saturday.\n"
+    )
+    doc = clean_article(release, doc_id="release.txt")
+    assert doc.title == "Harbour museum opens a boatbuilding gallery"
+    assert doc.text.startswith("KESTREL BAY, 2 June 2026 — The harbour museum"), doc.text
+    embargoed = clean_article(f"Embargoed until 00:01 BST, 2 June 2026\n\n{release}", doc_id="release.txt")
+    assert embargoed.title == doc.title and embargoed.text == doc.text
+
+
 def test_a_file_notepad_saved_as_unicode_is_read(tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -794,6 +806,9 @@ def test_a_table_row_is_read_with_its_column_names_in_markdown_and_html_and_a_te
     assert html_to_text(layout).splitlines() == ["Logger", "It logs tides.", "It runs on batteries."]
     glossary = "<h1>Logger</h1><dl><dt>keep</dt><dd>Days a <b>reading</b> is kept.</dd></dl>"
     assert html_to_text(glossary).splitlines() == ["Logger", "keep: Days a reading is kept."]
+    # An FAQ's question is not glued to its reply as a term to its definition: it stays a line.
+    faq = "<h1>Logger</h1><dl><dt>Can it log rain?</dt><dd>Yes. Add the rain gauge.</dd></dl>"
+    assert html_to_text(faq).splitlines() == ["Logger", "Can it log rain?", "Yes. Add the rain gauge."]
     # Asked in the column's words, the row answers, and its offsets span it in the file.
     rag = one_file_store(tmp_path, "logger.md", TIDE_LOGGER)
     answer = rag.ask("How many minutes are there between two readings by default?")
