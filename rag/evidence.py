@@ -44,6 +44,7 @@ from pathlib import Path
 from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline, find_dateline
 from rag.retrieve import Passage
 from rag.text import (
+    ABBREVIATIONS,
     WORD,
     Annotator,
     clause_windows,
@@ -318,7 +319,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
                 text = f"{text} {'; '.join(item for item, _ in items)}"
                 end, at = items[-1][1], at + len(items)
             field = is_field(passage.text, start, end)  # "Occupation: Glaciologist", short but a fact
-            if (len(text.split()) >= MIN_SENTENCE_WORDS or field) and text not in seen and not is_question(text):
+            if (states_a_fact(text) or field) and text not in seen and not is_question(text):
                 seen.add(text)
                 innermost = above[-1] if above else ""
                 asked = innermost if is_question(innermost) else question
@@ -333,6 +334,16 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
                 heading_before, above = heading_below(passage.text, span_start, end, heading_before, above, levels)
             at += 1
     return found
+
+
+def states_a_fact(text: str) -> bool:
+    """Whether a sentence is long enough to state a fact: four words, or three and a full stop
+    ("Turnout was 31%.", "Cooking: 40 minutes."), but not an abbreviation's ("Before the St.",
+    where a passage was cut)."""
+    words = text.split()
+    return len(words) >= MIN_SENTENCE_WORDS or (
+        len(words) == 3 and text.endswith(".") and words[-1][:-1] not in ABBREVIATIONS
+    )
 
 
 MAX_LIST_ITEMS = 12

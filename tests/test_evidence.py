@@ -30,6 +30,7 @@ from rag.evidence import (
     kind_found,
     measures_something_else,
     question_kind,
+    states_a_fact,
 )
 from rag.extractive import reply_from_evidence, rivals, span_grammar
 from rag.followup import joined_question
@@ -754,6 +755,23 @@ def test_how_many_is_not_answered_with_a_span_of_time(tmp_path_factory: pytest.T
     assert calories.abstained, calories.text
     days = rag.ask("How many days does the soup keep in the fridge?")
     assert not days.abstained and "three days" in days.text, days.text
+
+
+BY_ELECTION = """\
+Independent wins Eastgate by-election
+
+Maria Keller, an independent, won the Eastgate ward by-election on Thursday with 1,480 votes.
+
+Turnout was 28%. The seat fell vacant when the sitting councillor moved abroad.
+"""
+
+
+def test_a_three_word_sentence_states_a_fact(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Under four words a sentence was taken for a heading or a credit, and never quoted.
+    rag, _ = store_of(tmp_path_factory, {"vote.txt": BY_ELECTION, "bridge.txt": HARBOUR})
+    turnout = rag.ask("What was the turnout in the by-election?")
+    assert not turnout.abstained and "28%" in turnout.text, turnout.text
+    assert not states_a_fact("Before the St.")  # a passage cut after an abbreviation
 
 
 def test_a_measure_is_not_answered_with_a_count(port: RAG) -> None:
