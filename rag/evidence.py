@@ -479,11 +479,18 @@ CURRENCY = re.compile(
 SHARE = re.compile(r"%|\bper ?cent\b|\bhalf\b|\b(?:thirds?|quarters?|fifths?|tenths?)\b", re.IGNORECASE)
 
 
-def counts_something_else(question: str, sentence: str, annotator: Annotator) -> bool:
+SAME_THING = 0.55  # the cosine of two plural nouns that name one thing: ships and vessels 0.62, staff
+# and employees 0.72, against lorries and cars 0.43, workers and members 0.50, votes and seats 0.47
+
+
+def counts_something_else(
+    question: str, sentence: str, annotator: Annotator, similarity: Similarity | None = None
+) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 9,000 cyclists cross the bridges daily" does
     not say how many bridges there are), except people, who go by many names ("9,000 cyclists" is
-    how many people cross them). A bare number may count anything ("Three died"). Asked how
+    how many people cross them), and, with `similarity`, a thing under a name that means the same
+    ("70 vessels" is how many ships). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
     if HOW_MUCH_MONEY.search(question):  # the sentence is annotated only when a pattern asks (spaCy's time)
@@ -503,7 +510,17 @@ def counts_something_else(question: str, sentence: str, annotator: Annotator) ->
         for text, label in annotator.entities(sentence)
         if label in COUNTS or (label in ("DATE", "TIME") and SPAN.search(text))
     ]
-    return bool(amounts) and all(len(text.split()) > 1 and not content_terms(text) & counted for text in amounts)
+    named = [text for text in amounts if len(text.split()) > 1 and not content_terms(text) & counted]
+    if not amounts or len(named) < len(amounts):
+        return False
+    nouns = [" ".join(w for w in WORD.findall(text) if not NUMBER_WORD.fullmatch(w)) for text in named]
+    if similarity is None or not all(nouns):
+        return True
+    return all(cosine < SAME_THING for cosine in similarity([asked[1]], nouns)[0])
+
+
+# A word of a count that is not what it counts: "as many as 70", "about 9,000", "three".
+NUMBER_WORD = re.compile(rf"[\d,.]+|{SPELLED}|as|many|about|around|some|over|under|up|to|of|its|their|the", re.I)
 
 
 # What a measure asked for is counted in: "How wide is the bay?" wants a length, not a count.

@@ -107,7 +107,7 @@ class Extractive(Strategy):
             and evidence[0].confidence >= self.threshold
             and holds_asked_kind(evidence[0].signals)
             and (YES_NO.match(question) is not None or not self.tools.annotator.contrary(question, evidence[0].text))
-            and not counts_something_else(question, evidence[0].text, self.tools.annotator)
+            and not counts_something_else(question, evidence[0].text, self.tools.annotator, self.tools.similarity)
             and not measures_something_else(question, evidence[0].text)
         )
 

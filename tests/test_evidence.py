@@ -757,6 +757,24 @@ def test_how_many_is_not_answered_with_a_span_of_time(tmp_path_factory: pytest.T
     assert not days.abstained and "three days" in days.text, days.text
 
 
+REEF = """\
+The Skerry light
+
+Before the light was built, the Skerry reef was the worst hazard on the coast: in the gale of 1881 it wrecked 24 vessels.
+
+The tower, finished in 1894, stands 31 metres tall and is painted red and white.
+"""
+
+
+def test_how_many_is_answered_with_a_count_under_another_name(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "24 vessels" counts ships, as "9,000 cyclists" counts people; "300 cars" still counts no lorries.
+    rag, _ = store_of(tmp_path_factory, {"skerry.txt": REEF, "bridge.txt": HARBOUR})
+    ships = rag.ask("How many ships did the Skerry reef wreck in 1881?")
+    assert not ships.abstained and "24 vessels" in ships.text, ships.text
+    cars = "The new car park opened on Friday with room for 300 cars."
+    assert counts_something_else("How many lorries fit in it?", cars, rag.annotator, rag.similarities)
+
+
 BY_ELECTION = """\
 Independent wins Eastgate by-election
 
