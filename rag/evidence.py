@@ -54,6 +54,7 @@ from rag.text import (
     is_field,
     is_new,
     rarity,
+    section_level,
     sentence_spans,
     word_overlap,
 )
@@ -319,7 +320,15 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
                 text = f"{text} {'; '.join(item for item, _ in items)}"
                 end, at = items[-1][1], at + len(items)
             field = is_field(passage.text, start, end)  # "Occupation: Glaciologist", short but a fact
-            if (states_a_fact(text) or field) and text not in seen and not is_question(text):
+            is_heading, under = (
+                (False, above) if items else heading_below(passage.text, span_start, end, heading_before, above, levels)
+            )
+            # A heading the file marks as one (Markdown's "##", HTML's <h2>, or a section number:
+            # "3. Parking on Quay Street", "2. What is in the box") names what the text under it
+            # says, and says nothing of it. A short line marked by nothing may be a sentence that
+            # lost its stop, or a news story's crosshead that states a claim: it stays.
+            marked = is_heading and (under[-1] in levels or section_level(under[-1]) > 0)
+            if (states_a_fact(text) or field) and text not in seen and not is_question(text) and not marked:
                 seen.add(text)
                 innermost = above[-1] if above else ""
                 asked = innermost if is_question(innermost) else question
@@ -331,7 +340,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             if is_question(text):
                 question, breaks = text, 0
             if not items:  # a list's items are none of them headings
-                heading_before, above = heading_below(passage.text, span_start, end, heading_before, above, levels)
+                heading_before, above = is_heading, under
             at += 1
     return found
 

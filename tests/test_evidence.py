@@ -1366,6 +1366,28 @@ P. Horvath's proposal to split large plots in two was rejected, as members feare
 """
 
 
+BOARD_MINUTES = """\
+Quayside Traders' Association
+Minutes of the meeting of 4 November 2026
+
+1. Lights on the harbour wall
+Members agreed to pay for new lights on the harbour wall, at a cost of £900.
+
+2. Stalls on the fish quay in winter
+The council will let stalls stay open until 8 pm from December.
+"""
+
+
+def test_a_numbered_heading_is_not_quoted_as_the_answer(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "Lights on the harbour wall", four words under a section number, was a candidate, and the
+    # question that repeats it ranked it first: quoted, it answered nothing.
+    rag, _ = store_of(tmp_path_factory, {"minutes.txt": BOARD_MINUTES, "bridge.txt": HARBOUR})
+    lights = rag.ask("What about the lights on the harbour wall?")
+    assert lights.text.startswith("“Members agreed to pay for new lights"), lights.text
+    stalls = rag.ask("What happens to stalls on the fish quay in winter?")
+    assert stalls.text.startswith("“The council will let stalls stay open"), stalls.text
+
+
 def test_a_persons_initial_does_not_end_a_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
     text = "D. Mensah reported it. P. Horvath's plan failed. J. R. Lowe left. He took vitamin C. Then he slept."
     assert [text[a:b] for a, b in sentence_spans(text)] == [
