@@ -488,8 +488,11 @@ CURRENCY = re.compile(
 SHARE = re.compile(r"%|\bper ?cent\b|\bhalf\b|\b(?:thirds?|quarters?|fifths?|tenths?)\b", re.IGNORECASE)
 
 
-SAME_THING = 0.55  # the cosine of two plural nouns that name one thing: ships and vessels 0.62, staff
-# and employees 0.72, against lorries and cars 0.43, workers and members 0.50, votes and seats 0.47
+# The embedder's cosine at which two counted nouns name one thing: ships and vessels 0.62, staff and
+# employees 0.72, against lorries and cars 0.43, workers and members 0.50, votes and seats 0.47.
+SAME_THING = 0.55
+# A word of a count that is not what it counts: "as many as 70", "about 9,000", "14 of its 25".
+NUMBER_WORD = re.compile(rf"[\d,.]+|{SPELLED}|as|many|about|around|some|over|under|up|to|of|its|their|the", re.I)
 
 
 def counts_something_else(
@@ -526,10 +529,6 @@ def counts_something_else(
     if similarity is None or not all(nouns):
         return True
     return all(cosine < SAME_THING for cosine in similarity([asked[1]], nouns)[0])
-
-
-# A word of a count that is not what it counts: "as many as 70", "about 9,000", "three".
-NUMBER_WORD = re.compile(rf"[\d,.]+|{SPELLED}|as|many|about|around|some|over|under|up|to|of|its|their|the", re.I)
 
 
 # What a measure asked for is counted in: "How wide is the bay?" wants a length, not a count.
