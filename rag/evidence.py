@@ -466,11 +466,6 @@ HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
 # People are counted under many names ("1,150 signatures", "9,000 cyclists", "300 residents").
 PEOPLE = content_terms("people persons")
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
-# A span of time is a count of its unit, which spaCy calls a DATE or TIME: "three days" counts days.
-SPAN = re.compile(
-    rf"(?:\d[\d,.]*|{SPELLED})\s+(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?)\b",
-    re.IGNORECASE,
-)
 
 
 # A "how much" that asks for a sum of money: "How much did the council pay?", "How much will it cost?";
@@ -520,7 +515,8 @@ def counts_something_else(
     amounts = [
         text
         for text, label in annotator.entities(sentence)
-        if label in COUNTS or (label in ("DATE", "TIME") and SPAN.search(text))
+        # a span of time counts its unit, though spaCy calls it a DATE or TIME: "three days" counts days
+        if label in COUNTS or (label in ("DATE", "TIME") and DURATION.search(text))
     ]
     named = [text for text in amounts if len(text.split()) > 1 and not content_terms(text) & counted]
     if not amounts or len(named) < len(amounts):
