@@ -48,7 +48,7 @@ from rag.followup import Standalone, joined_question
 from rag.retrieve import Passage
 from rag.safety import sanitize
 from rag.strategy import Strategy, Turn
-from rag.text import Annotator, is_new
+from rag.text import Annotator, balanced, is_new
 
 # The built-in model sees only the best evidence sentence and copies the words that answer; asked
 # for a sentence, or allowed to abstain, it paraphrased more and copied less (eval/README.md).
@@ -221,6 +221,7 @@ def short_answer(evidence: Evidence, question: str, kind: str, annotator: Annota
     """
     labels = KIND_LABELS.get(kind, ())
     found = {text.strip(" ,;:") for text, label in annotator.entities(evidence.text) if label in labels}
+    found = {text for text in found if balanced(text)}  # not a name cut out of code or a quote
     # The entity must also be of the kind itself: a year does not answer "on what date".
     new = [text for text in found if is_new(text, question) and kind_found(kind, text, question) > 0]
     if len(new) != 1 or rivals(new[0], evidence.text, question, kind):

@@ -258,6 +258,15 @@ def is_new(item: str, question: str) -> bool:
     return any(not given(word, asked) for word in words_of(item))
 
 
+PAIRS = ("()", "[]", "{}", "\u201c\u201d")
+
+
+def balanced(text: str) -> bool:
+    """Whether every bracket and quote the text opens it also closes: a recogniser's "name" cut out
+    of a code line ('Station.load("bergen') is no name to give as an answer."""
+    return text.count('"') % 2 == 0 and all(text.count(left) == text.count(right) for left, right in PAIRS)
+
+
 def given(word: str, asked: set[str]) -> bool:
     """Whether the word, or a word it begins or that begins it (five letters or more), was asked."""
     if word in asked:

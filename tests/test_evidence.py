@@ -23,6 +23,7 @@ from rag.answer import UNCERTAIN_NOTE, answer_json
 from rag.citations import copied_from
 from rag.evidence import (
     SCORER,
+    Evidence,
     Scorer,
     candidates,
     counts_something_else,
@@ -32,7 +33,7 @@ from rag.evidence import (
     question_kind,
     states_a_fact,
 )
-from rag.extractive import reply_from_evidence, rivals, span_grammar
+from rag.extractive import reply_from_evidence, rivals, short_answer, span_grammar
 from rag.followup import joined_question
 from rag.retrieve import Passage, with_passages_for
 from rag.text import ANTONYMS, Annotator, clause_windows, heading_at, is_new, section_level, sentence_spans
@@ -967,6 +968,17 @@ def test_a_short_answer_of_the_asked_kind_leads_and_its_sentence_is_the_evidence
     assert sentence in answer.used_evidence[0].text and answer.used_evidence[0].passage == marker
     quoted = RAG(five_topics.settings, short_answers=False).ask(question)
     assert quoted.how == "quote" and sentence in quoted.text and quoted.text.startswith("“")
+
+
+def test_a_short_answer_is_no_name_cut_out_of_code() -> None:
+    # spaCy tags 'Station.load("bergen' in a README's code line as a person.
+    line = 'Load a station: from tidewatch import Station station = Station.load("bergen") print(station.next_high())'
+    annotator = Annotator()
+    assert ('Station.load("bergen', "PERSON") in annotator.entities(line)
+    evidence = Evidence(line, 1, "readme.md", "tidewatch", 0, len(line), 0.6)
+    assert short_answer(evidence, "Who started tidewatch?", "name", annotator) == ""
+    named = Evidence("It was started by Ingrid Solberg.", 1, "readme.md", "tidewatch", 0, 33, 0.6)
+    assert short_answer(named, "Who started tidewatch?", "name", annotator) == "Ingrid Solberg [1]."
 
 
 def test_the_fitted_scorer_ranks_by_probability_and_abstains_below_its_threshold(five_topics: RAG) -> None:
