@@ -464,7 +464,6 @@ def as_read(kind: str, sentence: str) -> str:
 # What a "how many" question counts: "bridges" in "How many bridges are there?".
 HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
 # People are counted under many names ("1,150 signatures", "9,000 cyclists", "300 residents").
-PEOPLE = content_terms("people persons")
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 
 
@@ -495,8 +494,8 @@ def counts_something_else(
 ) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 9,000 cyclists cross the bridges daily" does
-    not say how many bridges there are), except people, who go by many names ("9,000 cyclists" is
-    how many people cross them), and, with `similarity`, a thing under a name that means the same
+    not say how many bridges there are), except people, who go by many names (any of WordNet's
+    nouns for a person: "9,000 cyclists" is how many people cross them, "1,200 homes" is not), and, with `similarity`, a thing under a name that means the same
     ("70 vessels" is how many ships). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
@@ -509,16 +508,20 @@ def counts_something_else(
     asked = HOW_MANY.search(question)
     if asked is None:
         return False
-    counted = content_terms(asked[1])
-    if counted & PEOPLE:
-        return False
+    counted, people = content_terms(asked[1]), annotator.counts_people(asked[1])
     amounts = [
         text
         for text, label in annotator.entities(sentence)
         # a span of time counts its unit, though spaCy calls it a DATE or TIME: "three days" counts days
         if label in COUNTS or (label in ("DATE", "TIME") and DURATION.search(text))
     ]
-    named = [text for text in amounts if len(text.split()) > 1 and not content_terms(text) & counted]
+    named = [
+        text
+        for text in amounts
+        if len(text.split()) > 1
+        and not content_terms(text) & counted
+        and not (people and annotator.counts_people(text))  # "9,000 cyclists" is how many people
+    ]
     if not amounts or len(named) < len(amounts):
         return False
     nouns = [" ".join(w for w in WORD.findall(text) if not NUMBER_WORD.fullmatch(w)) for text in named]
