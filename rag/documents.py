@@ -90,6 +90,7 @@ MD_INLINE = re.compile(
 # A list item's mark where the text keeps it (plain text, PDF): "- ", "• ", "2. ", "b) ".
 LIST_MARK = re.compile(r"(?:[-*•●▪◦‣∙·–]|\d{1,2}[.)]|[a-z][.)])\s+")
 MD_LINE_START = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)+")  # heading, quote, list marks
+MD_LABEL = re.compile(r"(\*\*|__)[^*_\n]{1,40}?(?::\1|\1:)")  # "**Date:**", "**Date**:"
 # A heading's level: "## Fees" is 2; a line underlined with "===" is 1, with "---" 2.
 MD_HEADING = re.compile(r"(#{1,6})\s+\S")
 MD_UNDERLINE = {"=": 1, "-": 2}
@@ -831,7 +832,13 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
     if original.count("\n", before_start + len(before_text), start) != 1:
         return False  # a blank line, or a line taken out, lies between
     if markdown:
-        return not (before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
+        # A line opening with a bold label shows as a line of its own ("**Date:** Tuesday", then
+        # "**Time:** 9 a.m."), and so does one after a hard break (two spaces at the line's end),
+        # unless it goes on with the sentence.
+        ends = before_start + len(before_text)
+        hard = original[ends : ends + 3] in ("  \n", "  \r") and not goes_on(before_text, text)
+        broken = hard or MD_LABEL.match(text)
+        return not (broken or before_text.startswith(("#", "|")) or text.startswith("|") or MD_LINE_START.match(text))
     if LIST_MARK.match(text):
         return False  # a list's item: "Bring:", then "- a passport"
     filled = (
@@ -840,11 +847,13 @@ def wrapped(original: str, before: tuple[int, str], line: tuple[int, str], markd
         and len(before_text.split()) >= WRAP_WORDS
         and not (tabular(before_text) or tabular(text))
     )
-    return (
-        text[:1].islower()
-        or before_text.endswith((",", "-", ":"))
-        or (filled and not before_text.rstrip().endswith(SENTENCE_CLOSE))
-    )
+    return goes_on(before_text, text) or (filled and not before_text.rstrip().endswith(SENTENCE_CLOSE))
+
+
+def goes_on(before_text: str, text: str) -> bool:
+    """Whether a line goes on with the sentence of the line before: it starts in lower case, or
+    that line ends with a comma, hyphen or colon."""
+    return text[:1].islower() or before_text.endswith((",", "-", ":"))
 
 
 WRAP_FILL = 0.75  # a line this full of the file's width, not ending a sentence, was wrapped

@@ -679,6 +679,23 @@ def test_prose_wrapped_over_lines_is_read_as_whole_sentences_in_pdf_text_and_mar
     assert " ".join(original[answer.evidence[0].start : answer.evidence[0].end].split()) == sentence
 
 
+def test_a_markdown_line_after_a_hard_break_or_opening_with_a_bold_label_is_a_line_of_its_own() -> None:
+    # "**Date:** …" then "**Time:** …" were one paragraph, so the date was no field of its own.
+    original = (
+        "# Road closure on Mill Lane\n\n**Date:** Monday 3 May 2027\n**Time**: 8 a.m. to 6 p.m.\n\n"
+        "The lane is closed for resurfacing,  \r\nand buses will stop on Quay Street\ninstead of the lane.\n\n"
+        "Contact: Ada Park  \nPhone: 0800 555 0100\n"
+    )
+    document = clean_article(original, doc_id="closure.md", markdown=True)
+    assert document.text.split("\n\n") == [
+        "Date: Monday 3 May 2027",
+        "Time: 8 a.m. to 6 p.m.",
+        "The lane is closed for resurfacing, and buses will stop on Quay Street instead of the lane.",
+        "Contact: Ada Park",  # a hard break: a line of its own
+        "Phone: 0800 555 0100",
+    ]
+
+
 def test_a_word_the_layout_hyphenated_over_two_lines_is_read_whole() -> None:
     original = (
         "Harbour desk\n\nThe infor-\nmation desk opened on Monday, a well-\nknown spot.\n"
