@@ -122,8 +122,11 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 # "March 3", "Dec. 5, 2026", and day first: "5 December", "5 Dec 2026".
 _DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+{_MONTH}(?:,?\s*\d{{4}})?)"
 # "OSLO, May 4. /NTB/." (the opening slash is sometimes lost): a date is required.
-# A press release's "NEW YORK, Dec. 5, 2026 /PRNewswire/ --" is the same, its dash after.
+# A press release's "NEW YORK, Dec. 5, 2026 /PRNewswire/ --" is the same, its dash after, with the
+# state or country after the city too: "OSLO, Norway, Dec. 5, 2026 /PRNewswire/ --".
+_REGION = r"[A-Z][A-Za-z.]{1,15}(?: [A-Z][A-Za-z.]{1,15})?"  # "Ore.", "Ukraine", "New Jersey"
 _SLASHED = (
+    rf"(?:,\s+(?P<slash_region>{_REGION}))?"
     rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?(?:\s*[-–—]{{1,2}}(?=\s))?"
 )
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
@@ -137,7 +140,7 @@ _SLASHED = (
 # place written as a name takes no colon ("Settings (Advanced): Choose a port" is none).
 _AFTER_AGENCY = r"(?:\.?[-–—]{1,2}|:)"
 _BRACKETED = (
-    rf"(?:,\s+(?P<region>[A-Z][A-Za-z.]{{1,15}}(?: [A-Z][A-Za-z.]{{1,15}})?))?(?:,\s+(?P<wire_date>{_DATE})\.?)?"
+    rf"(?:,\s+(?P<region>{_REGION}))?(?:,\s+(?P<wire_date>{_DATE})\.?)?"
     rf"(?:\s*\(\s*(?P<wire_agency>[A-Za-z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*{_AFTER_AGENCY}"
     rf"|(?(wire_date)|(?(region)|(?!)))\s+[-–—]{{1,2}}(?=\s))"
 )
@@ -164,9 +167,11 @@ _BARE_PLACE = (
     r"(?:\s+(?:—|–|--)|:)(?=\s+[A-Z\"“‘'])"
 )
 # Matches a dateline at the start of a paragraph (rag/evidence.py also strips it off sentences).
-# A date and agency with no place, as UPI writes it: "Dec. 4 (UPI) -- ".
+# A date and agency with no place, as UPI writes it: "Dec. 4 (UPI) -- ", or the agency alone, as
+# CNN does: "(CNN) — ", the story then starting with a capital.
 _UNPLACED = (
-    rf"(?P<unplaced_date>{_DATE})\s*\(\s*(?P<unplaced_agency>[A-Z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}(?=\s)"
+    rf"(?:(?P<unplaced_date>{_DATE})\s*)?\(\s*(?P<unplaced_agency>[A-Z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
+    r"(?(unplaced_date)(?=\s)|(?=\s+[A-Z\"“‘']))"
 )
 DATELINE = re.compile(
     rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE}|{_UNPLACED})\s*"
@@ -1058,7 +1063,8 @@ def find_dateline(text: str) -> tuple[int, int, Dateline] | None:
             agency = match["agency"] or match["wire_agency"] or match["named_agency"] or match["unplaced_agency"] or ""
             # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.
             place = (match["place"] or match["named_place"] or match["bare_place"] or "").strip(" -–—")
-            place += f", {match['region']}" if match["region"] else ""
+            region = match["region"] or match["slash_region"]
+            place += f", {region}" if region else ""
             return at, at + len(match.group().rstrip()), Dateline(place, date.strip(), agency.strip())
         at += len(paragraph) + 2
     return None

@@ -95,6 +95,7 @@ WIRE_DATELINES = {
     "RIVERTON — The council voted to keep the ferry.": ("RIVERTON", "", ""),  # the place alone, a long dash
     # A press release's, as the wire services that carry them write it; a date day first.
     "NEW YORK, Dec. 5, 2026 /PRNewswire/ -- The ferry line opened.": ("NEW YORK", "Dec. 5, 2026", "PRNewswire"),
+    "OSLO, Norway, Dec. 5, 2026 /PRNewswire/ -- The ferry line opened.": ("OSLO, Norway", "Dec. 5, 2026", "PRNewswire"),
     "SAN FRANCISCO--(BUSINESS WIRE)--The ferry line opened.": ("SAN FRANCISCO", "", "BUSINESS WIRE"),
     "OSLO, Norway, Dec. 5, 2026 (GLOBE NEWSWIRE) -- The ferry line opened.": (
         "OSLO, Norway",
@@ -114,6 +115,7 @@ WIRE_DATELINES = {
     "NEW DELHI: The ferry line opened.": ("NEW DELHI", "", ""),
     "ISLAMABAD, Dec 4 (APP): The ferry line opened.": ("ISLAMABAD", "Dec 4", "APP"),
     "Dec. 4 (UPI) -- The ferry line opened.": ("", "Dec. 4", "UPI"),
+    "(CNN) — The ferry line opened.": ("", "", "CNN"),  # the agency alone
 }
 
 
@@ -144,6 +146,8 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "Ferries (left) - and the old tug - lay in the harbour.",  # a caption's note, the story lower case
         "NOTE: The ferry runs late in winter.",  # a label before a colon
         "Settings (Advanced): The port can be changed.",  # a name takes no colon
+        "(Updated) The ferry ran late.",  # a note in brackets, no dash
+        "(ferries) — the old tug lay in the harbour.",
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
         assert doc.dateline == Dateline() and str(doc.dateline) == ""
