@@ -45,6 +45,7 @@ from rag.documents import CELL_JOIN, DATELINE, LIST_MARK, find_byline, find_date
 from rag.retrieve import Passage
 from rag.text import (
     ABBREVIATIONS,
+    CLAUSE_NUMBER,
     WORD,
     Annotator,
     clause_windows,
@@ -305,7 +306,9 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             dateline = DATELINE.match(passage.text[span_start:])  # its ^ would not match at a `pos`
             cut = span_start + dateline.end() if dateline else cut
             start = max(span_start, cut)
-            if label := INTERVIEW_LABEL.match(passage.text, start, end):
+            if label := INTERVIEW_LABEL.match(passage.text, start, end) or CLAUSE_NUMBER.match(
+                passage.text, start, end
+            ):
                 start = label.end()
             text = passage.text[start:end]
             # A reply that opens too short to state anything ("Yes.", "Winter.") is read with the

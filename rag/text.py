@@ -124,6 +124,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 HEADING_WORDS = 8  # a longer line without a full stop is a sentence whose stop was lost, not a heading
 # A report's section number before its heading: "3. Finances", "2.1 Cargo".
 SECTION_NUMBER = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?\s+(?=\S)")
+# A clause's or list item's number at a line's start: "2.3 An item may be renewed twice", "4. Bring
+# a torch". It labels the sentence and is no part of it: "How many times?" was answered "2.3".
+CLAUSE_NUMBER = re.compile(r"(?<![^\n])(?:\d{1,2}(?:\.\d{1,2})+\.?|\d{1,2}\.)\s+(?=[A-Z\"“‘'])")
 # A field's line, a short label and its value: "Born: 12 May 1931, Ghent", "Venue: Town Hall".
 FIELD = re.compile(r"[A-Z][\w'’\-]*(?: [\w'’\-]+){0,2}: \S")
 

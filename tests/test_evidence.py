@@ -769,6 +769,29 @@ def test_how_many_people_is_answered_with_a_count_of_people_only(tmp_path_factor
     assert not sheltered.abstained and "1,400 residents" in sheltered.text, sheltered.text
 
 
+RULES = """\
+Allotment rules
+
+1. Plots
+1.1 Each member may rent one plot of 250 square metres.
+1.2 A plot is let for 12 months and may be renewed by the member each spring.
+
+2. Water
+2.1 Hoses may be used only between 6 p.m. and 9 a.m.
+"""
+
+
+def test_a_clauses_number_is_no_part_of_its_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "1.2" was taken for the number of months a plot is let for.
+    rag, folder = store_of(tmp_path_factory, {"rules.txt": RULES})
+    answer = rag.ask("How many months is a plot let for?")
+    assert answer.text.startswith("12 months [1]"), answer.text
+    sentence = "A plot is let for 12 months and may be renewed by the member each spring."
+    evidence = answer.evidence[0]
+    assert evidence.text == sentence
+    assert (folder / "rules.txt").read_text(encoding="utf-8")[evidence.start : evidence.end] == sentence
+
+
 SOUP = """\
 Leek and potato soup
 
