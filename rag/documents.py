@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bump when cleaning or dateline parsing changes, so that every document is re-read (and its
 # stored metadata rewritten) on the next ingest.
-CLEANER_VERSION = "17"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
+CLEANER_VERSION = "18"  # 2: chunks record where their lines start; 3: datelines in the (Agency) styles;
 # 4: a wrapped line goes on its paragraph (`wrapped`); 5: a spaced dash that ends a line keeps its space;
 # 6: "SALEM, Ore. (AP) —" datelines, a wire story's credit and rights lines and a wiki's reference marks dropped,
 # a word hyphenated by the layout over two lines read whole; 7: a newspaper's "DENVER, Colo. -- " dateline,
@@ -62,7 +62,9 @@ CLEANER_VERSION = "17"  # 2: chunks record where their lines start; 3: datelines
 # that fills a hard-wrapped file's width goes on the next (`wrap_width`); a first line that reads as a
 # paragraph is text, not the title (`is_headline`); an e-mail's subject is its title; a table of contents'
 # lines and a plain text's rules and underlines ("=====") are dropped; 17: a press release's "FOR
-# IMMEDIATE RELEASE" is no title, a person's initial ("M. Duarte") ends no sentence
+# IMMEDIATE RELEASE" is no title, a person's initial ("M. Duarte") ends no sentence; 18: a press
+# release's region before its slashed agency ("OSLO, Norway, Dec. 3 /PRNewswire/"), an agency alone
+# ("(CNN) —") are datelines
 # Bump for one type's reader, so that only files of that type are read again.
 # h2: a link or emphasis no longer breaks the line; m2: Markdown's markup is not part of the text;
 # h3, m3: a table row names its columns; h3 also drops a page's furniture (`furniture`), m3 reads a
@@ -74,8 +76,10 @@ CLEANER_VERSION = "17"  # 2: chunks record where their lines start; 3: datelines
 # page's <article> elements, the one holding most of their text, or all of them (`main_article`), and
 # an FAQ's <details> and <summary> each a line of their own; m5: a code fence's lines are lines of
 # their own, a footnote's text is kept and its marks and HTML tags dropped; p4: a year alone at a
-# page's edge is no page number; h8: an FAQ's question in a <dt> is a line of its own.
-READER_VERSIONS = {".html": "h8", ".htm": "h8", ".md": "m5", ".pdf": "p4"}
+# page's edge is no page number; h8: an FAQ's question in a <dt> is a line of its own; h9, m6: a run
+# of short unmarked lines (a list's items) is no heading over the text after it; m6 also reads a line
+# opening with a bold label ("**Date:**"), or after a hard break, as a line of its own.
+READER_VERSIONS = {".html": "h9", ".htm": "h9", ".md": "m6", ".pdf": "p4"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised
 # or code words. markdown-it-py maps only blocks to source lines, not characters, and the offsets

@@ -162,15 +162,31 @@ def heading_at(text: str, start: int, end: int, marked: Container[str] = ()) -> 
         and (
             line in marked
             or (
-                line[-1:] not in ".!:;,\"'”’"
-                and len(line.split()) <= HEADING_WORDS
+                unstopped(line)
                 and CELL_JOIN not in line
                 and not BYLINE.match(line)
                 and not is_field(text, start, end)
+                # In a file that marks its headings, a run of short unmarked lines is a list whose
+                # marks are gone ("2 garlic cloves", "1 onion"), not headings, each over the next.
+                and not (
+                    marked and any(unstopped(other) and other not in marked for other in beside(text, line_start, end))
+                )
             )
         )
     )
     return line if heading else ""
+
+
+def unstopped(line: str) -> bool:
+    """Whether a line is short and ends with no stop, as a heading or a list's item does."""
+    return bool(line) and line[-1:] not in ".!:;,\"'”’" and len(line.split()) <= HEADING_WORDS
+
+
+def beside(text: str, start: int, end: int) -> tuple[str, str]:
+    """The lines before and after the line `text[start:end]`, blank lines skipped ("" at an end)."""
+    before = text[:start].rstrip("\n")
+    after = text[end:].lstrip("\n")
+    return before[before.rfind("\n") + 1 :], after.split("\n", 1)[0]
 
 
 def section_level(heading: str) -> int:

@@ -1331,6 +1331,37 @@ def test_a_heading_goes_where_its_file_marks_it(tmp_path_factory: pytest.TempPat
         assert by_text["Day: Sunday; Hours: closed"] == "Opening hours", name
 
 
+PANCAKES = """\
+# Oat pancakes
+
+## Ingredients
+
+- 150 g rolled oats
+- 2 eggs
+- 300 ml whole milk
+- a pinch of salt
+
+## Method
+
+Blend everything and leave the batter to rest for ten minutes.
+"""
+
+PANCAKES_PAGE = """\
+<html><body><h1>Oat pancakes</h1><h2>Ingredients</h2>
+<ul><li>150 g rolled oats</li><li>2 eggs</li><li>300 ml whole milk</li><li>1 pinch of salt</li></ul>
+<h2>Method</h2><p>Blend everything and leave the batter to rest for ten minutes.</p></body></html>
+"""
+
+
+def test_a_list_whose_marks_are_gone_is_no_run_of_headings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "2 eggs" was a heading, "300 ml whole milk" under it: a file that marks its headings marks them all.
+    for name, text in (("pancakes.md", PANCAKES), ("pancakes.html", PANCAKES_PAGE)):
+        rag, _ = store_of(tmp_path_factory, {name: text})
+        by_text = {s.text: s.headings for s in candidates(rag.retrieve("How much milk goes in the pancakes?"))}
+        assert by_text.get("300 ml whole milk") == "Ingredients", (name, by_text)
+        assert by_text.get("150 g rolled oats") == "Ingredients", (name, by_text)
+
+
 REPORT = """\
 Harbour Trust annual report
 
