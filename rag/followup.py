@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.citations import model_abstained
+from rag.evidence import ONLY_NAMES
 from rag.safety import printable, sanitize
 from rag.text import content_terms
 
@@ -51,8 +52,11 @@ class Standalone:
     def scored(self) -> str:
         """What the evidence is scored against: the follow-up's own words, or the joined question
         when they name nothing but what is asked ("For how long?", "When?", "How many?"), which
-        alone match every sentence alike."""
-        return self.text if self.joined and names_nothing(self.asking) else self.asking
+        alone match every sentence alike, or only name what to ask the question before of ("And
+        in the world?" after "How many leopards live in Nepal?"): alone, "world" matched the
+        "World Wildlife Fund" of another sentence."""
+        only_names = names_nothing(self.asking) or ONLY_NAMES.search(self.asking) is not None
+        return self.text if self.joined and only_names else self.asking
 
     @property
     def previous(self) -> str:

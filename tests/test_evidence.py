@@ -318,6 +318,26 @@ def test_a_follow_up_that_only_names_what_to_ask_it_of_wants_the_kind_asked_befo
     assert follow_up_kind("And when does it rise?", asked) == "date"
 
 
+HERONS = """\
+Grey herons return to the marsh
+
+Wardens counted 120 grey herons at the Elde marsh this spring, out of a global population of about 900,000.
+
+The birds were watched from three hides that the World Heron Trust built for 4,000 crowns.
+"""
+
+
+def test_a_follow_up_that_only_names_what_to_ask_it_of_is_scored_with_the_question_before(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Alone, "And in the world?" matched the "World Heron Trust" and was answered "4,000 crowns".
+    rag, _ = store_of(tmp_path_factory, {"herons.txt": HERONS, "fares.txt": FARES})
+    asked = "How many grey herons were counted at the Elde marsh?"
+    history = [{"role": "user", "content": asked}, {"role": "assistant", "content": rag.ask(asked).text}]
+    answer = rag.ask("And in the world?", history=history)
+    assert "4,000" not in answer.text and answer.evidence and "900,000" in answer.evidence[0].text, answer.text
+
+
 def test_a_follow_up_of_a_follow_up_is_searched_with_the_question_they_lean_on() -> None:
     def turns(*questions: str) -> list[dict]:
         return [t for q in questions for t in ({"role": "user", "content": q}, {"role": "assistant", "content": "…"})]
