@@ -131,7 +131,9 @@ _DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+{_MONTH}(?:,?\s*\
 _REGION = r"[A-Z][A-Za-z.]{1,15}(?: [A-Z][A-Za-z.]{1,15})?"  # "Ore.", "Ukraine", "New Jersey"
 _SLASHED = (
     rf"(?:,\s+(?P<slash_region>{_REGION}))?"
-    rf",\s+(?P<date>{_DATE})\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?(?:\s*[-–—]{{1,2}}(?=\s))?"
+    rf",\s+(?P<date>{_DATE})(?:\s*\.?\s*/?\s*(?P<agency>[A-Za-z][A-Za-z\-]{{1,20}})\s*/\s*\.?(?:\s*[-–—]{{1,2}}(?=\s))?"
+    # Kyodo writes its name with no mark at all: "TOKYO, Dec. 1 Kyodo - Japan will …".
+    rf"|\s+(?P<plain_agency>[A-Z][A-Za-z\-]{{1,20}})\s+[-–—]{{1,2}}(?=\s+[A-Z\"“‘']))"
 )
 # "LONDON (Reuters) -", "PARIS, March 3 (AFP) –", "NEW YORK, May 1, 2020 (Associated Press) —", and
 # with the state or country after the city, as the AP writes it: "SALEM, Ore. (AP) —", "KYIV, Ukraine (AP) —",
@@ -177,6 +179,7 @@ _UNPLACED = (
     rf"(?:(?P<unplaced_date>{_DATE})\s*)?\(\s*(?P<unplaced_agency>[A-Z][A-Za-z.&' \-]{{0,30}}?)\s*\)\s*[-–—]{{1,2}}"
     r"(?(unplaced_date)(?=\s)|(?=\s+[A-Z\"“‘']))"
 )
+AGENCY_GROUPS = ("agency", "plain_agency", "wire_agency", "named_agency", "unplaced_agency")
 DATELINE = re.compile(
     rf"^(?:{_PLACE}(?:{_SLASHED}|{_BRACKETED})|{_NAMED_PLACE}{_NAMED_AGENCY}|{_BARE_PLACE}|{_UNPLACED})\s*"
 )
@@ -1064,7 +1067,7 @@ def find_dateline(text: str) -> tuple[int, int, Dateline] | None:
     for paragraph, match in zip(paragraphs, matches):
         if match and not (speakers and is_bare_label(match)):
             date = match["date"] or match["wire_date"] or match["named_date"] or match["unplaced_date"] or ""
-            agency = match["agency"] or match["wire_agency"] or match["named_agency"] or match["unplaced_agency"] or ""
+            agency = next((match[name] for name in AGENCY_GROUPS if match[name]), "")
             # "SAN FRANCISCO--(BUSINESS WIRE)--" joins its place to the agency's dashes.
             place = (match["place"] or match["named_place"] or match["bare_place"] or "").strip(" -–—")
             region = match["region"] or match["slash_region"]

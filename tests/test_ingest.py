@@ -116,6 +116,7 @@ WIRE_DATELINES = {
     "ISLAMABAD, Dec 4 (APP): The ferry line opened.": ("ISLAMABAD", "Dec 4", "APP"),
     "Dec. 4 (UPI) -- The ferry line opened.": ("", "Dec. 4", "UPI"),
     "(CNN) — The ferry line opened.": ("", "", "CNN"),  # the agency alone
+    "TOKYO, Dec. 1 Kyodo - The ferry line opened.": ("TOKYO", "Dec. 1", "Kyodo"),  # no mark around it
 }
 
 
@@ -147,6 +148,7 @@ def test_an_article_without_a_dateline_has_an_empty_one() -> None:
         "NOTE: The ferry runs late in winter.",  # a label before a colon
         "Settings (Advanced): The port can be changed.",  # a name takes no colon
         "(Updated) The ferry ran late.",  # a note in brackets, no dash
+        "OSLO, May 4 Police - the ferry ran late.",  # the story in lower case
         "(ferries) — the old tug lay in the harbour.",
     ):
         doc = clean_article(f"Ferry delays\n\n{opening}", doc_id="ferry.txt")
