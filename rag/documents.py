@@ -77,7 +77,8 @@ CLEANER_VERSION = "18"  # 2: chunks record where their lines start; 3: datelines
 # an FAQ's <details> and <summary> each a line of their own; m5: a code fence's lines are lines of
 # their own, a footnote's text is kept and its marks and HTML tags dropped; p4: a year alone at a
 # page's edge is no page number; h8: an FAQ's question in a <dt> is a line of its own; h9, m6: a run
-# of short unmarked lines (a list's items) is no heading over the text after it; m6 also reads a line
+# of short unmarked lines (a list's items) is no heading over the text after it, and h9 never joins
+# an <li> to the line before; m6 also reads a line
 # opening with a bold label ("**Date:**"), or after a hard break, as a line of its own.
 READER_VERSIONS = {".html": "h9", ".htm": "h9", ".md": "m6", ".pdf": "p4"}
 
@@ -525,6 +526,7 @@ PAGE_FURNITURE = set(
 )
 LAYOUT_BLOCKS = [tag for tag in HTML_BLOCKS if tag not in ("br", "td", "th", "tr", "tbody", "thead", "tfoot")]
 BLOCK_BREAK = "\x1e"  # where a block element starts or ends, until the text is split into lines
+ITEM_START = "\ue000"  # where a list's item starts (a private-use character: no page writes it)
 
 
 def furniture(tag: Any, page_chars: int) -> bool:
@@ -598,12 +600,22 @@ def html_text(html: str) -> tuple[str, dict[str, int]]:
             term.decompose()
     for tag in soup.find_all("pre"):
         tag.string = tag.get_text().replace("\n", BLOCK_BREAK)
+    for tag in soup.find_all("li"):
+        tag.insert(0, ITEM_START)
     for tag in soup.find_all(HTML_BLOCKS):
         tag.insert_before(BLOCK_BREAK)
         tag.insert_after(BLOCK_BREAK)
     body = main_article(soup) or soup.body or soup
-    lines = (" ".join(part.split()) for part in body.get_text().split(BLOCK_BREAK))
-    text = "\n".join(line for line in lines if line)
+    text, item = "", False
+    for part in body.get_text().split(BLOCK_BREAK):
+        line = " ".join(part.split())
+        item = item or line.startswith(ITEM_START)
+        line = line.removeprefix(ITEM_START).strip()
+        if line:
+            # A list's item is a line of its own, however it opens: "a pinch of salt" would go on
+            # the item before, as a line in lower case goes on a wrapped paragraph (`wrapped`).
+            text += ("\n\n" if item and text else "\n" if text else "") + line
+            item = False
     if title_text and not text.startswith(title_text):
         text = title_text + "\n" + text
     if author and find_byline(text.partition("\n")[2]) is None:  # shown under the title, as a printed byline is

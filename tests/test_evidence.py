@@ -1368,7 +1368,7 @@ Blend everything and leave the batter to rest for ten minutes.
 
 PANCAKES_PAGE = """\
 <html><body><h1>Oat pancakes</h1><h2>Ingredients</h2>
-<ul><li>150 g rolled oats</li><li>2 eggs</li><li>300 ml whole milk</li><li>1 pinch of salt</li></ul>
+<ul><li>150 g rolled oats</li><li>2 eggs</li><li>300 ml whole milk</li><li>a pinch of salt</li></ul>
 <h2>Method</h2><p>Blend everything and leave the batter to rest for ten minutes.</p></body></html>
 """
 
@@ -1379,7 +1379,8 @@ def test_a_list_whose_marks_are_gone_is_no_run_of_headings(tmp_path_factory: pyt
         rag, _ = store_of(tmp_path_factory, {name: text})
         by_text = {s.text: s.headings for s in candidates(rag.retrieve("How much milk goes in the pancakes?"))}
         assert by_text.get("300 ml whole milk") == "Ingredients", (name, by_text)
-        assert by_text.get("150 g rolled oats") == "Ingredients", (name, by_text)
+        # An item in lower case is an item of its own, not a wrapped line of the one before.
+        assert by_text.get("a pinch of salt") == "Ingredients", (name, by_text)
 
 
 REPORT = """\
