@@ -125,7 +125,8 @@ UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
     rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b{SPELLED}\b"
-    r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b",  # a share: "by a third"
+    r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b"  # a share: "by a third"
+    r"|\b(?:twice|thrice)\b",  # how many times: "renewed twice"
     re.IGNORECASE,
 )
 # Where a thing is kept on a computer or the web, the answer to "where" in a manual: a file's path

@@ -795,6 +795,7 @@ Allotment rules
 1. Plots
 1.1 Each member may rent one plot of 250 square metres.
 1.2 A plot is let for 12 months and may be renewed by the member each spring.
+1.3 A member may swap plots twice, by writing to the warden.
 
 2. Water
 2.1 Hoses may be used only between 6 p.m. and 9 a.m.
@@ -810,6 +811,9 @@ def test_a_clauses_number_is_no_part_of_its_sentence(tmp_path_factory: pytest.Te
     evidence = answer.evidence[0]
     assert evidence.text == sentence
     assert (folder / "rules.txt").read_text(encoding="utf-8")[evidence.start : evidence.end] == sentence
+    # "twice" says how many times: the clause is the answer, not a sentence without a number.
+    swaps = rag.ask("How many times may a member swap plots?")
+    assert not swaps.abstained and "swap plots twice" in swaps.text, swaps.text
 
 
 SOUP = """\
