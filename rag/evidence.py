@@ -351,11 +351,13 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
 
 def states_a_fact(text: str) -> bool:
     """Whether a sentence is long enough to state a fact: four words, or three and a full stop
-    ("Turnout was 31%.", "Cooking: 40 minutes."), but not an abbreviation's ("Before the St.",
-    where a passage was cut)."""
+    ("Turnout was 31%.", "Cooking: 40 minutes."), or two, one a number, and a full stop ("Serves
+    4."), but not an abbreviation's ("Before the St.", where a passage was cut)."""
     words = text.split()
     return len(words) >= MIN_SENTENCE_WORDS or (
-        len(words) == 3 and text.endswith(".") and words[-1][:-1] not in ABBREVIATIONS
+        text.endswith(".")
+        and words[-1][:-1] not in ABBREVIATIONS
+        and (len(words) == 3 or (len(words) == 2 and any(c.isdigit() for c in text)))
     )
 
 

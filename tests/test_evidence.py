@@ -867,6 +867,13 @@ def test_a_three_word_sentence_states_a_fact(tmp_path_factory: pytest.TempPathFa
     turnout = rag.ask("What was the turnout in the by-election?")
     assert not turnout.abstained and "28%" in turnout.text, turnout.text
     assert not states_a_fact("Before the St.")  # a passage cut after an abbreviation
+    # Two words and a stop state a fact when one is a number: a recipe's "Serves 4.".
+    assert states_a_fact("Serves 4.") and not states_a_fact("Serves everyone.") and not states_a_fact("Serves 4")
+    rag, _ = store_of(
+        tmp_path_factory, {"stew.txt": "Bean stew\n\nServes 6.\n\nSimmer the beans in the stock for an hour.\n"}
+    )
+    serves = rag.ask("How many does the bean stew serve?")
+    assert serves.text.startswith("6 [1]"), serves.text
 
 
 def test_a_measure_is_not_answered_with_a_count(port: RAG) -> None:
