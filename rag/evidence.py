@@ -48,6 +48,7 @@ from rag.text import (
     CLAUSE_NUMBER,
     WORD,
     Annotator,
+    as_spelt,
     clause_windows,
     content_terms,
     heading_below,
@@ -622,7 +623,7 @@ def signals(
     context = {key: content_terms(" ".join(key)) for key in {(s.headings, s.asked) for s in sentences}}
     headings = [context[(s.headings, s.asked)] for s in sentences]
     weight, unseen = rarity(terms), idf(0, len(sentences))
-    wanted = content_terms(question)
+    wanted = as_spelt(content_terms(question), set().union(*terms, *context.values()))
     rows = [
         {
             "meaning": cosine,

@@ -256,6 +256,40 @@ def rarity(term_sets: Sequence[set[str]]) -> dict[str, float]:
     return {term: idf(count, total) for term, count in counts.items()}
 
 
+MISSPELT_LETTERS = 5  # a shorter word one letter off is as likely another word ("bank", "band")
+
+
+def as_spelt(wanted: set[str], vocabulary: set[str]) -> set[str]:
+    """The question's terms, each that the text lacks read as the text's term one typing slip away
+    (a letter more, less, changed, or two swapped, the first kept): "cheif" as "chief", "staton" as
+    "station". Crowd-written questions misspell; a misspelt word matched nothing."""
+    return {term if term in vocabulary else next(iter(slips(term, vocabulary)), term) for term in wanted}
+
+
+def slips(term: str, vocabulary: set[str]) -> list[str]:
+    """The terms of the vocabulary one typing slip from `term` (none for a short term), sorted."""
+    if len(term) < MISSPELT_LETTERS:
+        return []
+    return sorted(
+        other
+        for other in vocabulary
+        if other[:1] == term[:1] and abs(len(other) - len(term)) <= 1 and one_slip(term, other)
+    )
+
+
+def one_slip(a: str, b: str) -> bool:
+    """Whether two different words are one insertion, deletion, substitution or swap apart."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
 def word_overlap(wanted: set[str], have: set[str], weight: dict[str, float], unseen: float) -> float:
     """Rarity-weighted share of the wanted terms that occur among a text's terms."""
     if not wanted:

@@ -40,6 +40,7 @@ from rag.text import (
     ANTONYMS,
     PEOPLE_NOUNS,
     Annotator,
+    as_spelt,
     clause_windows,
     heading_at,
     is_new,
@@ -859,6 +860,26 @@ Maria Keller, an independent, won the Eastgate ward by-election on Thursday with
 
 Turnout was 28%. The seat fell vacant when the sitting councillor moved abroad.
 """
+
+
+FOODS = """\
+Harbour Foods reports higher sales
+
+Harbour Foods said on Monday that its sales rose 8 percent to 310 million crowns in the first half of the year.
+
+"Our new bakery in Elde is already running at full speed," said Chief Executive Officer Ines Moreau.
+"""
+
+
+def test_a_word_misspelt_in_the_question_is_read_as_the_texts_word(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "cheif" matched nothing, and the sales sentence, naming the company, was quoted.
+    rag, _ = store_of(tmp_path_factory, {"foods.txt": FOODS, "bridge.txt": HARBOUR})
+    answer = rag.ask("who is the cheif executive of harbour foods")
+    assert answer.evidence and "Ines Moreau" in answer.evidence[0].text, answer.text
+    # One slip (a letter more, less, changed, or two swapped) in a word of five letters or more.
+    text = {"chief", "station", "judg", "band"}
+    assert as_spelt({"cheif", "staton", "judj", "bank"}, text) == {"chief", "station", "judj", "bank"}
+    assert as_spelt({"statoin", "stashun"}, text) == {"station", "stashun"}
 
 
 def test_a_three_word_sentence_states_a_fact(tmp_path_factory: pytest.TempPathFactory) -> None:
