@@ -333,10 +333,12 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
             # says, and says nothing of it. A short line marked by nothing may be a sentence that
             # lost its stop, or a news story's crosshead that states a claim: it stays.
             marked = is_heading and (under[-1] in levels or section_level(under[-1]) > 0)
-            if (states_a_fact(text) or field) and text not in seen and not is_question(text) and not marked:
+            # A line with no stop that opens with a question word asks too, however long a heading it is.
+            asking = is_question(text) or (heading_asks(text) and (is_heading or text[-1:] not in '.!"”’)'))
+            if (states_a_fact(text) or field) and text not in seen and not asking and not marked:
                 seen.add(text)
                 innermost = above[-1] if above else ""
-                asked = innermost if is_question(innermost) else question
+                asked = innermost if heading_asks(innermost) else question
                 # A field with no heading over it states a fact of what the page is about: an
                 # infobox's "Born: 12 May 1931, Ghent" is read under the page's title.
                 subject = passage.title if not above and field else ""
@@ -390,6 +392,17 @@ def list_items(text: str, spans: Sequence[tuple[int, int]], levels: Mapping[str,
             break
         items.append((line[mark.end() :] if mark else line, end))
     return items
+
+
+# A heading that opens with a question word or "if" ("How to store the capsules", "What the
+# tablets are for", "If you forget a dose") names what the text under it answers, as an FAQ's
+# question does: quoted, it answered "How should they be stored?" with "How to store the capsules."
+INDIRECT_QUESTION = re.compile(r"\W*(?:what|how|why|when|where|which|who|whom|whose|if)\b", re.IGNORECASE)
+
+
+def heading_asks(heading: str) -> bool:
+    """Whether a heading asks what the text under it says: a question, or one put indirectly."""
+    return is_question(heading) or INDIRECT_QUESTION.match(heading) is not None
 
 
 def is_question(text: str) -> bool:

@@ -1383,6 +1383,31 @@ def test_a_heading_goes_where_its_file_marks_it(tmp_path_factory: pytest.TempPat
         assert by_text["Day: Sunday; Hours: closed"] == "Opening hours", name
 
 
+DROPS = """\
+Package leaflet: information for the user
+
+Clearlid 0.5% eye drops
+
+What Clearlid is and what it is used for
+Clearlid is used to relieve dry and tired eyes after long hours of screen work.
+
+How to store Clearlid
+Keep the bottle below 25 °C and throw it away four weeks after opening.
+"""
+
+
+def test_a_heading_that_asks_is_no_answer_but_what_its_text_answers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # "How to store Clearlid." was quoted for how to store it: a heading put as a question asks.
+    rag, _ = store_of(tmp_path_factory, {"drops.txt": DROPS})
+    stored = rag.ask("How should Clearlid be stored?")
+    assert stored.evidence and stored.evidence[0].text.startswith("Keep the bottle below 25 °C"), stored.text
+    used = rag.ask("What is Clearlid used for?")
+    assert used.evidence and used.evidence[0].text.startswith("Clearlid is used to relieve"), used.text
+    assert all(
+        "How to store" not in e.text and "What Clearlid is" not in e.text for e in stored.evidence + used.evidence
+    )
+
+
 PANCAKES = """\
 # Oat pancakes
 
