@@ -344,7 +344,7 @@ def candidates(passages: Sequence[Passage]) -> list[Sentence]:
                 subject = passage.title if not above and field else ""
                 found.append(Sentence(index, start, end, text, before, " ".join(above) or subject, asked, subject))
             before = text
-            if is_question(text):
+            if asking:
                 question, breaks = text, 0
             if not items:  # a list's items are none of them headings
                 heading_before, above = is_heading, under
@@ -397,7 +397,8 @@ def list_items(text: str, spans: Sequence[tuple[int, int]], levels: Mapping[str,
 # A heading that opens with a question word or "if" ("How to store the capsules", "What the
 # tablets are for", "If you forget a dose") names what the text under it answers, as an FAQ's
 # question does: quoted, it answered "How should they be stored?" with "How to store the capsules."
-INDIRECT_QUESTION = re.compile(r"\W*(?:what|how|why|when|where|which|who|whom|whose|if)\b", re.IGNORECASE)
+# Capitalised, at the line's start: a list's item in lower case, "- if you are allergic", states a case.
+INDIRECT_QUESTION = re.compile(r"(?:What|How|Why|When|Where|Which|Who|Whom|Whose|If)\b")
 
 
 def heading_asks(heading: str) -> bool:
