@@ -1393,6 +1393,9 @@ Clearlid is used to relieve dry and tired eyes after long hours of screen work.
 
 How to store Clearlid
 Keep the bottle below 25 °C and throw it away four weeks after opening.
+
+Warnings
+- if you wear soft contact lenses
 """
 
 
@@ -1406,6 +1409,9 @@ def test_a_heading_that_asks_is_no_answer_but_what_its_text_answers(tmp_path_fac
     assert all(
         "How to store" not in e.text and "What Clearlid is" not in e.text for e in stored.evidence + used.evidence
     )
+    # A list's item in lower case states a case: "- if you wear …" is no heading that asks.
+    texts = [c.text for c in candidates(rag.retrieve("Can I wear soft contact lenses with Clearlid?"))]
+    assert any("if you wear soft contact lenses" in text for text in texts), texts
 
 
 PANCAKES = """\
