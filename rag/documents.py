@@ -78,8 +78,8 @@ CLEANER_VERSION = "18"  # 2: chunks record where their lines start; 3: datelines
 # their own, a footnote's text is kept and its marks and HTML tags dropped; p4: a year alone at a
 # page's edge is no page number; h8: an FAQ's question in a <dt> is a line of its own; h9, m6: a run
 # of short unmarked lines (a list's items) is no heading over the text after it, and h9 never joins
-# an <li> to the line before; m6 also reads a line
-# opening with a bold label ("**Date:**"), or after a hard break, as a line of its own.
+# an <li> to the line before; m6 also reads a line opening with a bold label ("**Date:**"), or after
+# a hard break, as a line of its own.
 READER_VERSIONS = {".html": "h9", ".htm": "h9", ".md": "m6", ".pdf": "p4"}
 
 # Markdown's inline markup, each with the part that is text: a link's or image's words, emphasised

@@ -516,7 +516,8 @@ def counts_something_else(
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 9,000 cyclists cross the bridges daily" does
     not say how many bridges there are), except people, who go by many names (any of WordNet's
-    nouns for a person: "9,000 cyclists" is how many people cross them, "1,200 homes" is not), and, with `similarity`, a thing under a name that means the same
+    nouns for a person: "9,000 cyclists" is how many people cross them, "1,200 homes" is not),
+    and, with `similarity`, a thing under a name that means the same
     ("70 vessels" is how many ships). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
