@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
-
-from eval.antonyms import HEADER, WORDNET, synsets
+from eval.antonyms import HEADER as ANTONYM_HEADER
+from eval.antonyms import list_command, synsets
 from rag.text import PEOPLE_NOUNS
 
 PERSON = ("00007846", "noun")  # person.n.01: "a human being"
@@ -38,16 +37,9 @@ def person_nouns(folder: Path) -> list[str]:
     return sorted(found)
 
 
-@click.command()
-@click.option("--wordnet", type=click.Path(path_type=Path, exists=True), default=WORDNET, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=PEOPLE_NOUNS, show_default=True)
-def main(wordnet: Path, out: Path) -> None:
-    """Write the list of nouns for a person from a WordNet 3.0 database folder."""
-    nouns = person_nouns(wordnet)
-    header = HEADER.replace("Direct antonyms of WordNet 3.0, one pair a line", "Nouns for a person in WordNet 3.0")
-    header = header.replace("eval.antonyms", "eval.people").replace("Annotator.contrary", "Annotator.counts_people")
-    out.write_text(header + "".join(f"{noun}\n" for noun in nouns), encoding="utf-8")
-    click.echo(f"Wrote {len(nouns)} nouns to {out}")
+HEADER = ANTONYM_HEADER.replace("Direct antonyms of WordNet 3.0, one pair a line", "Nouns for a person in WordNet 3.0")
+HEADER = HEADER.replace("eval.antonyms", "eval.people").replace("Annotator.contrary", "Annotator.counts_people")
+main = list_command(person_nouns, HEADER, PEOPLE_NOUNS, "nouns for a person")
 
 
 if __name__ == "__main__":
