@@ -38,8 +38,8 @@ browser:
 		apt-get update && apt-get install -y --no-install-recommends chromium; \
 	}
 
-# WordNet 3.0, only for the tests that eval/antonyms.py and eval/people.py still write
-# rag/antonyms.txt and rag/people.txt from it (the app reads the committed lists and needs no WordNet).
+# WordNet 3.0, only for the test that eval/antonyms.py still writes rag/antonyms.txt from it (the
+# app reads the committed list and needs no WordNet).
 wordnet:
 	@test -f /usr/share/wordnet/data.adj || { \
 		if [ "$$(id -u)" -ne 0 ]; then \

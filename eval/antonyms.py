@@ -12,7 +12,6 @@ The database is read directly: NLTK's WordNet reader refuses paths outside its o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -77,22 +76,14 @@ def antonym_pairs(folder: Path) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def list_command(read: Callable[[Path], list[str]], header: str, default: Path, what: str) -> click.Command:
-    """A command that writes one list read from a WordNet 3.0 database folder, one item a line,
-    under its header (the antonyms here, the nouns for a person in eval/people.py)."""
-
-    @click.command(help=f"Write the list of {what} from a WordNet 3.0 database folder.")
-    @click.option("--wordnet", type=click.Path(path_type=Path, exists=True), default=WORDNET, show_default=True)
-    @click.option("--out", type=click.Path(path_type=Path), default=default, show_default=True)
-    def write(wordnet: Path, out: Path) -> None:
-        items = read(wordnet)
-        out.write_text(header + "".join(f"{item}\n" for item in items), encoding="utf-8")
-        click.echo(f"Wrote {len(items)} {what} to {out}")
-
-    return write
-
-
-main = list_command(lambda folder: [f"{a} {b}" for a, b in antonym_pairs(folder)], HEADER, ANTONYMS, "antonym pairs")
+@click.command()
+@click.option("--wordnet", type=click.Path(path_type=Path, exists=True), default=WORDNET, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=ANTONYMS, show_default=True)
+def main(wordnet: Path, out: Path) -> None:
+    """Write the antonym list from a WordNet 3.0 database folder."""
+    pairs = antonym_pairs(wordnet)
+    out.write_text(HEADER + "".join(f"{a} {b}\n" for a, b in pairs), encoding="utf-8")
+    click.echo(f"Wrote {len(pairs)} pairs to {out}")
 
 
 if __name__ == "__main__":

@@ -126,10 +126,10 @@ UNTIL = re.compile(rf"\b(?:until|till|through)\s+(?:the\s+(?:end|middle|start)\s
 # A count or amount; a year is not one ("How many bases?" is not "1960").
 QUANTITY = re.compile(
     rf"\b(?!(?:1[0-9]|20)\d\d\b)\d[\d,.]*%?(?!\w)|\b{SPELLED}\b"
-    r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b"  # a share: "by a third"
-    r"|\b(?:twice|thrice)\b",  # how many times: "renewed twice"
+    r"|\b(?:a|one|two|three|four)[\s-](?:half|third|quarter|fifth|tenth)s?\b",  # a share: "by a third"
     re.IGNORECASE,
 )
+HOW_MANY_TIMES, TIMES = re.compile(r"\bhow many times\b", re.I), re.compile(r"\b(?:twice|thrice)\b", re.I)
 # Where a thing is kept on a computer or the web, the answer to "where" in a manual: a file's path
 # ("~/.cache/app/log.txt", "C:\\Users", "%APPDATA%\\app") or an address ("https://example.org/faq").
 LOCATION = re.compile(r"(?<![\w/])(?:~|\.{1,2})?/[\w.\-]+(?:/[\w.\-]*)+|\b[A-Z]:\\\S*|%\w+%\S*|\bhttps?://\S+")
@@ -455,7 +455,10 @@ def kind_found(kind: str, sentence: str, question: str) -> float:
         if kind == "entity" and chosen_among(sentence, question):
             return 1.0
         return max((1.0 if " " in n else 0.25 if at == 0 else 0.5 for n, at in names), default=0.0)
-    return 1.0 if any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(as_read(kind, sentence))) else 0.0
+    found = any(is_new(item, question) for item in KIND_PATTERNS[kind].findall(as_read(kind, sentence)))
+    # "How many times?" is answered by "renewed twice"; elsewhere "twice the estimate" counts nothing.
+    times = kind == "quantity" and HOW_MANY_TIMES.search(question) is not None and TIMES.search(sentence) is not None
+    return 1.0 if found or times else 0.0
 
 
 # What a "which" question chooses among: "pier" in "Which pier should boats use?".
@@ -485,6 +488,7 @@ def as_read(kind: str, sentence: str) -> str:
 # What a "how many" question counts: "bridges" in "How many bridges are there?".
 HOW_MANY = re.compile(r"\bhow many\s+([a-z][\w'’-]*)", re.IGNORECASE)
 # People are counted under many names ("1,150 signatures", "9,000 cyclists", "300 residents").
+PEOPLE = content_terms("people persons")
 COUNTS = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 
 
@@ -515,9 +519,8 @@ def counts_something_else(
 ) -> bool:
     """Whether a "how many" question's sentence counts only other things: every number in it names
     what it counts, and none is what is asked ("About 9,000 cyclists cross the bridges daily" does
-    not say how many bridges there are), except people, who go by many names (any of WordNet's
-    nouns for a person: "9,000 cyclists" is how many people cross them, "1,200 homes" is not),
-    and, with `similarity`, a thing under a name that means the same
+    not say how many bridges there are), except people, who go by many names ("9,000 cyclists" is
+    how many people cross them), and, with `similarity`, a thing under a name that means the same
     ("70 vessels" is how many ships). A bare number may count anything ("Three died"). Asked how
     much something cost, a sentence with no sum of money nor share counts other things ("about
     12,000 acres" is not what a fire cost; "4.5 percent" is how much a price rose)."""
@@ -530,20 +533,16 @@ def counts_something_else(
     asked = HOW_MANY.search(question)
     if asked is None:
         return False
-    counted, people = content_terms(asked[1]), annotator.counts_people(asked[1])
+    counted = content_terms(asked[1])
+    if counted & PEOPLE:
+        return False
     amounts = [
         text
         for text, label in annotator.entities(sentence)
         # a span of time counts its unit, though spaCy calls it a DATE or TIME: "three days" counts days
         if label in COUNTS or (label in ("DATE", "TIME") and DURATION.search(text))
     ]
-    named = [
-        text
-        for text in amounts
-        if len(text.split()) > 1
-        and not content_terms(text) & counted
-        and not (people and annotator.counts_people(text))  # "9,000 cyclists" is how many people
-    ]
+    named = [text for text in amounts if len(text.split()) > 1 and not content_terms(text) & counted]
     if not amounts or len(named) < len(amounts):
         return False
     nouns = [" ".join(w for w in WORD.findall(text) if not NUMBER_WORD.fullmatch(w)) for text in named]

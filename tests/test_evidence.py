@@ -38,7 +38,6 @@ from rag.followup import joined_question
 from rag.retrieve import Passage, with_passages_for
 from rag.text import (
     ANTONYMS,
-    PEOPLE_NOUNS,
     Annotator,
     as_spelt,
     clause_windows,
@@ -403,10 +402,8 @@ def test_only_words_that_can_be_said_the_other_way_round_are_opposed(other_topic
     assert annotator.contrary("Which is the smallest port?", "Of the small and large ports, Ebb is smallest.") == []
 
 
-@pytest.mark.parametrize(("script", "committed"), [("eval.antonyms", ANTONYMS), ("eval.people", PEOPLE_NOUNS)])
-def test_the_word_lists_are_wordnets(tmp_path: Path, script: str, committed: Path) -> None:
-    """rag/antonyms.txt and rag/people.txt are what their scripts write from Debian's WordNet (`make
-    wordnet` installs it)."""
+def test_the_antonym_list_is_wordnets(tmp_path: Path) -> None:
+    """rag/antonyms.txt is what eval/antonyms.py writes from Debian's WordNet (`make wordnet` installs it)."""
     import subprocess
     import sys
 
@@ -416,16 +413,16 @@ def test_the_word_lists_are_wordnets(tmp_path: Path, script: str, committed: Pat
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    written = tmp_path / committed.name
+    written = tmp_path / "antonyms.txt"
     done = subprocess.run(
-        [sys.executable, "-m", script, "--wordnet", str(wordnet), "--out", str(written)],
+        [sys.executable, "-m", "eval.antonyms", "--wordnet", str(wordnet), "--out", str(written)],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert written.read_text() == committed.read_text()
+    assert written.read_text() == ANTONYMS.read_text()
 
 
 @pytest.mark.slow
@@ -770,24 +767,6 @@ def test_how_many_is_not_answered_with_a_count_of_something_else(port: RAG) -> N
     spent = port.ask("How much did the harbour board spend on the buses?")
     assert spent.abstained and spent.evidence and "12 battery-powered buses" in spent.evidence[0].text, spent.text
     assert port.ask("How much will drivers pay at the harbour car park?").text.startswith("£1.50 an hour")
-
-
-FLOOD = """\
-River floods the lower town
-
-The river burst its banks on Sunday and flooded about 600 homes in the lower town, officials said.
-
-About 1,400 residents spent the night in school halls, and the army brought in two field kitchens.
-"""
-
-
-def test_how_many_people_is_answered_with_a_count_of_people_only(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # People go by many names (WordNet's nouns for a person); homes are not one of them.
-    rag, _ = store_of(tmp_path_factory, {"flood.txt": FLOOD})
-    killed = rag.ask("How many people were killed when the river flooded the lower town?")
-    assert killed.abstained and killed.evidence and "600 homes" in killed.evidence[0].text, killed.text
-    sheltered = rag.ask("How many people spent the night in school halls?")
-    assert not sheltered.abstained and "1,400 residents" in sheltered.text, sheltered.text
 
 
 RULES = """\
